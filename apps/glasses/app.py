@@ -1,0 +1,22 @@
+"""Eyeglasses transfer (GeneGAN). Run: python apps/glasses/app.py"""
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import gradio as gr
+
+from core import ui
+
+TITLE = "Eyeglasses transfer (GeneGAN)"
+DESCRIPTION = "Put the exact eyeglasses of person A on person B, and take them off A."
+MODEL_IDS = ["genegan.eyeglasses64", "face.mediapipe_landmarker"]
+
+with gr.Blocks(title=TITLE) as demo:
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
+    gr.Markdown(lambda: ui.model_card_markdown(MODEL_IDS))
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,0 +1,22 @@
+"""Inpainting. Run: python apps/inpaint/app.py"""
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import gradio as gr
+
+from core import ui
+
+TITLE = "Inpainting"
+DESCRIPTION = "Paint over an object or a hole and get a plausible fill (LaMa, or OpenCV Telea / Navier-Stokes offline)."
+MODEL_IDS = ["lama.big_lama"]
+
+with gr.Blocks(title=TITLE) as demo:
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
+    gr.Markdown(lambda: ui.model_card_markdown(MODEL_IDS))
+
+if __name__ == "__main__":
+    ui.launch(demo)

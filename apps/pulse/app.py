@@ -1,0 +1,22 @@
+"""PULSE face upsampling. Run: python apps/pulse/app.py"""
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import gradio as gr
+
+from core import ui
+
+TITLE = "PULSE face upsampling"
+DESCRIPTION = "Search a face generator's latent space for a high-resolution face that downscales to your tiny input."
+MODEL_IDS = ["dcgan.faces64", "stylegan2.ffhq1024"]
+
+with gr.Blocks(title=TITLE) as demo:
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
+    gr.Markdown(lambda: ui.model_card_markdown(MODEL_IDS))
+
+if __name__ == "__main__":
+    ui.launch(demo)

@@ -1,0 +1,44 @@
+"""Device, dtype and thread policy shared by every app.
+
+Order of preference: CUDA > Apple MPS > CPU. ``GANHUB_DEVICE`` forces one (e.g. ``cpu``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def get_device() -> torch.device:
+    """The device models run on: ``GANHUB_DEVICE`` if set, else cuda > mps > cpu."""
+    forced = os.environ.get("GANHUB_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """Inference dtype for convolutional GANs: fp16 on CUDA, fp32 elsewhere.
+
+    GAN generators are small; on CPU bfloat16 convolutions are usually slower than fp32
+    and on MPS fp16 support is uneven, so only CUDA gets reduced precision.
+    """
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op thread count (``GANHUB_THREADS`` or the CPU count); return it."""
+    if num_threads is None:
+        num_threads = int(os.environ.get("GANHUB_THREADS", "0")) or (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, num_threads))
+    return torch.get_num_threads()
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A seeded ``torch.Generator`` (CPU generators are used for reproducible noise on any device)."""
+    return torch.Generator(device=device).manual_seed(int(seed))

@@ -1,0 +1,85 @@
+"""Shared Gradio pieces: model-card header, weights notices, error mapping, launch flags."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterable
+
+import gradio as gr
+
+from core.weights import WeightsUnavailableError, availability, get_entry, how_to_provide
+
+# Keyword arguments every app passes to launch() / gr.mount_gradio_app().
+LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"])
+QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
+
+
+def model_card_markdown(model_ids: Iterable[str]) -> str:
+    """A compact Markdown table: model, licence, paper, and whether its weights are here."""
+    rows = ["| model | licence | paper | weights here |", "|---|---|---|---|"]
+    for model_id in model_ids:
+        entry = get_entry(model_id)
+        available, where = availability(model_id)
+        status = "yes" if available else f"no: `python -m core.weights fetch {model_id}`"
+        licence = entry.license.replace("|", "/")
+        rows.append(f"| **{entry.title}** (`{model_id}`) | {licence} | {entry.info.get('paper', '')} | {status} |")
+    return "\n".join(rows)
+
+
+def missing_weights_message(model_id: str) -> str:
+    entry = get_entry(model_id)
+    return f"The weights of {entry.title} (`{model_id}`) are not on this machine. " + how_to_provide(entry)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Show ``ValueError`` and missing weights to the user as ``gr.Error`` (no traceback in the log)."""
+
+    def translate(e: Exception) -> gr.Error:
+        if isinstance(e, WeightsUnavailableError):
+            return gr.Error(str(e), title="Weights not available", print_exception=False)
+        return gr.Error(str(e), title="Invalid input", print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except (ValueError, WeightsUnavailableError) as e:
+                if isinstance(e, gr.Error):
+                    raise
+                raise translate(e) from e
+
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, WeightsUnavailableError) as e:
+            if isinstance(e, gr.Error):
+                raise
+            raise translate(e) from e
+
+    return wrapper
+
+
+def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run a GAN Demo Hub app.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="interface to bind (0.0.0.0 to serve the network)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    parser.add_argument("--root-path", default=os.environ.get("GRADIO_ROOT_PATH"), help="when behind a reverse proxy")
+    return parser.parse_args(argv)
+
+
+def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
+    """Launch one app with the hub's defaults and the command-line flags."""
+    args = parse_launch_args(argv)
+    demo.queue(max_size=QUEUE_MAX_SIZE).launch(
+        server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path, **LAUNCH_KWARGS
+    )

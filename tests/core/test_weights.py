@@ -1,0 +1,228 @@
+"""The resolver, run for real against a local Hub-compatible server and a local PyPI index."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import core.models
+from core import weights
+from core.weights import WeightsUnavailableError
+
+TINY = {"nz": 8, "ngf": 4, "nc": 3}
+
+
+def tiny_state(seed=0):
+    torch.manual_seed(seed)
+    return core.models.build("dcgan", **TINY).state_dict()
+
+
+def pickled(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def safetensors_bytes(state) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.contiguous() for k, v in state.items()})
+
+
+def hf_entry(repo, filename, revision, sha=None, fmt=None, **extra):
+    src = {"kind": "hf", "repo_id": repo, "filename": filename, "revision": revision, "sha256": sha}
+    if fmt:
+        src["format"] = fmt
+    return {"arch": "dcgan", "config": TINY, "title": "tiny", "license": "MIT", "sources": [src], **extra}
+
+
+def test_pinned_revision_is_used(local_hub, write_manifest):
+    old, new = tiny_state(0), tiny_state(1)
+    old_commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(old))
+    local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(new))  # main moves on
+    write_manifest({"tiny.old": hf_entry("org/tiny", "g.safetensors", old_commit)})
+    state = weights.load_state_dict("tiny.old")
+    assert torch.equal(state["main.0.weight"], old["main.0.weight"])
+    assert not torch.equal(state["main.0.weight"], new["main.0.weight"])
+    assert any(old_commit in path for _, path in local_hub.requests)
+
+
+def test_cache_is_reused_without_network(local_hub, write_manifest):
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(tiny_state()))
+    write_manifest({"tiny.a": hf_entry("org/tiny", "g.safetensors", commit)})
+    first = weights.resolve("tiny.a")
+    count = len(local_hub.requests)
+    assert weights.resolve("tiny.a") == first
+    assert len(local_hub.requests) == count  # second resolve: converted cache, no HTTP at all
+
+
+def test_offline_mode_uses_cache_and_explains_misses(local_hub, write_manifest, monkeypatch):
+    commit = local_hub.add_file("org/tiny", "g.pth", pickled(tiny_state()))
+    write_manifest({
+        "tiny.cached": hf_entry("org/tiny", "g.pth", commit, fmt={"type": "torch_pickle"}),
+        "tiny.uncached": hf_entry("org/other", "g.pth", "a" * 40, fmt={"type": "torch_pickle"}),
+    })
+    raw = weights._fetch_hf(weights.get_entry("tiny.cached").sources[0], download=True)  # into the HF cache only
+    assert raw.is_file()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    count = len(local_hub.requests)
+    state = weights.load_state_dict("tiny.cached")  # converted from the HF cache while offline
+    assert set(state) == set(tiny_state())
+    with pytest.raises(WeightsUnavailableError) as err:
+        weights.resolve("tiny.uncached")
+    assert len(local_hub.requests) == count
+    message = str(err.value)
+    assert "org/other/g.pth" in message and "python -m core.weights fetch tiny.uncached" in message
+
+
+def test_offline_environment_variable_in_a_fresh_process(local_hub, write_manifest, tmp_path):
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(tiny_state()))
+    manifest = write_manifest({"tiny.a": hf_entry("org/tiny", "g.safetensors", commit)})
+    weights._fetch_hf(weights.get_entry("tiny.a").sources[0], download=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GANHUB_MANIFEST": str(manifest), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    code = "from core import weights; print(weights.resolve('tiny.a'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=weights.REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(".safetensors")
+
+
+def test_sha256_mismatch_is_refused(local_hub, write_manifest):
+    data = safetensors_bytes(tiny_state())
+    commit = local_hub.add_file("org/tiny", "g.safetensors", data)
+    write_manifest({"tiny.bad": hf_entry("org/tiny", "g.safetensors", commit, sha="0" * 64)})
+    with pytest.raises(WeightsUnavailableError, match="sha256 mismatch"):
+        weights.resolve("tiny.bad")
+
+
+def test_truncated_download_is_refused_and_fetched_again(local_hub, write_manifest):
+    data = safetensors_bytes(tiny_state())
+    commit = local_hub.add_file("org/tiny", "g.safetensors", data)
+    local_hub.corrupt[("org/tiny", "g.safetensors")] = data[: len(data) // 2]
+    write_manifest({"tiny.t": hf_entry("org/tiny", "g.safetensors", commit, sha=hashlib.sha256(data).hexdigest())})
+    state = weights.load_state_dict("tiny.t")
+    assert torch.equal(state["main.0.weight"], tiny_state()["main.0.weight"])
+    downloads = [p for m, p in local_hub.requests if m == "GET" and p.endswith("g.safetensors")]
+    assert len(downloads) == 2
+
+
+def test_corrupt_converted_cache_is_rebuilt(local_hub, write_manifest):
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(tiny_state()))
+    write_manifest({"tiny.a": hf_entry("org/tiny", "g.safetensors", commit)})
+    path = weights.resolve("tiny.a")
+    path.write_bytes(path.read_bytes()[:100])
+    rebuilt = weights.resolve("tiny.a")
+    assert rebuilt == path and weights.sha256_of(path) == path.with_suffix(".sha256").read_text().strip()
+    assert set(weights.load_state_dict("tiny.a")) == set(tiny_state())
+
+
+@pytest.mark.parametrize("damage", ["wrong_key", "wrong_shape", "missing_key"])
+def test_strict_load_failures(local_hub, write_manifest, damage):
+    state = tiny_state()
+    if damage == "wrong_key":
+        state["main.99.weight"] = state.pop("main.0.weight")
+    elif damage == "wrong_shape":
+        state["main.0.weight"] = torch.zeros(8, 16, 4, 4)
+    else:
+        del state["main.1.running_mean"]
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(state))
+    write_manifest({"tiny.a": hf_entry("org/tiny", "g.safetensors", commit)})
+    with pytest.raises(core.models.StateDictMismatchError) as err:
+        weights.load_model("tiny.a", device="cpu")
+    expected = {"wrong_key": "unexpected key(s): main.99.weight", "wrong_shape": "shape mismatch",
+                "missing_key": "missing key(s): main.1.running_mean"}[damage]
+    assert expected in str(err.value)
+
+
+def test_unknown_model_id_lists_valid_ids():
+    with pytest.raises(ValueError) as err:
+        weights.get_entry("nope.nothing")
+    assert "dcgan.faces64" in str(err.value) and "cyclegan.vintage" in str(err.value)
+
+
+def make_wheel(package, version, member, data) -> tuple[str, bytes]:
+    buffer = io.BytesIO()
+    dist = f"{package.replace('-', '_')}-{version}"
+    with zipfile.ZipFile(buffer, "w") as whl:
+        whl.writestr(member, data)
+        whl.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n")
+    return f"{dist}-py3-none-any.whl", buffer.getvalue()
+
+
+def test_pypi_package_source_reads_the_wheel_without_installing(local_pypi, write_manifest):
+    payload = pickled({"netG_state_dict": tiny_state()})
+    name, wheel = make_wheel("tiny-faces", "1.0.0", "tiny_faces/weights.tar", payload)
+    local_pypi.add_wheel(name, wheel)
+    local_pypi.add_wheel(*make_wheel("tiny-faces", "0.9.0", "tiny_faces/weights.tar", b"old"))
+    write_manifest({"tiny.pypi": {"arch": "dcgan", "config": TINY, "title": "t", "license": "MIT", "sources": [
+        {"kind": "pypi", "package": "tiny-faces", "version": "1.0.0", "member": "tiny_faces/weights.tar",
+         "sha256": hashlib.sha256(payload).hexdigest(), "format": {"type": "torch_pickle", "key": "netG_state_dict"}}]}})
+    model = weights.load_model("tiny.pypi", device="cpu")
+    assert torch.equal(model.state_dict()["main.0.weight"], tiny_state()["main.0.weight"])
+    with pytest.raises(ImportError):
+        __import__("tiny_faces")  # the package was read, never installed or imported
+
+
+def test_local_override_wins(local_hub, write_manifest, tmp_path, monkeypatch):
+    write_manifest({"tiny.a": hf_entry("org/none", "g.safetensors", "b" * 40)})
+    override = tmp_path / "override"
+    override.mkdir()
+    save_file(tiny_state(3), str(override / "tiny.a.safetensors"))
+    monkeypatch.setenv("GANHUB_WEIGHTS_DIR", str(override))
+    state = weights.load_state_dict("tiny.a")
+    assert torch.equal(state["main.0.weight"], tiny_state(3)["main.0.weight"])
+    assert local_hub.requests == []
+
+
+def test_error_lists_every_source_tried(local_hub, write_manifest, tmp_path):
+    entry = hf_entry("org/missing", "g.safetensors", "c" * 40)
+    entry["sources"].append({"kind": "local", "path": str(tmp_path / "absent.safetensors"), "sha256": None})
+    write_manifest({"tiny.gone": entry})
+    with pytest.raises(WeightsUnavailableError) as err:
+        weights.resolve("tiny.gone")
+    message = str(err.value)
+    assert "1. Hugging Face Hub org/missing/g.safetensors" in message
+    assert "2. local file" in message and "absent.safetensors" in message
+    assert "GANHUB_WEIGHTS_DIR" in message
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/ganhub_pwned",))
+
+
+def test_malicious_pickle_is_rejected_without_running(local_hub, write_manifest, tmp_path):
+    marker = "/tmp/ganhub_pwned"
+    if os.path.exists(marker):
+        os.remove(marker)
+    payload = pickled({"main.0.weight": torch.zeros(1), "evil": _Evil()})
+    commit = local_hub.add_file("org/evil", "g.pth", payload)
+    write_manifest({"tiny.evil": hf_entry("org/evil", "g.pth", commit, fmt={"type": "torch_pickle"})})
+    with pytest.raises(WeightsUnavailableError, match="not a loadable tensor-only torch checkpoint"):
+        weights.resolve("tiny.evil")
+    assert not os.path.exists(marker)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(io.BytesIO(payload), weights_only=True)
+
+
+def test_project_manifest_is_valid():
+    assert weights.validate_manifest() == []
+
+
+def test_cli_list_shows_every_entry():
+    out = subprocess.run([sys.executable, "-m", "core.weights", "list"], capture_output=True, text=True,
+                         cwd=weights.REPO_ROOT, env={**os.environ, "GANHUB_MANIFEST": str(weights.MANIFEST_PATH)})
+    assert out.returncode == 0, out.stderr
+    ids = json.loads(weights.MANIFEST_PATH.read_text())["models"]
+    for model_id in ids:
+        assert model_id in out.stdout
+    assert "available" in out.stdout or "missing" in out.stdout
