@@ -119,9 +119,9 @@ def alignment_matrix(face: Face, size: int, template: str | np.ndarray = "ffhq")
         quad = _ffhq_quad(points)
         target = np.array([[0, 0], [0, size], [size, size]], dtype=np.float32)
         return cv2.getAffineTransform(quad[:3].astype(np.float32), target).astype(np.float64)
-    reference = CELEBA_TEMPLATE if isinstance(template, str) and template == "celeba" else np.asarray(template, float)
     if isinstance(template, str) and template != "celeba":
         raise ValueError(f"Unknown alignment template {template!r}; use 'ffhq', 'celeba' or a (5, 2) array.")
+    reference = CELEBA_TEMPLATE if isinstance(template, str) else np.asarray(template, float)
     if reference.shape != (5, 2):
         raise ValueError(f"A landmark template must have shape (5, 2), got {reference.shape}.")
     matrix, _ = cv2.estimateAffinePartial2D(points.astype(np.float32), (reference * size).astype(np.float32),
@@ -154,7 +154,7 @@ def paste_back(original: Image.Image, edited: Image.Image, aligned: AlignedFace,
     """Warp ``edited`` (an aligned crop) back into ``original``.
 
     ``region`` is a float mask in crop coordinates (1 = replace; default: the whole crop); its edge
-    is feathered over ``feather`` x crop size pixels inside the region, so the change fades in
+    fades in over ``feather`` x crop size pixels inside the region, so the change fades in
     without a seam. Pixels where the warped mask is 0 are returned unchanged, bit for bit.
     """
     rgb = np.asarray(original.convert("RGB"))
@@ -165,10 +165,11 @@ def paste_back(original: Image.Image, edited: Image.Image, aligned: AlignedFace,
     mask = np.ones((size, size), np.float32) if region is None else np.asarray(region, np.float32)
     if mask.shape != (size, size):
         raise ValueError(f"region must be {size}x{size}, got {mask.shape}.")
-    radius = max(1, int(round(feather * size)))
-    # Erode then blur: the feathered edge stays inside the region and reaches 0 at its border.
-    inner = cv2.erode((mask > 0.5).astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
-    soft = cv2.GaussianBlur(inner.astype(np.float32), (0, 0), radius / 2) * (mask > 0.5)
+    # A smooth ramp from 0 at the region's border to 1 at ``feather * size`` pixels inside it.
+    radius = max(1.0, feather * size)
+    inside = cv2.distanceTransform(np.pad((mask > 0.5).astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    ramp = np.clip(inside / radius, 0.0, 1.0)
+    soft = (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
     inverse = cv2.invertAffineTransform(aligned.matrix)
     warped = cv2.warpAffine(np.asarray(edited.convert("RGB")), inverse, (width, height), flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE)
