@@ -29,6 +29,11 @@ def model_card_markdown(model_ids: Iterable[str]) -> str:
     return "\n".join(rows)
 
 
+def model_card(model_ids: Iterable[str]) -> gr.Markdown:
+    """The model-card table as a Markdown component (built once, no API endpoint of its own)."""
+    return gr.Markdown(model_card_markdown(model_ids))
+
+
 def missing_weights_message(model_id: str) -> str:
     entry = get_entry(model_id)
     return f"The weights of {entry.title} (`{model_id}`) are not on this machine. " + how_to_provide(entry)

@@ -16,7 +16,7 @@ MODEL_IDS = ["lama.big_lama"]
 
 with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
-    gr.Markdown(lambda: ui.model_card_markdown(MODEL_IDS))
+    ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":
     ui.launch(demo)

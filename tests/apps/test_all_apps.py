@@ -1,0 +1,59 @@
+"""Contract every app keeps: importable, light at import, module-level demo, stable unique API names."""
+
+import ast
+import importlib
+import sys
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from apps import APP_NAMES
+from core.weights import load_manifest
+
+APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
+ALLOWED_IMPORTS = {"gradio", "core", "numpy", "PIL", "__future__"} | set(sys.stdlib_module_names)
+
+
+def test_every_app_folder_is_registered():
+    folders = sorted(p.parent.name for p in APPS_DIR.glob("*/app.py"))
+    assert folders == sorted(APP_NAMES)
+
+
+@pytest.mark.parametrize("name", APP_NAMES)
+def test_app_module_contract(name):
+    from core.cache import MODEL_CACHE
+
+    before = set(MODEL_CACHE.keys())
+    module = importlib.import_module(f"apps.{name}.app")
+    assert isinstance(module.demo, gr.Blocks)
+    assert module.__doc__ and module.TITLE and module.DESCRIPTION
+    assert set(module.MODEL_IDS) <= set(load_manifest())
+    assert set(MODEL_CACHE.keys()) == before, "importing an app must not load models"
+
+
+@pytest.mark.parametrize("name", APP_NAMES)
+def test_app_imports_only_gradio_core_and_light_libraries(name):
+    tree = ast.parse((APPS_DIR / name / "app.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots = {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots = {(node.module or "").split(".")[0]}
+        else:
+            continue
+        assert roots <= ALLOWED_IMPORTS, f"apps/{name}/app.py imports {roots - ALLOWED_IMPORTS}"
+    source = (APPS_DIR / name / "app.py").read_text()
+    assert 'if __name__ == "__main__":' in source
+    assert source.count("\n") <= 200, "apps stay thin: move logic into core/"
+
+
+def test_api_names_are_unique_across_the_hub():
+    seen = {}
+    for name in APP_NAMES:
+        demo = importlib.import_module(f"apps.{name}.app").demo
+        for endpoint in demo.get_api_info()["named_endpoints"]:
+            if endpoint == "/load_example":
+                continue
+            assert endpoint not in seen, f"{endpoint} is used by {seen[endpoint]} and {name}"
+            seen[endpoint] = name

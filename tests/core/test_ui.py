@@ -1,0 +1,52 @@
+import gradio as gr
+import pytest
+
+from core import ui
+from core.weights import WeightsUnavailableError
+
+
+def test_value_errors_become_gradio_errors():
+    @ui.user_errors
+    def handler(x):
+        raise ValueError(f"bad value {x}")
+
+    with pytest.raises(gr.Error) as err:
+        handler(3)
+    assert "bad value 3" in str(err.value)
+
+
+def test_generator_handlers_are_wrapped_too():
+    @ui.user_errors
+    def stream():
+        yield 1
+        raise WeightsUnavailableError("x.y", "Weights for x.y are not available here.")
+
+    gen = stream()
+    assert next(gen) == 1
+    with pytest.raises(gr.Error, match="not available here"):
+        next(gen)
+
+
+def test_other_exceptions_are_not_hidden():
+    @ui.user_errors
+    def broken():
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        broken()
+
+
+def test_model_card_lists_licence_and_availability():
+    text = ui.model_card_markdown(["dcgan.faces64", "stylegan2.ffhq1024"])
+    assert "DigiFace-1M" in text and "Non-commercial".lower() in text.lower()
+    assert "python -m core.weights fetch stylegan2.ffhq1024" in text or "| yes |" in text
+
+
+def test_missing_weights_message_says_how_to_get_them():
+    text = ui.missing_weights_message("lama.big_lama")
+    assert "LaMa" in text and "python -m core.weights fetch lama.big_lama" in text and "GANHUB_WEIGHTS_DIR" in text
+
+
+def test_launch_flags():
+    args = ui.parse_launch_args(["--host", "0.0.0.0", "--port", "9000", "--share", "--root-path", "/x"])
+    assert (args.host, args.port, args.share, args.root_path) == ("0.0.0.0", 9000, True, "/x")
