@@ -72,6 +72,16 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def gpu(duration: int = 60) -> Callable[[Callable], Callable]:
+    """Decorator for handlers that use the GPU: ``spaces.GPU(duration=...)`` on Hugging Face ZeroGPU
+    Spaces (when the ``spaces`` package is importable), the handler unchanged everywhere else."""
+    try:
+        import spaces
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
 def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run a GAN Demo Hub app.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

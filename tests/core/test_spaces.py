@@ -1,0 +1,83 @@
+"""The Space folder builder, checked offline: front matter, contents, and the app starting from the folder alone."""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from core import spaces
+from tests.support.live import free_port
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    return spaces.build("season", tmp_path_factory.mktemp("space") / "season")
+
+
+def read_front_matter(readme: str) -> dict:
+    assert readme.startswith("---\n")
+    return yaml.safe_load(readme.split("---\n")[1])
+
+
+def test_front_matter_is_what_spaces_reads(space):
+    import gradio
+
+    meta = read_front_matter((space / "README.md").read_text())
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
+    assert meta["app_file"] == "app.py" and (space / meta["app_file"]).is_file()
+    assert meta["python_version"] == "3.11" and meta["license"] == "mit"
+    assert meta["suggested_hardware"] == "cpu-basic"
+    assert "hardware" not in meta  # not a Spaces key
+
+
+def test_folder_holds_only_what_the_app_needs(space):
+    import json
+
+    manifest = json.loads((space / "weights_manifest.json").read_text())
+    assert set(manifest["models"]) == {"cyclegan.summer2winter", "cyclegan.winter2summer", "cyclegan.vintage"}
+    assert (space / "core" / "weights.py").is_file() and (space / "apps" / "season" / "app.py").is_file()
+    assert not (space / "apps" / "pulse").exists()
+    requirements = (space / "requirements.txt").read_text()
+    assert "torch==" in requirements and "gradio==" not in requirements and "pytest" not in requirements
+    assert not list(space.rglob("__pycache__"))
+
+
+def test_refuses_unknown_app_and_non_empty_folder(space, tmp_path):
+    with pytest.raises(ValueError, match="Unknown app"):
+        spaces.build("nope", tmp_path / "x")
+    with pytest.raises(ValueError, match="not empty"):
+        spaces.build("season", space)
+
+
+def test_app_starts_from_the_folder_alone(space):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail("the Space app did not start:\n" + process.stdout.read().decode(errors="replace"))
+                time.sleep(0.5)
+        assert "gradio" in page.lower()
+        config = urllib.request.urlopen(f"http://127.0.0.1:{port}/config").read().decode()
+        assert "Season" in config
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_deploy_needs_a_token(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(ValueError, match="HF_TOKEN"):
+        spaces.deploy("season", "someone/season")
