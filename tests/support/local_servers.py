@@ -2,7 +2,8 @@
 
 ``LocalHub`` speaks the part of the Hub HTTP API that ``huggingface_hub`` uses to download
 (``HEAD``/``GET /{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, ``ETag`` and
-``Content-Length``; ``GET /api/models/{repo}/revision/{rev}`` for snapshots). Tests point
+``Content-Length``; ``GET /api/models/{repo}/revision/{rev}`` and the file listing
+``GET /api/models/{repo}/tree/{rev}[/{folder}]?recursive=...`` for snapshots). Tests point
 ``HF_ENDPOINT`` at it, so the real download code runs unchanged. ``LocalPyPI`` serves a PEP 503
 simple index with wheels the tests build.
 """
@@ -126,6 +127,8 @@ class LocalHub(_Server):
         return self.send(h, 200, data, headers, head)
 
     def _api(self, h, rest: str, head: bool):
+        if "/tree/" in rest:
+            return self._tree(h, rest, head)
         if "/revision/" in rest:
             repo_id, revision = rest.split("/revision/", 1)
         else:
@@ -139,6 +142,37 @@ class LocalHub(_Server):
             "id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
             "siblings": [{"rfilename": p, "size": len(d)} for p, d in sorted(tree.items())],
         }).encode()
+        return self.send(h, 200, body, {"Content-Type": "application/json", "X-Repo-Commit": commit}, head)
+
+
+    def _tree(self, h, rest: str, head: bool):
+        """``list_repo_tree``: files (with their git blob id) and folders under a path, one page."""
+        repo_id, tail = rest.split("/tree/", 1)
+        revision, _, folder = tail.partition("/")
+        folder = urllib.parse.unquote(folder).strip("/")
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(h.path).query)
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        repo = self.repos.get(repo_id)
+        commit = self._commit(repo, revision) if repo else None
+        if commit is None:
+            code = "RepoNotFound" if repo is None else "RevisionNotFound"
+            return self.send(h, 404, b'{"error": "not found"}', {"X-Error-Code": code}, head)
+        prefix = f"{folder}/" if folder else ""
+        files, folders = [], set()
+        for path, data in sorted(repo.commits[commit].items()):
+            if not path.startswith(prefix):
+                continue
+            parts = path[len(prefix):].split("/")
+            for depth in range(1, len(parts)):  # the folders between ``folder`` and the file
+                if recursive or depth == 1:
+                    folders.add(prefix + "/".join(parts[:depth]))
+            if recursive or len(parts) == 1:
+                blob_id = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                files.append({"type": "file", "path": path, "size": len(data), "oid": blob_id})
+        if folder and not files and not folders:
+            return self.send(h, 404, b'{"error": "not found"}', {"X-Error-Code": "EntryNotFound"}, head)
+        entries = [{"type": "directory", "path": f, "oid": hashlib.sha1(f.encode()).hexdigest()} for f in sorted(folders)]
+        body = json.dumps(entries + files).encode()
         return self.send(h, 200, body, {"Content-Type": "application/json", "X-Repo-Commit": commit}, head)
 
 
