@@ -17,6 +17,7 @@ from torch import nn
 # name -> "module:Class" (relative to core.models). Add new architectures here.
 ARCHITECTURES: dict[str, str] = {
     "dcgan": "dcgan:DCGANGenerator",
+    "lama": "lama:LamaGenerator",
     "genegan": "genegan:GeneGAN",
     "pix2pix_unet": "pix2pix_unet:Pix2PixUNet",
 }
