@@ -18,6 +18,7 @@ from torch import nn
 ARCHITECTURES: dict[str, str] = {
     "dcgan": "dcgan:DCGANGenerator",
     "lama": "lama:LamaGenerator",
+    "stylegan2": "stylegan2:StyleGAN2Generator",
     "genegan": "genegan:GeneGAN",
     "pix2pix_unet": "pix2pix_unet:Pix2PixUNet",
 }

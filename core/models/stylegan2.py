@@ -1,0 +1,319 @@
+"""StyleGAN2 generator (Karras et al., CVPR 2020, arXiv:1912.04958) in the rosinality layout.
+
+Pure PyTorch (no custom CUDA kernels): the FIR resampling ``upfirdn2d``, the fused
+bias + leaky ReLU and the modulated convolution are written with plain torch ops, so the
+same code runs on CPU, CUDA and MPS. State-dict keys and shapes are those of
+``rosinality/stylegan2-pytorch`` ``model.Generator`` (the ``g_ema`` of
+``stylegan2-ffhq-config-f.pt``):
+
+- ``style.1..n_mlp``: the mapping network (``style.0`` is the parameter-free PixelNorm).
+- ``input.input`` [1, C4, 4, 4], ``conv1.*`` and ``to_rgb1.*`` at 4x4.
+- ``convs.2j`` (upsampling) and ``convs.2j+1`` at resolution ``2**(j+3)``, ``to_rgbs.j``.
+- ``noises.noise_i`` [1, 1, r, r]: the stored noise constants, r = ``2**((i+5)//2)``.
+
+Equalised learning rate: weights are stored unscaled and scaled at run time (1/sqrt(fan_in),
+times ``lr_mul`` for the mapping layers). W+ layout (``n_latent = 2*log2(size) - 2``): index 0
+drives ``conv1``; index 1 drives ``to_rgb1`` and ``convs.0``; for block j, ``convs.2j`` uses
+``1+2j``, ``convs.2j+1`` uses ``2+2j`` and ``to_rgbs.j`` uses ``3+2j`` (shared with the next
+block's upsampling conv); the last index drives only the last ToRGB.
+
+Output: the raw ToRGB skip sum, nominally in [-1, 1] (no tanh, no clamp).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
+    """The reference channel table of ``Generator(..., channel_multiplier)``: resolution -> channels."""
+    cm = channel_multiplier
+    return {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm, 512: 32 * cm, 1024: 16 * cm}
+
+
+def make_kernel(taps: Sequence[float]) -> torch.Tensor:
+    """Separable 2-D FIR kernel ``outer(k, k)`` normalised to sum 1."""
+    k = torch.tensor(taps, dtype=torch.float32)
+    k = k[None, :] * k[:, None]
+    return k / k.sum()
+
+
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Upsample by zero insertion, pad (negative = crop), convolve with ``kernel``, keep every ``down``-th pixel.
+
+    The same padding is used on both axes; ``kernel`` is applied as a true convolution
+    (flipped), depthwise on every channel.
+    """
+    b, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(b, c, h, 1, w, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(b, c, h * up, w * up)
+    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+    weight = torch.flip(kernel, (0, 1)).to(x)[None, None].expand(c, 1, *kernel.shape)
+    x = F.conv2d(x, weight, groups=c)
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float = 0.2,
+                     scale: float = math.sqrt(2)) -> torch.Tensor:
+    """``leaky_relu(x + bias) * sqrt(2)`` with the bias broadcast over dim 1."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return F.leaky_relu(x + bias.view(shape), negative_slope) * scale
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate (unscaled stored weights)."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 activation: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class Blur(nn.Module):
+    """FIR low-pass (``upfirdn2d`` with ``pad``); the kernel is scaled by ``upsample_factor**2``."""
+
+    def __init__(self, taps: Sequence[float], pad: tuple[int, int], upsample_factor: int = 1):
+        super().__init__()
+        self.register_buffer("kernel", make_kernel(taps) * upsample_factor**2)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """x2 FIR upsampling of the ToRGB skip path: ``upfirdn2d(up=2, pad=(2, 1))`` for a 4-tap kernel."""
+
+    def __init__(self, taps: Sequence[float], factor: int = 2):
+        super().__init__()
+        self.register_buffer("kernel", make_kernel(taps) * factor**2)
+        p = len(taps) - factor
+        self.factor = factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class ModulatedConv2d(nn.Module):
+    """Weight (de)modulated convolution, written as input scaling + a shared conv + output scaling.
+
+    Equivalent to convolving every sample with its own weight ``w * s`` (demodulated by
+    ``rsqrt(sum((w * s)**2) + 1e-8)`` per output channel), but a plain batched conv.
+    """
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+        self.modulation = EqualLinear(style_dim, in_channel, bias_init=1.0)
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.demodulate = demodulate
+        self.upsample = upsample
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        s = self.modulation(style)  # [B, in]
+        weight = self.weight[0] * self.scale  # [out, in, k, k]
+        x = x * s[:, :, None, None]
+        if self.upsample:
+            x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0)
+            x = self.blur(x)
+        else:
+            x = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            # sum over (in, k, k) of (w * s)^2 = (s^2) @ (sum over (k, k) of w^2)^T
+            demod = torch.rsqrt(s.pow(2) @ weight.pow(2).sum((2, 3)).t() + 1e-8)  # [B, out]
+            x = x * demod[:, :, None, None]
+        return x
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        if noise is None:
+            noise = x.new_empty(x.shape[0], 1, x.shape[2], x.shape[3]).normal_()
+        return x + self.weight * noise
+
+
+class StyledConv(nn.Module):
+    """Modulated conv -> noise -> bias + leaky ReLU(0.2) * sqrt(2)."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 upsample: bool = False, blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim, upsample=upsample,
+                                    blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channel)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, style), noise))
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channel: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated conv (no demodulation) to RGB + bias, added to the upsampled previous RGB."""
+
+    def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1)):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channel: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class StyleGAN2Generator(nn.Module):
+    """rosinality ``Generator(size, style_dim, n_mlp, channel_multiplier)``; ``channels`` overrides the table.
+
+    ``channels`` maps resolution (4 .. size) to the number of feature maps, e.g. a reduced-width
+    model for tests; the default is the reference table (512 up to 32x32, then decreasing).
+    """
+
+    def __init__(self, size: int = 1024, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2,
+                 blur_kernel: Sequence[float] = (1, 3, 3, 1), lr_mlp: float = 0.01,
+                 channels: Mapping[int | str, int] | None = None):
+        super().__init__()
+        if size < 8 or size & (size - 1):
+            raise ValueError(f"size must be a power of two >= 8, got {size}.")
+        self.size = size
+        self.style_dim = style_dim
+        self.log_size = int(math.log2(size))
+        self.n_latent = self.log_size * 2 - 2
+        self.num_layers = (self.log_size - 2) * 2 + 1
+        table = default_channels(channel_multiplier)
+        if channels is not None:
+            table.update({int(k): int(v) for k, v in channels.items()})
+        self.channels = {2**i: table[2**i] for i in range(2, self.log_size + 1)}
+
+        self.style = nn.Sequential(PixelNorm(), *[
+            EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation=True) for _ in range(n_mlp)])
+
+        c4 = self.channels[4]
+        self.input = ConstantInput(c4)
+        self.conv1 = StyledConv(c4, c4, 3, style_dim, blur_kernel=blur_kernel)
+        self.to_rgb1 = ToRGB(c4, style_dim, upsample=False)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        for i in range(self.num_layers):
+            r = 2 ** ((i + 5) // 2)
+            self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
+        in_channel = c4
+        for i in range(3, self.log_size + 1):
+            out_channel = self.channels[2**i]
+            self.convs.append(StyledConv(in_channel, out_channel, 3, style_dim, upsample=True, blur_kernel=blur_kernel))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim, blur_kernel=blur_kernel))
+            self.to_rgbs.append(ToRGB(out_channel, style_dim))
+            in_channel = out_channel
+
+    # --- the two halves -------------------------------------------------------------------
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """z [B, style_dim] ~ N(0, I) -> w [B, style_dim]."""
+        return self.style(z)
+
+    def noise_resolution(self, index: int) -> int:
+        return 2 ** ((index + 5) // 2)
+
+    def stored_noise(self) -> list[torch.Tensor]:
+        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    def synthesis(self, w_plus: torch.Tensor, noise: Sequence[torch.Tensor | None] | str | None = None,
+                  resolution: int | None = None) -> torch.Tensor:
+        """W+ [B, n_latent, style_dim] (or w [B, style_dim], broadcast) -> raw RGB [B, 3, R, R].
+
+        ``noise``: None = the stored noise buffers; ``"random"`` = fresh N(0, 1) noise; or a list of
+        ``num_layers`` tensors [B or 1, 1, r, r] (a None entry draws fresh noise for that layer).
+        ``resolution`` (a power of two <= size, default ``size``) stops at that resolution and
+        returns the intermediate RGB of the skip architecture (only the W+ indices and noise
+        layers up to there are used).
+        """
+        if w_plus.ndim == 2:
+            w_plus = w_plus[:, None].expand(-1, self.n_latent, -1)
+        if w_plus.ndim != 3 or w_plus.shape[1] != self.n_latent or w_plus.shape[2] != self.style_dim:
+            raise ValueError(f"w_plus must be [B, {self.n_latent}, {self.style_dim}], got {tuple(w_plus.shape)}.")
+        resolution = resolution or self.size
+        if resolution not in self.channels:
+            raise ValueError(f"resolution must be a power of two in [4, {self.size}], got {resolution}.")
+        if noise is None:
+            noise = self.stored_noise()
+        elif isinstance(noise, str):
+            if noise != "random":
+                raise ValueError(f"noise must be None, 'random' or a list, got {noise!r}.")
+            noise = [None] * self.num_layers
+        elif len(noise) != self.num_layers:
+            raise ValueError(f"noise must have {self.num_layers} entries (one per layer), got {len(noise)}.")
+
+        out = self.conv1(self.input(w_plus.shape[0]), w_plus[:, 0], noise[0])
+        skip = self.to_rgb1(out, w_plus[:, 1])
+        for j in range(int(math.log2(resolution)) - 2):
+            k = 1 + 2 * j
+            out = self.convs[2 * j](out, w_plus[:, k], noise[k])
+            out = self.convs[2 * j + 1](out, w_plus[:, k + 1], noise[k + 1])
+            skip = self.to_rgbs[j](out, w_plus[:, k + 2], skip)
+        return skip
+
+    def forward(self, z: torch.Tensor, noise: Sequence[torch.Tensor | None] | str | None = None) -> torch.Tensor:
+        """z [B, style_dim] -> image (the same w at every layer, no truncation)."""
+        return self.synthesis(self.mapping(z), noise=noise)
+
+    @torch.no_grad()
+    def mean_latent(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean of mapping(z) over ``n`` samples: the truncation centre, [1, style_dim]."""
+        z = torch.randn(n, self.style_dim, generator=generator).to(self.input.input)
+        return self.mapping(z).mean(0, keepdim=True)
