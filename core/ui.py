@@ -82,6 +82,28 @@ def gpu(duration: int = 60) -> Callable[[Callable], Callable]:
     return spaces.GPU(duration=duration)
 
 
+def heavy(fn: Callable) -> Callable:
+    """Run a model-calling handler in the device's slot (``core.device.device_slot``), so the hub's
+    apps share one queue for heavy work per device. Works for generator (streaming) handlers."""
+    from core.device import device_slot
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            with device_slot():
+                yield from fn(*args, **kwargs)
+
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with device_slot():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run a GAN Demo Hub app.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
