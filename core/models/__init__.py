@@ -20,6 +20,7 @@ ARCHITECTURES: dict[str, str] = {
     "lama": "lama:LamaGenerator",
     "stylegan2": "stylegan2:StyleGAN2Generator",
     "genegan": "genegan:GeneGAN",
+    "glasses_classifier": "glasses_classifier:GlassesClassifier",
     "pix2pix_unet": "pix2pix_unet:Pix2PixUNet",
 }
 
