@@ -1,0 +1,215 @@
+"""Checkpoint readers: the restricted unpickler (Lightning checkpoints, TorchScript archives) never runs code."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import core.models
+from core import convert, weights
+from core.convert import OpaqueObject, read_state_dict, restricted_load
+
+TINY = dict(ngf=8, n_downsampling=3, n_blocks=1)
+LIGHTNING = {"type": "lightning_ckpt", "key": "state_dict", "select_prefix": "generator."}
+
+MARKERS: list[str] = []
+
+
+class Marker:
+    """Not on any allowlist: a normal unpickler would import this module and call __setstate__."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __setstate__(self, state):
+        MARKERS.append("setstate ran")
+        self.__dict__.update(state)
+
+
+class FileWriter:
+    """Unpickling this with pickle.load would create ``path`` (arbitrary code execution)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.path)!r}, 'w').write('pwned')",)
+
+
+def tiny_generator(seed=0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = core.models.build("lama", **TINY)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.uniform_(0.5, 1.5)
+            elif name.endswith("running_mean"):
+                tensor.normal_()
+    return model.eval()
+
+
+def fake_lightning_checkpoint(path: Path, generator: nn.Module) -> Path:
+    """The layout of LaMa's best.ckpt: generator.* and discriminator.* tensors, pickled config objects."""
+    state = {f"generator.{k}": v for k, v in generator.state_dict().items()}
+    state["discriminator.model0.0.weight"] = torch.randn(4, 3, 3, 3)
+    torch.save({
+        "epoch": 40, "global_step": 1000, "pytorch-lightning_version": "1.2.9",
+        "state_dict": state,
+        "optimizer_states": [{"state": {0: {"exp_avg": torch.zeros(3)}}}],
+        "hyper_parameters": {"config": Marker({"generator": {"ngf": 64}}), "use_ddp": True},
+    }, path)
+    return path
+
+
+def test_lightning_checkpoint_selects_the_generator_without_running_pickled_classes(tmp_path):
+    generator = tiny_generator()
+    path = fake_lightning_checkpoint(tmp_path / "best.ckpt", generator)
+    MARKERS.clear()
+    checkpoint = restricted_load(path)
+    config = checkpoint["hyper_parameters"]["config"]
+    assert isinstance(config, OpaqueObject) and config.global_name.endswith("test_convert.Marker")
+    assert config.state == {"payload": {"generator": {"ngf": 64}}}  # recorded, not applied
+    assert MARKERS == []  # Marker.__setstate__ never ran
+    assert checkpoint["epoch"] == 40 and checkpoint["optimizer_states"][0]["state"][0]["exp_avg"].shape == (3,)
+
+    state = read_state_dict(path, LIGHTNING)
+    assert set(state) == set(generator.state_dict())  # discriminator dropped by the prefix selection
+    for name, tensor in generator.state_dict().items():
+        assert torch.equal(state[name], tensor) and state[name].dtype == tensor.dtype
+    loaded = core.models.load("lama", state, **TINY)
+    x = torch.rand(1, 4, 16, 16)
+    assert torch.equal(loaded(x), generator(x))
+
+
+def test_lightning_checkpoint_through_the_hub_resolver(local_hub, write_manifest):
+    import tempfile
+
+    generator = tiny_generator(3)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = fake_lightning_checkpoint(Path(tmp) / "best.ckpt", generator).read_bytes()
+    commit = local_hub.add_file("org/big-lama", "big-lama/models/best.ckpt", data)
+    write_manifest({"lama.tiny": {
+        "arch": "lama", "config": TINY, "title": "tiny LaMa", "license": "Apache-2.0",
+        "sources": [{"kind": "hf", "repo_id": "org/big-lama", "filename": "big-lama/models/best.ckpt",
+                     "revision": commit, "sha256": None, "format": LIGHTNING}]}})
+    model = weights._build_model("lama.tiny", device="cpu", dtype=torch.float32)
+    x = torch.rand(1, 4, 24, 24)
+    assert torch.equal(model(x), generator(x))
+
+
+class TrainingModule(nn.Module):  # what bin/to_jit.py traces: a wrapper around the training module
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image, mask):
+        prediction = self.generator(torch.cat([image * (1 - mask), mask], dim=1))
+        return mask * prediction + (1 - mask) * image
+
+
+class JITWrapper(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, mask):
+        return self.model(image, mask)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("wrapped", [True, False], ids=["to_jit-wrapper", "bare-generator"])
+def test_torchscript_tensors_are_read_without_torchscript(tmp_path, monkeypatch, wrapped):
+    generator = tiny_generator(1)
+    image, mask = torch.rand(1, 3, 16, 16), (torch.rand(1, 1, 16, 16) > 0.5).float()
+    if wrapped:
+        traced = torch.jit.trace(JITWrapper(TrainingModule(generator)), (image, mask))
+    else:
+        traced = torch.jit.trace(generator, torch.cat([image, mask], dim=1))
+    path = tmp_path / "big-lama.pt"
+    traced.save(str(path))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("TorchScript must not be loaded")
+
+    monkeypatch.setattr(torch.jit, "load", refuse)
+    state = read_state_dict(path, {"type": "torchscript_tensors"})
+    prefix = "model.generator." if wrapped else ""
+    assert set(state) == {prefix + k for k in generator.state_dict()}
+    loaded = core.models.load("lama", state, **TINY)  # the arch maps the prefix onto its own keys
+    x = torch.rand(1, 4, 16, 16)
+    assert torch.equal(loaded(x), generator(x))
+
+
+def zip_with_pickle(path: Path, payload: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", payload)
+        archive.writestr("archive/byteorder", "little")
+    return path
+
+
+def test_malicious_pickle_is_neutralised(tmp_path):
+    target = tmp_path / "pwned.txt"
+    payload = pickle.dumps({"state_dict": {"w": FileWriter(target)}}, protocol=2)
+    pickle.loads(payload)  # sanity check: an ordinary unpickler runs the payload and writes the file
+    assert target.read_text() == "pwned"
+    target.unlink()
+
+    path = zip_with_pickle(tmp_path / "evil.ckpt", payload)
+    checkpoint = restricted_load(path)
+    assert not target.exists()
+    evil = checkpoint["state_dict"]["w"]
+    assert isinstance(evil, OpaqueObject) and evil.global_name == "__builtin__.exec"  # protocol 2 spelling
+    assert "pwned" in evil.args[0]  # the code was recorded as a string, never run
+    with pytest.raises(ValueError, match="not a tensor"):
+        read_state_dict(path, {"type": "lightning_ckpt", "key": "state_dict"})
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("module,name", [("os", "system"), ("posix", "system"), ("subprocess", "call"),
+                                         ("builtins", "eval"), ("builtins", "getattr")])
+def test_every_non_allowlisted_global_is_inert(tmp_path, module, name):
+    target = tmp_path / "touched"
+    # GLOBAL module name; MARK; string; TUPLE; REDUCE; STOP  ==  module.name("touch ...")
+    payload = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"(X" + len(f"touch {target}").to_bytes(4, "little") \
+        + f"touch {target}".encode() + b"tR."
+    result = restricted_load(zip_with_pickle(tmp_path / "evil.pt", payload))
+    assert isinstance(result, OpaqueObject) and result.global_name == f"{module}.{name}"
+    assert result.args == (f"touch {target}",)
+    assert not target.exists()
+
+
+def test_malformed_files_are_refused(tmp_path):
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(4.0)}, buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as archive:
+        root = archive.namelist()[0].split("/")[0]
+        data = archive.read(f"{root}/data.pkl")
+        storage = archive.read(f"{root}/data/0")
+    # Same pickle, but the tensor claims 1000 elements of a 4-element storage.
+    evil = data.replace(b"K\x04\x85", b"M\xe8\x03\x85", 1)
+    assert evil != data
+    path = tmp_path / "oob.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", evil)
+        archive.writestr("archive/data/0", storage)
+    with pytest.raises(ValueError, match="could not be read safely"):
+        restricted_load(path)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"w": 1}))
+    with pytest.raises(ValueError, match="not a torch zip archive"):
+        restricted_load(plain)
+    with pytest.raises(ValueError, match="storage"):
+        missing = tmp_path / "missing.pt"
+        with zipfile.ZipFile(missing, "w") as archive:
+            archive.writestr("archive/data.pkl", data)  # refers to data/0, which is absent
+        restricted_load(missing)
+
+
+def test_readers_are_registered():
+    assert {"lightning_ckpt", "torchscript_tensors"} <= set(convert.READERS)
