@@ -16,6 +16,7 @@ from torch import nn
 
 # name -> "module:Class" (relative to core.models). Add new architectures here.
 ARCHITECTURES: dict[str, str] = {
+    "cyclegan_resnet": "cyclegan_resnet:CycleGANResnet",
     "dcgan": "dcgan:DCGANGenerator",
     "lama": "lama:LamaGenerator",
     "stylegan2": "stylegan2:StyleGAN2Generator",
