@@ -1,0 +1,243 @@
+"""Inpainting: fill the masked part of a photo with LaMa, or OpenCV Telea / Navier-Stokes offline.
+
+Conventions (those of LaMa's ``bin/predict.py``): image RGB in [0, 1], mask 1 = hole; the
+generator sees ``cat(image * (1 - mask), mask)`` padded at the bottom/right to a multiple of 8
+with symmetric (edge-repeating mirror) padding; only masked pixels are taken from its output,
+so every pixel outside the mask is the input's, bit for bit. Results are rounded to uint8 (the
+reference truncates).
+
+Masks given as images follow the usual editor convention: **white = hole**. Transparent pixels
+count as black (keep), so a white stroke on a transparent layer is a hole too. A mask of another
+size than the image is resized to it with nearest-neighbour interpolation.
+
+Strategies:
+
+- ``crop`` (default): inpaint only a window around the mask's bounding box (``margin`` pixels of
+  context on each side). Windows larger than ``working_size`` are downscaled for the model and
+  the fill is upscaled back; everything outside the mask keeps the original pixels, so a small
+  edit on a 4000x3000 photo is fast and stays sharp.
+- ``full``: the whole image at its own resolution (what the reference script does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from core.images import load_image
+
+LAMA_ID = "lama.big_lama"
+METHODS = {
+    "auto": "LaMa if its weights are here, else OpenCV Telea",
+    "lama": "LaMa big-lama (FFC ResNet GAN)",
+    "telea": "OpenCV Telea (fast marching)",
+    "ns": "OpenCV Navier-Stokes",
+}
+STRATEGIES = ("crop", "full")
+DEFAULT_MARGIN = 128
+DEFAULT_WORKING_SIZE = 768
+FULL_MAX_PIXELS = 8_000_000  # whole-image LaMa above this needs many GB of activations
+OPENCV_RADIUS = 3
+_OPENCV_FLAGS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+
+
+@dataclass
+class InpaintResult:
+    image: Image.Image  # same size as the input; only masked pixels differ
+    mask: np.ndarray  # bool [H, W], the hole actually filled (after resizing and dilation)
+    method: str  # the method that ran: lama, telea, ns, or none (empty mask)
+    notice: str  # a message for the user ("" when there is nothing to say)
+    box: tuple[int, int, int, int] | None  # (left, top, right, bottom) of the region processed
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def to_mask(mask: Any, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A hole mask as bool [H, W] from a PIL image or array (white / nonzero = hole).
+
+    Images and uint8 arrays: luminance x alpha >= 128 is a hole (transparent = keep). Bool
+    arrays are taken as they are. ``size`` (W, H): resize with nearest-neighbour if different.
+    """
+    if mask is None:
+        raise ValueError("No mask was given.")
+    if isinstance(mask, np.ndarray) and mask.dtype == bool and mask.ndim == 2:
+        hole = mask
+    else:
+        if isinstance(mask, np.ndarray):
+            if mask.ndim == 2 and np.issubdtype(mask.dtype, np.floating):
+                mask = (np.clip(mask, 0, 1) * 255).round().astype(np.uint8)
+            mask = Image.fromarray(np.ascontiguousarray(mask))
+        if not isinstance(mask, Image.Image):
+            mask = Image.open(mask)
+        alpha = np.asarray(mask.getchannel("A"), dtype=np.uint16) if "A" in mask.getbands() else 255
+        luminance = np.asarray(mask.convert("L"), dtype=np.uint16)
+        hole = luminance * alpha >= 128 * 255
+    if size is not None and (hole.shape[1], hole.shape[0]) != tuple(size):
+        resized = Image.fromarray(hole.astype(np.uint8) * 255).resize(tuple(size), Image.Resampling.NEAREST)
+        hole = np.asarray(resized) > 127
+    return np.ascontiguousarray(hole)
+
+
+def mask_from_editor(value: dict | None) -> tuple[Image.Image, np.ndarray]:
+    """(photo, hole mask) from a ``gr.ImageEditor`` value (``image_mode="RGBA"``, ``layers=False``).
+
+    The hole is every pixel painted on any layer (layer alpha > 0), whatever the brush colour.
+    """
+    if not value or value.get("background") is None:
+        raise ValueError("Upload a photo into the editor first.")
+    image = load_image(value["background"])
+    hole = np.zeros((image.height, image.width), dtype=bool)
+    for layer in value.get("layers") or []:
+        if layer is None:
+            continue
+        array = np.asarray(layer if not isinstance(layer, (str, bytes)) else Image.open(layer).convert("RGBA"))
+        if array.ndim != 3 or array.shape[2] != 4:
+            raise ValueError("The editor layers must be RGBA (the mask is read from their alpha).")
+        hole |= to_mask(array[..., 3] > 0, image.size)
+    return image, hole
+
+
+def dilate(hole: np.ndarray, radius: int) -> np.ndarray:
+    """Grow the hole by ``radius`` pixels (elliptical structuring element)."""
+    radius = int(radius)
+    if radius <= 0:
+        return hole
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(hole.astype(np.uint8), kernel) > 0
+
+
+def mask_box(hole: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (left, top, right, bottom), right/bottom exclusive, of a non-empty mask."""
+    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def crop_box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """The mask's bounding box grown by ``margin`` on each side, clipped to the image."""
+    left, top, right, bottom = mask_box(hole)
+    height, width = hole.shape
+    return max(0, left - margin), max(0, top - margin), min(width, right + margin), min(height, bottom + margin)
+
+
+# --------------------------------------------------------------------------- LaMa
+
+
+def pad_symmetric(array: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad [H, W, ...] at the bottom/right to multiples of ``multiple`` as LaMa's ``pad_img_to_modulo``.
+
+    ``np.pad(mode="symmetric")`` mirrors including the edge row (``[1, 2, 3] -> [1, 2, 3, 3, 2]``).
+    Returns the padded array and the original (H, W) for :func:`unpad`.
+    """
+    height, width = array.shape[:2]
+    pads = [(0, (-height) % multiple), (0, (-width) % multiple)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pads, mode="symmetric"), (height, width)
+
+
+def unpad(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return array[: size[0], : size[1]]
+
+
+def run_lama(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """LaMa on uint8 RGB [H, W, 3] and a bool hole [H, W]; returns uint8 [H, W, 3], composited."""
+    unit = image.astype(np.float32) / 255.0
+    mask = hole.astype(np.float32)[..., None]
+    padded, size = pad_symmetric(np.concatenate([unit * (1.0 - mask), mask], axis=2), getattr(model, "multiple", 8))
+    parameter = next(model.parameters())
+    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].to(parameter.device, parameter.dtype)
+    with torch.inference_mode():
+        prediction = model(x)[0].float().permute(1, 2, 0).cpu().numpy()
+    filled = (np.clip(unpad(prediction, size), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    return np.where(hole[..., None], filled, image)
+
+
+def run_opencv(image: np.ndarray, hole: np.ndarray, method: str, radius: int = OPENCV_RADIUS) -> np.ndarray:
+    """``cv2.inpaint`` (Telea or Navier-Stokes) on uint8 RGB; only masked pixels change."""
+    filled = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, radius, _OPENCV_FLAGS[method])
+    return np.where(hole[..., None], filled, image)
+
+
+# --------------------------------------------------------------------------- procedure
+
+
+def _choose_method(method: str, model_id: str) -> tuple[str, str]:
+    from core.weights import availability, get_entry, how_to_provide
+
+    if method != "auto":
+        return method, ""
+    if availability(model_id)[0]:
+        return "lama", ""
+    entry = get_entry(model_id)
+    return "telea", (
+        f"OpenCV Telea was used: {entry.title} (`{model_id}`) would be used, but its weights are not on this "
+        f"machine. Choose the LaMa method to download them from the Hugging Face Hub (about 410 MB), or: "
+        + how_to_provide(entry))
+
+
+def _fill(image: np.ndarray, hole: np.ndarray, method: str, model_id: str, device) -> np.ndarray:
+    if method == "lama":
+        from core.weights import load_model
+
+        return run_lama(load_model(model_id, device=device), image, hole)
+    return run_opencv(image, hole, method)
+
+
+def _fill_scaled(image: np.ndarray, hole: np.ndarray, working_size: int, fill) -> np.ndarray:
+    """Fill at most ``working_size`` on the longer side; scale the fill back; keep unmasked pixels."""
+    height, width = hole.shape
+    scale = working_size / max(height, width)
+    if scale >= 1:
+        return fill(image, hole)
+    small_size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    small = cv2.resize(image, small_size, interpolation=cv2.INTER_AREA)
+    # Any pixel that touches the hole is a hole at the small size: nothing of it leaks into the fill.
+    small_hole = cv2.resize(hole.astype(np.float32), small_size, interpolation=cv2.INTER_AREA) > 0
+    filled = cv2.resize(fill(small, small_hole), (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.where(hole[..., None], filled, image)
+
+
+def inpaint(image: Any, mask: Any, method: str = "auto", dilation: int = 0, strategy: str = "crop",
+            margin: int = DEFAULT_MARGIN, working_size: int = DEFAULT_WORKING_SIZE, model_id: str = LAMA_ID,
+            device=None) -> InpaintResult:
+    """Fill the hole of ``image`` (anything :func:`core.images.load_image` reads) given by ``mask``."""
+    # 1. Check inputs.
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    if working_size < 64:
+        raise ValueError(f"working_size must be at least 64 pixels, got {working_size}.")
+    photo = load_image(image)
+    hole = dilate(to_mask(mask, photo.size), dilation)
+    pixels = np.asarray(photo)
+    # 2. Nothing to do, or nothing to work from.
+    if not hole.any():
+        return InpaintResult(photo.copy(), hole, "none", "The mask is empty: nothing was inpainted, "
+                             "the input is returned unchanged. Paint over what should be removed.", None)
+    if hole.all():
+        raise ValueError("The mask covers the whole image, so there is nothing to fill it from. Paint only over "
+                         "what should be removed (and lower the mask dilation).")
+    method, notice = _choose_method(method, model_id)
+
+    def fill(img: np.ndarray, msk: np.ndarray) -> np.ndarray:
+        return _fill(img, msk, method, model_id, device)
+
+    # 3. Fill the chosen region, and paste it back.
+    if strategy == "full":
+        if method == "lama" and hole.size > FULL_MAX_PIXELS:
+            raise ValueError(f"Whole-image LaMa on {hole.size / 1e6:.1f} MP needs too much memory here (limit "
+                             f"{FULL_MAX_PIXELS / 1e6:.0f} MP); use the crop strategy.")
+        box = (0, 0, photo.width, photo.height)
+        result = fill(pixels, hole)
+    else:
+        box = crop_box(hole, margin)
+        left, top, right, bottom = box
+        result = pixels.copy()
+        result[top:bottom, left:right] = _fill_scaled(pixels[top:bottom, left:right], hole[top:bottom, left:right],
+                                                      working_size, fill)
+    return InpaintResult(Image.fromarray(result), hole, method, notice, box)
