@@ -125,6 +125,13 @@ def crop_box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     return max(0, left - margin), max(0, top - margin), min(width, right + margin), min(height, bottom + margin)
 
 
+def overlay_mask(image: Image.Image, hole: np.ndarray, color=(255, 40, 120), opacity: float = 0.6) -> Image.Image:
+    """The photo with the hole tinted (a preview of the mask that was used)."""
+    pixels = np.asarray(image.convert("RGB")).astype(np.float32)
+    tinted = pixels * (1 - opacity) + np.asarray(color, dtype=np.float32) * opacity
+    return Image.fromarray(np.where(hole[..., None], tinted, pixels).round().astype(np.uint8))
+
+
 # --------------------------------------------------------------------------- LaMa
 
 
