@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         step += 1
         seen += 1
         for key, value in (("D", loss_d), ("G_GAN", loss_gan), ("G_L1", loss_l1)):
-            sums[key] += float(value)
+            sums[key] += value.item()
         if step % args.log_every == 0 or step == args.steps:
             rate = seen / (time.perf_counter() - t0)
             eta = (args.steps - step) / rate
