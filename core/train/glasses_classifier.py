@@ -27,14 +27,20 @@ from core.synthetic_glasses import random_glasses, render_glasses
 
 
 def make_batch(faces: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, n: int,
-               augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """n images (half with rendered glasses) as [n,3,64,64] float 0..255, and labels [n]."""
+               augment: bool = True, natural: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n images (half with rendered glasses) as [n,3,64,64] float 0..255, and labels [n].
+
+    ``natural``: optional faces that already wear (generated) glasses; a quarter of the positives
+    are drawn from them instead of being rendered.
+    """
     idx = rng.integers(len(faces), size=n)
     labels = np.arange(n) % 2
     images = []
     for i, label in zip(idx, labels):
         img = faces[i]
-        if label:
+        if label and natural is not None and rng.random() < 0.25:
+            img = natural[rng.integers(len(natural))]
+        elif label:
             img = render_glasses(img, landmarks[i, :2], random_glasses(rng))[0]
         if augment:
             img = img.astype(np.float32)
@@ -52,7 +58,7 @@ def make_batch(faces: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
 
 
 def train(faces: np.ndarray, landmarks: np.ndarray, steps: int, batch: int = 64, width: int = 16, seed: int = 0,
-          lr: float = 1e-3, log=print) -> GlassesClassifier:
+          lr: float = 1e-3, log=print, natural: np.ndarray | None = None) -> GlassesClassifier:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = GlassesClassifier(width=width)
@@ -60,7 +66,7 @@ def train(faces: np.ndarray, landmarks: np.ndarray, steps: int, batch: int = 64,
     model.train()
     start, running = time.time(), []
     for step in range(1, steps + 1):
-        x, y = make_batch(faces, landmarks, rng, batch)
+        x, y = make_batch(faces, landmarks, rng, batch, natural=natural)
         loss = F.binary_cross_entropy_with_logits(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -80,6 +86,26 @@ def predict(model: GlassesClassifier, images: np.ndarray, batch: int = 256) -> n
         x = torch.from_numpy(np.ascontiguousarray(images[i: i + batch])).permute(0, 3, 1, 2).float()
         out.append(model.probability(x).numpy())
     return np.concatenate(out)
+
+
+def filter_natural_glasses(faces: np.ndarray, landmarks: np.ndarray, rounds: int = 2, keep: float = 0.6,
+                           steps: int = 800, seed: int = 1, log=print) -> np.ndarray:
+    """Indices of faces judged NOT to wear glasses (DCGAN faces often do).
+
+    Self-training: a classifier learns rendered glasses vs all faces; the faces it ranks highest
+    join the positives and only the lowest-ranked faces stay negatives, for ``rounds`` rounds;
+    the ``keep`` fraction with the lowest final score is returned.
+    """
+    candidates = np.arange(len(faces))
+    natural = None
+    for r in range(rounds):
+        model = train(faces[candidates], landmarks[candidates], steps, seed=seed + r, log=log, natural=natural)
+        scores = predict(model, faces)
+        order = np.argsort(scores)
+        candidates = order[: int(len(faces) * keep)]
+        natural = faces[order[-max(1, len(faces) // 10):]]  # the top tenth: mostly generated glasses
+        log(f"round {r + 1}: score at the keep boundary {scores[order[len(candidates)]]:.3f}")
+    return np.sort(candidates)
 
 
 def main(argv: list[str] | None = None) -> int:
