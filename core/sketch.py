@@ -90,3 +90,22 @@ def face_sketch(face: Image.Image, size: int, *, work_size: int = 256, detail: f
     """
     big = load_image(face).resize((work_size, work_size), Image.Resampling.BICUBIC)
     return prepare_sketch(photo_to_sketch(big, detail=detail, thickness=stroke), size)
+
+
+def sketch_from_editor(value) -> Image.Image:
+    """The drawing of a ``gr.Sketchpad`` value (``{"composite", "background", "layers"}``) as RGB on white.
+
+    Transparent pixels become white. Raises ``ValueError`` when nothing was drawn.
+    """
+    if isinstance(value, dict):
+        composite = value.get("composite")
+        if composite is None:
+            layers = [layer for layer in value.get("layers") or [] if layer is not None]
+            composite = layers[0] if layers else value.get("background")
+        value = composite
+    if value is None:
+        raise ValueError("Draw a sketch first (select the brush tool, then draw black strokes on the white pad).")
+    image = load_image(value)
+    if np.asarray(image.convert("L")).min() > 200:
+        raise ValueError("The sketch is empty: draw some strokes first (select the brush tool on the pad).")
+    return image

@@ -1,6 +1,15 @@
-"""Season swap (CycleGAN). Run: python apps/season/app.py"""
+"""Season swap with CycleGAN (Zhu et al., ICCV 2017): summer <-> winter, and a vintage look, at full resolution.
+
+Upload a photo, pick a direction and a resolution mode. "Full resolution" runs the generator at
+the photo's own resolution over overlapping tiles of the model's training size, blended without
+seams, so the result has exactly the input's size and aspect ratio (the official demo squashes
+everything to 256x256). "Fast" resizes the shorter side to the training size, translates once and
+resizes back. Run: ``python apps/season/app.py``.
+API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes).
+"""
 
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -11,11 +20,77 @@ import gradio as gr
 from core import ui
 
 TITLE = "Season swap (CycleGAN)"
-DESCRIPTION = "Turn a summer landscape into winter and back, or give a photo a vintage look, at full resolution."
-MODEL_IDS = ["cyclegan.summer2winter", "cyclegan.winter2summer", "cyclegan.vintage"]
+DESCRIPTION = (
+    "Turn a summer landscape into winter and back with the official CycleGAN Yosemite generators, or give "
+    "any photo a **vintage film look** with a CycleGAN that works offline. Full resolution: the output has "
+    "the size and aspect ratio of your photo."
+)
+MODEL_IDS = ["cyclegan.vintage", "cyclegan.summer2winter", "cyclegan.winter2summer"]
+DIRECTIONS = [
+    ("Modern -> vintage look (not a season; works offline)", "cyclegan.vintage"),
+    ("Summer -> winter (Yosemite)", "cyclegan.summer2winter"),
+    ("Winter -> summer (Yosemite)", "cyclegan.winter2summer"),
+]
+MODES = [("Full resolution (overlapping tiles)", "tiled"), ("Fast (resize to the model's size and back)", "resize")]
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+PREVIEW_SIDE = 1600  # the before/after slider; the result PNG keeps the full resolution
+
+
+def weights_status(model_id: str) -> str:
+    """One line under the dropdown: are this model's weights here, and if not, how to get them."""
+    from core.weights import availability
+
+    if availability(model_id)[0]:
+        return f"Weights of `{model_id}`: available here."
+    return "**Weights missing.** " + ui.missing_weights_message(model_id)
+
+
+@ui.user_errors
+@ui.heavy
+def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", progress=gr.Progress()):
+    """Translate ``image`` with the CycleGAN ``model_id`` (``tiled``: full resolution, ``resize``: fast)."""
+    from core.images import load_image, resize_max_side
+    from core.pipelines.translate import translate_photo
+
+    if image is None:
+        raise ValueError("Upload a photo first.")
+    if model_id not in MODEL_IDS:
+        raise ValueError(f"Unknown model {model_id!r}; choose one of {', '.join(MODEL_IDS)}.")
+    photo = load_image(image)
+    start = time.perf_counter()
+    result = translate_photo(model_id, photo, mode,
+                             progress=lambda done, total: progress(done / total, desc=f"tile {done}/{total}"))
+    notes = (f"{photo.width}x{photo.height} px, mode **{mode}**, model `{model_id}`: "
+             f"{time.perf_counter() - start:.1f} s.")
+    preview = (resize_max_side(photo, PREVIEW_SIDE), resize_max_side(result, PREVIEW_SIDE))
+    return preview, result, notes
+
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
+    with gr.Row():
+        with gr.Column():
+            photo = gr.Image(type="pil", label="Photo", sources=["upload", "clipboard", "webcam"])
+            model = gr.Dropdown(DIRECTIONS, value="cyclegan.vintage", label="Direction / model")
+            status = gr.Markdown(weights_status("cyclegan.vintage"))
+            mode = gr.Radio(MODES, value="tiled", label="Resolution")
+            run = gr.Button("Translate", variant="primary")
+        with gr.Column():
+            slider = gr.ImageSlider(label="Before / after", type="pil", format="png")
+            result = gr.Image(label="Result (full resolution PNG)", type="pil", format="png",
+                              buttons=["download", "fullscreen"])
+            notes = gr.Markdown()
+    run.click(translate, [photo, model, mode], [slider, result, notes], api_name="translate",
+              concurrency_id="model", concurrency_limit=1)
+    model.change(weights_status, model, status, api_visibility="private")
+    gr.Examples([[str(EXAMPLES / "rocket.jpg"), "cyclegan.vintage", "tiled"],
+                 [str(EXAMPLES / "coffee.jpg"), "cyclegan.vintage", "resize"],
+                 [str(EXAMPLES / "chelsea.jpg"), "cyclegan.summer2winter", "tiled"]], [photo, model, mode])
+    gr.Markdown(
+        "The Yosemite models were trained on 256x256 Flickr photos, the vintage model on 512x512 crops: full "
+        "resolution tiles the photo at that size (CPU time grows with the area; very large photos are refused "
+        "with a message, use the fast mode for them). The vintage model desaturates and greys the colours, "
+        "most on cool or blue scenes.")
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+"""Season swap / sketch-to-photo procedures: full-resolution tiling, resize mode, paper mode, published files."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from skimage import data
+
+import core.models
+from core.pipelines import translate as tr
+from core.weights import WeightsUnavailableError, load_model
+from tests.conftest import SPECS_DIR
+
+RESNET = dict(ngf=4, n_blocks=1, norm="instance")
+UNET = dict(ngf=4, num_downs=6)
+
+
+def entry(arch, config, sources, size):
+    return {"arch": arch, "config": config, "sources": sources, "title": "tiny", "license": "MIT",
+            "input": {"size": size, "range": [-1, 1], "channels": "RGB"}}
+
+
+@pytest.fixture
+def tiny_models(tmp_path, write_manifest, isolated_cache, monkeypatch):
+    """Tiny random generators as local files, plus an entry whose weights are missing."""
+    from core.cache import MODEL_CACHE
+
+    torch.manual_seed(0)
+    save_file(core.models.build("cyclegan_resnet", **RESNET).state_dict(), str(tmp_path / "resnet.safetensors"))
+    save_file(core.models.build("pix2pix_unet", **UNET).state_dict(), str(tmp_path / "unet.safetensors"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_manifest({
+        "cyclegan.tiny": entry("cyclegan_resnet", RESNET, [{"kind": "local", "path": str(tmp_path / "resnet.safetensors")}], 32),
+        "pix2pix.tiny": entry("pix2pix_unet", UNET, [{"kind": "local", "path": str(tmp_path / "unet.safetensors")}], 64),
+        "cyclegan.missing": entry("cyclegan_resnet", RESNET, [{"kind": "local", "path": str(tmp_path / "nope.pth")}], 32),
+    })
+    MODEL_CACHE.clear()
+    yield
+    MODEL_CACHE.clear()
+
+
+def photo(size=(90, 60)) -> Image.Image:
+    return Image.fromarray(data.rocket()).resize(size, Image.Resampling.BILINEAR)
+
+
+def test_full_resolution_keeps_size_and_matches_the_untiled_model_where_one_tile_suffices(tiny_models):
+    image = photo((90, 60))
+    tiled = tr.translate_photo("cyclegan.tiny", image, mode="tiled")
+    assert tiled.size == image.size
+    # 90x60 with 32 px tiles = several tiles; with a tile as big as the image it is one plain pass
+    model = load_model("cyclegan.tiny")
+    from core.images import to_pil, to_tensor
+
+    whole = to_pil(tr.translate_tensor(model, to_tensor(image), mode="tiled", size=32, tile=128))
+    with torch.inference_mode():
+        direct = to_pil(model(to_tensor(image)))
+    assert np.array_equal(np.asarray(whole), np.asarray(direct))
+
+
+def test_resize_mode_keeps_the_aspect_ratio_and_returns_the_input_size(tiny_models, monkeypatch):
+    seen = []
+    model = load_model("cyclegan.tiny")
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda x: seen.append(tuple(x.shape[-2:])) or original(x))
+    out = tr.translate_photo("cyclegan.tiny", photo((150, 100)), mode="resize")
+    assert out.size == (150, 100)
+    assert seen == [(32, 48)]  # shorter side -> the training size (32), aspect ratio kept, multiple of 4
+
+
+def test_size_cap_has_a_clear_message(tiny_models, monkeypatch):
+    monkeypatch.setenv("GANHUB_TILED_MAX_PIXELS", "5000")
+    with pytest.raises(ValueError, match=r"100x80 \(0.0 MP\).*'resize' mode"):
+        tr.translate_photo("cyclegan.tiny", photo((100, 80)), mode="tiled")
+    assert tr.translate_photo("cyclegan.tiny", photo((100, 80)), mode="resize").size == (100, 80)
+    with pytest.raises(ValueError, match="Unknown resolution mode"):
+        tr.translate_photo("cyclegan.tiny", photo(), mode="squash")
+
+
+def test_missing_weights_say_what_to_do(tiny_models):
+    with pytest.raises(WeightsUnavailableError, match="python -m core.weights fetch cyclegan.missing"):
+        tr.translate_photo("cyclegan.missing", photo())
+
+
+def test_sketch_paper_mode_variations_are_seeded_and_eval_mode_is_deterministic(tiny_models):
+    sketch = Image.fromarray(np.where(np.random.default_rng(0).random((256, 256)) < 0.05, 0, 255).astype(np.uint8))
+    a = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="paper", seed=3, variations=3)
+    b = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="paper", seed=3, variations=3)
+    assert [im.size for im in a] == [(64, 64)] * 3
+    arrays = [np.asarray(im, dtype=np.int16) for im in a]
+    assert all(np.array_equal(x, np.asarray(y)) for x, y in zip(arrays, b))
+    assert np.abs(arrays[0] - arrays[1]).max() > 0  # dropout makes each seed differ
+    e1 = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="eval", variations=3)
+    e2 = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="eval")
+    assert len(e1) == 1 and np.array_equal(np.asarray(e1[0]), np.asarray(e2[0]))
+    assert np.abs(np.asarray(e1[0], dtype=np.int16) - arrays[0]).max() > 0
+    # a ResNet generator (instance norm, no dropout) gives one deterministic image in either mode
+    assert len(tr.sketch_to_photo("cyclegan.tiny", sketch, mode="paper", variations=4)) == 1
+    with pytest.raises(ValueError, match="variations"):
+        tr.sketch_to_photo("pix2pix.tiny", sketch, variations=20)
+
+
+def test_published_cyclegan_pickle_from_the_hub_is_converted_and_loaded(local_hub, write_manifest):
+    """A pre-0.4 style CycleGAN file (with stale InstanceNorm stats) served as a Hub file loads strictly."""
+    spec = json.loads((SPECS_DIR / "cyclegan_resnet9.json").read_text())
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape, dtype in spec["state_dict"] + spec["published_checkpoint_extra_keys"]:
+        shape = [d // 16 if i < 2 and d % 64 == 0 else d for i, d in enumerate(shape)]  # ngf 64 -> 4
+        state[key] = torch.tensor(1) if dtype == "int64" else 0.1 * torch.randn(shape, generator=g)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    commit = local_hub.add_file("org/cyclegan", "latest_net_G.pth", buffer.getvalue())
+    config = {"ngf": 4, "n_blocks": 9, "norm": "instance"}
+    write_manifest({"cyclegan.hub": entry("cyclegan_resnet", config, [
+        {"kind": "hf", "repo_id": "org/cyclegan", "filename": "latest_net_G.pth", "revision": commit,
+         "sha256": None, "format": {"type": "torch_pickle"}}], 32)})
+    from core.cache import MODEL_CACHE
+
+    MODEL_CACHE.clear()
+    out = tr.translate_photo("cyclegan.hub", photo((40, 28)))
+    assert out.size == (40, 28)
+    MODEL_CACHE.clear()
+
+
+@pytest.mark.real_weights("cyclegan.vintage")
+def test_vintage_model_on_a_real_photo_desaturates_deterministically():
+    from skimage.color import rgb2lab
+
+    rocket = Image.fromarray(data.rocket()).resize((256, 171), Image.Resampling.LANCZOS)
+    first = tr.translate_photo("cyclegan.vintage", rocket, mode="tiled")
+    second = tr.translate_photo("cyclegan.vintage", rocket, mode="tiled")
+    a, b = np.asarray(rocket, dtype=np.float64), np.asarray(first, dtype=np.float64)
+    assert first.size == rocket.size
+    assert np.array_equal(b, np.asarray(second))  # deterministic
+    assert np.abs(a - b).mean() > 5  # not the identity
+    # the documented faded-film look: much less colourful (Lab chroma), the blue dusk sky turns grey
+    chroma = lambda x: np.hypot(*rgb2lab(x / 255.0)[..., 1:].transpose(2, 0, 1)).mean()  # noqa: E731
+    assert chroma(b) < 0.7 * chroma(a)
+    assert a[..., 2].mean() - a[..., 0].mean() > 20 and abs(b[..., 2].mean() - b[..., 0].mean()) < 10
+    # geometry is kept: the output's edges sit where the input's are
+    gray_a, gray_b = a.mean(2), b.mean(2)
+    corr = np.corrcoef(np.diff(gray_a, axis=1).ravel(), np.diff(gray_b, axis=1).ravel())[0, 1]
+    assert corr > 0.5
