@@ -103,7 +103,7 @@ with gr.Blocks(title=TITLE) as demo:
                 run_pad = gr.Button("Make a photo from the drawing", variant="primary")
             with gr.Tab("Upload a sketch"):
                 sketch = gr.Image(type="pil", label="Sketch (black strokes on white)", image_mode="RGB",
-                                  sources=["upload", "clipboard"])
+                                  format="png", sources=["upload", "clipboard"])
                 run_upload = gr.Button("Make a photo from this sketch", variant="primary")
                 with gr.Accordion("No sketch? Make one from a photo", open=False):
                     photo = gr.Image(type="pil", label="Photo", sources=["upload", "clipboard", "webcam"])

@@ -98,7 +98,8 @@ def translate_photo(model_id: str, image, mode: str = "tiled",
     return to_pil(y)
 
 
-def sketch_to_photo(model_id: str, sketch, mode: str = "paper", seed: int = 0, variations: int = 1) -> list[Image.Image]:
+def sketch_to_photo(model_id: str, sketch, mode: str = "paper", seed: int = 0,
+                    variations: int = 1) -> list[Image.Image]:
     """pix2pix on a sketch (black strokes on white): ``variations`` outputs at the model's size.
 
     In paper mode variation ``i`` uses the dropout seed ``seed + i``; in eval mode (and for

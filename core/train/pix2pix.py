@@ -282,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.log_every == 0 or step == args.steps:
             rate = seen / (time.perf_counter() - t0)
             eta = (args.steps - step) / rate
-            log(f"step {step}/{args.steps}  {rate:.2f} it/s  eta {eta / 60:.1f} min  lr {opt_g.param_groups[0]['lr']:.2e}  "
-                + "  ".join(f"{k} {v / seen:.4f}" for k, v in sums.items()))
+            log(f"step {step}/{args.steps}  {rate:.2f} it/s  eta {eta / 60:.1f} min  "
+                f"lr {opt_g.param_groups[0]['lr']:.2e}  " + "  ".join(f"{k} {v / seen:.4f}" for k, v in sums.items()))
             t0, seen, sums = time.perf_counter(), 0, dict.fromkeys(sums, 0.0)
         if step % args.save_every == 0 or step == args.steps:
             save_checkpoint(out, step, args, G, D, opt_g, opt_d)

@@ -27,7 +27,8 @@ def max_step(y: torch.Tensor) -> float:
     return max(float((y[..., 1:] - y[..., :-1]).abs().max()), float((y[..., 1:, :] - y[..., :-1, :]).abs().max()))
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(10, 64, 16), (64, 64, 16), (65, 64, 16), (333, 64, 16), (1000, 256, 64)])
+@pytest.mark.parametrize("length,tile,overlap",
+                         [(10, 64, 16), (64, 64, 16), (65, 64, 16), (333, 64, 16), (1000, 256, 64)])
 def test_tiles_cover_everything_with_at_least_the_overlap(length, tile, overlap):
     starts = tile_starts(length, tile, overlap)
     assert starts[0] == 0 and min(starts[-1] + tile, length) == length

@@ -106,7 +106,10 @@ def test_dropout_variations_are_seeded():
     torch.manual_seed(0)
     model = core.models.build("pix2pix_unet", ngf=4, num_downs=6).eval()
     x = torch.rand(1, 3, 64, 64) * 2 - 1
-    run = lambda seed: model(x, batch_stats=True, dropout=True, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+
+    def run(seed):
+        return model(x, batch_stats=True, dropout=True, generator=torch.Generator().manual_seed(seed))
+
     with torch.no_grad():
         a, a2, b = run(1), run(1), run(2)
         no_dropout = model(x, batch_stats=True, dropout=False)

@@ -35,10 +35,11 @@ def tiny_models(tmp_path, write_manifest, isolated_cache, monkeypatch):
     save_file(core.models.build("cyclegan_resnet", **RESNET).state_dict(), str(tmp_path / "resnet.safetensors"))
     save_file(core.models.build("pix2pix_unet", **UNET).state_dict(), str(tmp_path / "unet.safetensors"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    local = lambda name: [{"kind": "local", "path": str(tmp_path / name)}]  # noqa: E731
     write_manifest({
-        "cyclegan.tiny": entry("cyclegan_resnet", RESNET, [{"kind": "local", "path": str(tmp_path / "resnet.safetensors")}], 32),
-        "pix2pix.tiny": entry("pix2pix_unet", UNET, [{"kind": "local", "path": str(tmp_path / "unet.safetensors")}], 64),
-        "cyclegan.missing": entry("cyclegan_resnet", RESNET, [{"kind": "local", "path": str(tmp_path / "nope.pth")}], 32),
+        "cyclegan.tiny": entry("cyclegan_resnet", RESNET, local("resnet.safetensors"), 32),
+        "pix2pix.tiny": entry("pix2pix_unet", UNET, local("unet.safetensors"), 64),
+        "cyclegan.missing": entry("cyclegan_resnet", RESNET, local("nope.pth"), 32),
     })
     MODEL_CACHE.clear()
     yield
