@@ -1,4 +1,11 @@
-"""Text to image (diffusers). Run: python apps/text2image/app.py"""
+"""Text to image with small Stable Diffusion models (diffusers): SD-Turbo (1 step) and BK-SDM-Tiny.
+
+Previews stream while the model denoises (TAESD when downloaded); Stop ends the run after the
+running step. Every PNG carries its settings (A1111 ``parameters`` text): drop one back to reuse
+them. Same seed + same settings + same device = same image. Run: ``python apps/text2image/app.py``.
+API: ``/generate`` (model, prompt, negative_prompt, steps, guidance, width, height, seed, num_images,
+fast_decode) -> (gallery of PNGs, seed used, parameters text); ``/read_parameters`` (png) -> settings.
+"""
 
 import sys
 from pathlib import Path
@@ -9,13 +16,132 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
+from core.pipelines import text_to_image as t2i
+from core.weights import availability, get_entry
 
 TITLE = "Text to image (diffusers)"
-DESCRIPTION = "Type a prompt and get an image from a small Stable Diffusion model."
-MODEL_IDS = ["diffusers.bk_sdm_tiny"]
+DESCRIPTION = (
+    "Type a prompt, get an image from a small Stable Diffusion model that runs on a CPU. **SD-Turbo** makes a "
+    "finished picture in one step (guidance 0); **BK-SDM-Tiny** (open licence) needs about 25 steps with guidance. "
+    "Seeds are random unless you set one; the seed used is always shown and stored in each PNG."
+)
+GENERATORS = ["diffusers.sd_turbo", "diffusers.bk_sdm_tiny"]
+MODEL_IDS = GENERATORS + [t2i.TAESD_ID]
+PROMPTS = ["a lighthouse on a cliff at sunset, oil painting", "a red fox in the snow, photograph, 50mm",
+           "an isometric cozy library with plants, digital art", "portrait of an old sailor, charcoal sketch"]
+_running = {}  # session -> the Generation that Stop cancels
 
-with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
+
+def about(model_id):
+    entry = get_entry(model_id)
+    return f"**{entry.title}**: {entry.info.get('card', '')}\n\n*Licence:* {entry.license}"
+
+
+def weights_notice():
+    missing = [m for m in GENERATORS if not availability(m)[0]]
+    return "\n\n".join(f"**Weights missing.** {t2i.missing_message(m)}" for m in missing)
+
+
+def model_settings(model_id):
+    d = t2i.model_defaults(model_id)
+    return d["steps"], d["guidance_scale"], d["size"], d["size"], about(model_id)
+
+
+@ui.user_errors
+@ui.heavy
+def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
+             num_images=1, fast_decode=False, request: gr.Request = None, progress=gr.Progress()):
+    """Generate images from a prompt. Streams previews, then the PNGs (with their parameters), the seed used
+    and the parameters text. seed=-1 picks a random seed; image i of a batch uses seed + i."""
+    r = t2i.make_request(model, prompt, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
+    progress(0, desc="Loading the model (the first run downloads or reads it)")
+    job = t2i.start(r)
+    session = request.session_hash if request is not None else None
+    _running[session] = job
+    try:
+        for event in job:
+            if isinstance(event, t2i.Preview):
+                progress((event.step, event.total), desc="Denoising", unit="steps")
+                if event.images:
+                    previews = [(im, f"preview, step {event.step}/{event.total}") for im in event.images]
+                    yield previews, r.seed, f"Step {event.step} of {event.total}..."
+            else:
+                result = event
+    finally:
+        job.cancel()  # a no-op when finished; stops the pipeline when the event was cancelled
+        job.join()
+        if _running.get(session) is job:
+            del _running[session]
+    notes = "\n".join(f"Note: {n}" for n in result.notes)
+    if result.cancelled:
+        yield [], r.seed, notes or "Stopped."
+        return
+    for note in result.notes:
+        gr.Warning(note)
+    summary = f"{len(result.images)} image(s) in {result.seconds:.1f} s, seeds {', '.join(map(str, result.seeds))}."
+    text = "\n\n".join(s for s in (result.infotexts[0], summary, notes) if s)
+    yield [(im, f"seed {s}") for im, s in zip(result.images, result.seeds)], r.seed, text
+
+
+def stop(request: gr.Request):
+    job = _running.get(request.session_hash)
+    if job is not None:
+        job.cancel()
+
+
+@ui.user_errors
+def read_parameters(png):
+    """Settings stored in a PNG made here: model, prompt, negative prompt, steps, guidance, width, height, seed."""
+    if not png:
+        raise ValueError("Drop a PNG made by this app to reuse its settings.")
+    p = t2i.read_parameters(png)
+    keep = gr.update()
+    model = p.get("model_id") if p.get("model_id") in GENERATORS else keep
+    clamp = lambda key, low, high: min(max(p[key], low), high) if key in p else keep  # noqa: E731
+    return (model, p["prompt"], p["negative_prompt"], clamp("steps", 1, 50), clamp("guidance_scale", 0, 20),
+            clamp("width", 64, 1024), clamp("height", 64, 1024), p.get("seed", keep))
+
+
+steps0, guidance0, width0, height0, about0 = model_settings(GENERATORS[0])
+with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
+    gr.Markdown(weights_notice())
+    with gr.Row():
+        with gr.Column():
+            model = gr.Dropdown([(get_entry(m).title, m) for m in GENERATORS], value=GENERATORS[0], label="Model")
+            model_about = gr.Markdown(about0)
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder=PROMPTS[0])
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary")
+                stop_button = gr.Button("Stop", variant="stop")
+            with gr.Accordion("Settings", open=False):
+                negative = gr.Textbox(label="Negative prompt (needs guidance > 1)", lines=1)
+                steps = gr.Slider(1, 50, value=steps0, step=1, label="Steps")
+                guidance = gr.Slider(0, 20, value=guidance0, step=0.5, label="Guidance (CFG scale)")
+                with gr.Row():
+                    width = gr.Slider(64, 1024, value=width0, step=8, label="Width")
+                    height = gr.Slider(64, 1024, value=height0, step=8, label="Height")
+                with gr.Row():
+                    seed = gr.Number(-1, precision=0, label="Seed (-1 = random)")
+                    num_images = gr.Slider(1, t2i.MAX_IMAGES, value=1, step=1, label="Images")
+                fast_decode = gr.Checkbox(t2i.default_fast_decode(), label="Fast decoder (TAESD): much faster on a "
+                                          "CPU, slightly softer details")
+            reuse = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath")
+        with gr.Column():
+            gallery = gr.Gallery(label="Images", format="png", type="pil", columns=2, height="auto")
+            with gr.Row():
+                seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+                reuse_seed = gr.Button("Use this seed")
+            parameters = gr.Textbox(label="Parameters (also stored in each PNG)", lines=4, buttons=["copy"])
+    gr.Examples([[p] for p in PROMPTS], [prompt])
+    inputs = [model, prompt, negative, steps, guidance, width, height, seed, num_images, fast_decode]
+    event = gr.on([run.click, prompt.submit], generate, inputs, [gallery, seed_used, parameters], api_name="generate",
+                  concurrency_id="model", concurrency_limit=1)
+    stop_button.click(stop, None, None, cancels=[event], api_visibility="private")
+    model.input(model_settings, model, [steps, guidance, width, height, model_about], api_visibility="private")
+    reuse_seed.click(lambda s: s, seed_used, seed, api_visibility="private")
+    reuse.upload(read_parameters, reuse, [model, prompt, negative, steps, guidance, width, height, seed],
+                 api_name="read_parameters")
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

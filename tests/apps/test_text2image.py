@@ -1,0 +1,165 @@
+"""The text2image app through gradio_client, with the tiny random pipeline served by the local Hub.
+
+The test manifest maps ``diffusers.sd_turbo`` to the tiny pipeline and ``diffusers.bk_sdm_tiny`` to a
+repository the Hub does not have, so both the working path and the missing-weights path are real.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support import tiny_diffusers as tiny
+
+TURBO, TINY_SD = "diffusers.sd_turbo", "diffusers.bk_sdm_tiny"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    import huggingface_hub.constants as hf_constants
+    import torch
+
+    from core.cache import MODEL_CACHE
+    from tests.support.live import live_client
+    from tests.support.local_servers import LocalHub
+
+    root = tmp_path_factory.mktemp("text2image")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and the CPU is shared
+    with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
+        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub", "GANHUB_CACHE": root / "ganhub",
+                            "HF_ENDPOINT": hub.url, "GANHUB_MANIFEST": root / "manifest.json",
+                            "GRADIO_TEMP_DIR": root / "gradio", "GANHUB_T2I_FAST_DECODE": "0"}.items():
+            mp.setenv(name, str(value))
+        for name in ("GANHUB_WEIGHTS_DIR", "HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
+            mp.delenv(name, raising=False)
+        mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
+        mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        revision = hub.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())
+        taesd_revision = hub.add_files(tiny.TINY_TAESD_REPO, tiny.tiny_taesd_files())
+        models = {TURBO: tiny.manifest_entry(tiny.TINY_REPO, revision),
+                  TINY_SD: tiny.manifest_entry("tests/not-on-the-hub", "3" * 40),
+                  "diffusers.taesd": tiny.taesd_manifest_entry(tiny.TINY_TAESD_REPO, taesd_revision)}
+        (root / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
+        MODEL_CACHE.clear()
+        # (Re)build the app under this manifest: its model list and defaults are read when the page is built.
+        module = importlib.reload(sys.modules["apps.text2image.app"]) if "apps.text2image.app" in sys.modules \
+            else importlib.import_module("apps.text2image.app")
+        with live_client(module.demo) as client:
+            yield module, client, revision
+        MODEL_CACHE.clear()
+    torch.set_num_threads(threads)
+
+
+def run(client, **kwargs):
+    settings = dict(model=TURBO, prompt="a red cat", negative_prompt="", steps=2, guidance=5.0, width=64, height=64,
+                    seed=42, num_images=1, fast_decode=False)
+    settings.update(kwargs)
+    return settings, client.predict(**settings, api_name="/generate")
+
+
+def test_api_names_and_the_missing_model_notice(app):
+    module, client, _ = app
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/generate", "/read_parameters"} <= set(endpoints)
+    params = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
+    assert params == ["model", "prompt", "negative_prompt", "steps", "guidance", "width", "height", "seed",
+                      "num_images", "fast_decode"]
+    [fn] = [f for f in module.demo.fns.values() if f.api_name == "generate"]
+    assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
+    assert TURBO in module.weights_notice(), "nothing is downloaded before the first run"
+    run(client)  # downloads the (tiny) weights through the resolver
+    notice = module.weights_notice()
+    assert TINY_SD in notice and "hf download tests/not-on-the-hub --revision " + "3" * 40 in notice
+    assert TURBO not in notice
+
+
+def test_generate_gives_pngs_with_parameters_reproducibly(app):
+    from core.pipelines.text_to_image import read_parameters
+
+    _, client, revision = app
+    settings, (gallery, seed, text) = run(client, seed=42, num_images=2, negative_prompt="blurry, dark")
+    assert seed == 42 and len(gallery) == 2
+    images = [Image.open(item["image"]) for item in gallery]
+    assert all(im.format == "PNG" and im.size == (64, 64) for im in images)
+    params = [read_parameters(item["image"]) for item in gallery]
+    assert [p["seed"] for p in params] == [42, 43]
+    assert params[0]["prompt"] == "a red cat" and params[0]["negative_prompt"] == "blurry, dark"
+    assert params[0]["model_id"] == TURBO and params[0]["model_revision"] == revision
+    assert text.startswith("a red cat\nNegative prompt: blurry, dark\nSteps: 2") and "seeds 42, 43" in text
+    _, (again, _, _) = run(client, seed=42, num_images=2, negative_prompt="blurry, dark")
+    for a, b in zip(gallery, again):
+        assert np.array_equal(np.asarray(Image.open(a["image"])), np.asarray(Image.open(b["image"])))
+
+    _, (_, random_seed, text) = run(client, seed=-1, prompt="Ünïcødé, 猫 sur un toit")
+    assert random_seed >= 0 and f"Seed: {random_seed}," in text
+
+
+def test_previews_stream_then_final_images(app):
+    _, client, _ = app
+    settings = dict(model=TURBO, prompt="a red dog", negative_prompt="", steps=4, guidance=5.0, width=64, height=64,
+                    seed=1, num_images=1, fast_decode=True)
+    job = client.submit(**settings, api_name="/generate")
+    final_gallery, _, text = job.result(timeout=120)
+    outputs = job.outputs()
+    assert len(outputs) >= 3, "previews are streamed before the final images"
+    assert all("preview, step" in (item["caption"] or "") for item in outputs[0][0])
+    assert final_gallery[0]["caption"] == "seed 1" and "Decoder: TAESD" in text
+
+
+def test_read_parameters_restores_the_settings(app):
+    from gradio_client import handle_file
+
+    _, client, _ = app
+    _, (gallery, _, _) = run(client, prompt="a lighthouse, oil", negative_prompt="fog", steps=3, guidance=6.5,
+                             width=72, height=96, seed=777)
+    restored = client.predict(handle_file(gallery[0]["image"]), api_name="/read_parameters")
+    assert list(restored) == [TURBO, "a lighthouse, oil", "fog", 3, 6.5, 72, 96, 777]
+
+
+def test_user_errors_are_clear_and_the_server_keeps_serving(app):
+    from gradio_client.exceptions import AppError
+
+    _, client, _ = app
+    for kwargs, message in [(dict(prompt="   "), "prompt is empty"), (dict(width=100), "multiple of 8"),
+                            (dict(model=TINY_SD), "not available here")]:
+        with pytest.raises(AppError, match=message):
+            run(client, **kwargs)
+    assert run(client)[1][0], "still serving"
+
+
+def test_cancelling_the_event_stops_the_pipeline(app):
+    from core.pipelines import text_to_image as t2i
+
+    module, client, _ = app
+    pipe = t2i.load_pipeline(TURBO)
+    calls = []
+
+    def slow_step(*args):
+        calls.append(1)
+        time.sleep(0.05)
+
+    hook = pipe.unet.register_forward_hook(slow_step)
+    try:
+        settings = dict(model=TURBO, prompt="a red cat", negative_prompt="", steps=50, guidance=5.0, width=64,
+                        height=64, seed=3, num_images=1, fast_decode=False)
+        job = client.submit(**settings, api_name="/generate")
+        deadline = time.time() + 60
+        while not job.outputs() and not job.done() and time.time() < deadline:
+            time.sleep(0.02)
+        assert job.outputs(), "a first preview arrived"
+        job.cancel()
+        while module._running and time.time() < deadline:
+            time.sleep(0.02)
+        assert not module._running, "the generator was closed and its run ended"
+        done = len(calls)
+        time.sleep(0.3)
+        assert len(calls) == done < 25, f"the pipeline stopped early ({done} of 51 UNet calls)"
+    finally:
+        hook.remove()
