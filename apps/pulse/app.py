@@ -1,21 +1,140 @@
-"""PULSE face upsampling. Run: python apps/pulse/app.py"""
+"""PULSE face upsampling: search a face generator's latent space for faces that downscale to your input.
 
+Send a tiny square face (8-64 px), or a photo: its face is then found, aligned and downscaled
+first ("downscale, then recover"). Every restart is one candidate face; all of them match the
+input pixels and none of them is the real person. Run: ``python apps/pulse/app.py``.
+API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, fast) ->
+(current/best HR face, HR faces, input vs downscaled faces, summary, details JSON, seed used).
+"""
+
+import secrets
 import sys
+import threading
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import gradio as gr
+from PIL import Image
 
-from core import ui
+from core import images, ui
+from core.pipelines import pulse
+from core.weights import availability, get_entry
 
 TITLE = "PULSE face upsampling"
-DESCRIPTION = "Search a face generator's latent space for a high-resolution face that downscales to your tiny input."
-MODEL_IDS = ["dcgan.faces64", "stylegan2.ffhq1024"]
+DESCRIPTION = (
+    "PULSE (Menon et al., CVPR 2020) does not sharpen pixels: it searches a face generator for high-resolution "
+    "faces that, once downscaled, give back your low-resolution input. Many faces do, so each restart gives "
+    "another one; **they are invented faces, not the person in the picture**, and the search can fail (then the "
+    "closest face is shown with its error). The generators carry their training data's biases."
+)
+GENERATORS = {"dcgan.faces64": "DCGAN 64 px faces (offline)", "stylegan2.ffhq1024": "StyleGAN2 FFHQ 1024 px"}
+MODEL_IDS = list(GENERATORS)
+EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
+_stop_flags: dict[str, threading.Event] = {}  # session -> "finish now" flag
+
+
+def weights_notice() -> str:
+    missing = [m for m in MODEL_IDS if not availability(m)[0]]
+    return "\n\n".join(f"**{GENERATORS[m]}: weights missing.** {ui.missing_weights_message(m)}" for m in missing)
+
+
+def shown(image: Image.Image, side: int = 128) -> Image.Image:
+    """A tiny image enlarged with nearest neighbour so its pixels stay visible."""
+    factor = max(1, side // image.size[0])
+    return image.resize((image.size[0] * factor, image.size[1] * factor), Image.Resampling.NEAREST)
+
+
+@ui.user_errors
+@ui.heavy
+def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
+             face=0, fast=True, request: gr.Request = None, progress=gr.Progress()):
+    """Find `samples` high-resolution faces that downscale to the input face (size x size) within eps.
+    seed=-1 picks a random seed; face=0 asks when the photo has several faces (1 = the most confident).
+    fast: StyleGAN2 searches its 256 px intermediate image and renders 1024 px once at the end."""
+    if image is None:
+        raise ValueError("Upload a face: a tiny square face (8-64 px) or a photo with a face.")
+    if generator not in GENERATORS:
+        raise ValueError(f"Unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}.")
+    seed = secrets.randbelow(2**31) if seed is None or int(seed) < 0 else int(seed)
+    progress(0, desc="Loading the generator")
+    adapter = pulse.load_adapter(generator, search_resolution=256 if fast else None)
+    size = int(size)
+    if size >= adapter.search_size or adapter.search_size % size:
+        raise ValueError(f"{GENERATORS[generator]} needs an input size below {adapter.search_size} that divides it.")
+    low = pulse.low_res_input(images.load_image(image), size, adapter.size, adapter.template,
+                              face_index=int(face) - 1 if face else None)
+    session = request.session_hash if request is not None else ""
+    stop_flag = _stop_flags[session] = threading.Event()
+    inputs = [(shown(low.image), f"input {size}x{size}")] + ([(low.aligned, "aligned face")] if low.aligned else [])
+    try:
+        for event in pulse.pulse_iter(adapter, low.tensor, steps=int(steps), eps=float(eps), restarts=int(samples),
+                                      seed=seed, preview_every=1 if adapter.search_size > 64 else 5,
+                                      should_stop=stop_flag.is_set):
+            if isinstance(event, pulse.PulseProgress):
+                progress((event.step, event.steps), desc="Searching", unit="steps")
+                status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
+                          f"(eps {float(eps):g}).")
+                yield pulse.unit_to_pil(event.preview), gr.skip(), inputs, status, gr.skip(), seed
+    finally:
+        _stop_flags.pop(session, None)
+    result = event
+    faces = [(pulse.unit_to_pil(s.image), f"restart {s.restart}: L2 {s.l2:.2e}, {'' if s.success else 'NOT '}within eps")
+             for s in result.samples]
+    compared = inputs + [(shown(pulse.unit_to_pil(s.downscaled)), f"restart {s.restart} downscaled")
+                         for s in result.samples]
+    details = {"success": result.success, "seed": seed, "eps": result.eps, "steps": result.steps,
+               "seconds": round(result.seconds, 2), "generator": generator, "input": low.note,
+               "samples": [{"restart": s.restart, "l2": s.l2, "success": s.success, "start_l2": s.start_l2,
+                            "first_success_step": s.first_success_step} for s in result.samples]}
+    summary = ("" if result.success else "**No face within eps.** ") + f"{low.note} {result.message}"
+    yield faces[0][0], faces, compared, summary, details, seed
+
+
+def finish_now(request: gr.Request):
+    flag = _stop_flags.get(request.session_hash)
+    if flag is not None:
+        flag.set()
+
 
 with gr.Blocks(title=TITLE) as demo:
-    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}\n\n*This app is being built; the models it will use are listed below.*")
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
+    gr.Markdown(weights_notice())
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(type="pil", label="Tiny face (8-64 px, square) or a photo with a face", height=280)
+            generator = gr.Dropdown([(label, m) for m, label in GENERATORS.items()], value="dcgan.faces64",
+                                    label="Generator")
+            size = gr.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
+            with gr.Row():
+                run = gr.Button("Upsample", variant="primary")
+                finish = gr.Button("Finish now")
+                stop = gr.Button("Stop", variant="stop")
+            with gr.Accordion("Search settings", open=False):
+                steps = gr.Slider(10, 500, value=100, step=10, label="Steps")
+                eps = gr.Number(pulse.EPS_DEFAULT, label="eps: success when the L2 error is at most this")
+                samples = gr.Slider(1, 8, value=4, step=1, label="Samples (restarts, run as one batch)")
+                with gr.Row():
+                    seed = gr.Number(-1, precision=0, label="Seed (-1 = random)")
+                    face = gr.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
+                fast = gr.Checkbox(True, label="StyleGAN2: search at 256 px, render 1024 px once (much faster)")
+        with gr.Column():
+            current = gr.Image(label="Best face so far", format="png", type="pil", height=280)
+            summary = gr.Markdown()
+            faces = gr.Gallery(label="High-resolution faces, best first", format="png", type="pil", columns=4)
+    compared = gr.Gallery(label="Input and each face downscaled to the input size (shown enlarged)", format="png",
+                          type="pil", columns=6, height="auto")
+    with gr.Row():
+        details = gr.JSON(label="Details: final L2 and success per face")
+        seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+    gr.Examples([[str(EXAMPLES / name), px] for name, px in EXAMPLE_FILES], [image, size])
+    event = run.click(upsample, [image, generator, size, steps, eps, samples, seed, face, fast],
+                      [current, faces, compared, summary, details, seed_used], api_name="upsample",
+                      concurrency_id="model", concurrency_limit=1)
+    finish.click(finish_now, None, None, api_visibility="private")
+    stop.click(finish_now, None, None, cancels=[event], api_visibility="private")
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

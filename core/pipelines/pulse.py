@@ -478,5 +478,6 @@ def load_adapter(model_id: str, device: torch.device | str | None = None, search
         key = (model_id, "pulse_gaussian_fit", fit_samples, str(model.input.input.device))
         fit = MODEL_CACHE.get_or_load(key, lambda: gaussian_fit(model, samples=fit_samples),
                                       size=lambda f: sum(t.numel() * t.element_size() for t in f))
-        return StyleGAN2Adapter(model, fit=fit, search_resolution=search_resolution)
+        search = min(search_resolution, model.size) if search_resolution else None  # 256 on a 256 px model: no-op
+        return StyleGAN2Adapter(model, fit=fit, search_resolution=search)
     raise ValueError(f"PULSE supports dcgan and stylegan2 generators, not {entry.arch!r} ({model_id}).")

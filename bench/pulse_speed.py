@@ -1,0 +1,113 @@
+"""PULSE speed (and the 256 px shortcut) on this CPU.
+
+1. Steps per second of the search: DCGAN (dcgan.faces64) with 1 and 4 restarts; StyleGAN2
+   FFHQ-1024 geometry with random weights (same cost as the real ones) searching on the 256 px
+   intermediate RGB and on the full 1024 px output, 1 restart; plus one final 1024 px render.
+2. ``--compare N``: the shortcut's success rate against the full search, both ways on the same N
+   in-distribution targets (16x16), on a reduced-width random StyleGAN2 at 1024 px
+   (1/8 of the channels, style_dim 64): 4 restarts x ``--steps`` steps each way.
+
+Wall time and process CPU time are both printed: the machine is shared, so CPU time (with one
+thread) is the steadier number. Run: .venv/bin/python bench/pulse_speed.py [--threads 1] [--compare 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+import core.models  # noqa: E402
+from core.pipelines import pulse as P  # noqa: E402
+
+
+def timed_steps(adapter, restarts: int, steps: int, size: int = 16, warmup: int = 1) -> tuple[float, float]:
+    """Seconds per search step (wall, CPU), measured over ``steps`` steps after ``warmup``."""
+    target = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    if warmup:
+        P.pulse(adapter, target, steps=warmup, restarts=restarts, seed=0)  # warm-up (allocations, final render)
+    events = P.pulse_iter(adapter, target, steps=steps + 1, restarts=restarts, seed=0, preview_every=1)
+    next(events)  # step 1 done: start the clock after it
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        next(events)
+    return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+
+
+def speed(args) -> None:
+    dcgan = P.load_adapter("dcgan.faces64", device="cpu")
+    for restarts in (1, 4):
+        wall, cpu = timed_steps(dcgan, restarts, steps=30)
+        print(f"DCGAN 64 px, {restarts} restart(s): {1 / wall:6.2f} steps/s wall ({wall * 1e3:.0f} ms/step; "
+              f"CPU {cpu * 1e3:.0f} ms/step); 100 steps = {100 * wall:.1f} s", flush=True)
+
+    torch.manual_seed(0)
+    model = core.models.build("stylegan2", size=1024).eval().requires_grad_(False)
+    fit = P.gaussian_fit(model, samples=10_000)
+    for resolution in (256, 1024):
+        adapter = P.StyleGAN2Adapter(model, fit=fit, search_resolution=resolution)
+        wall, cpu = timed_steps(adapter, 1, steps=args.sg2_steps, warmup=0)
+        print(f"StyleGAN2 search at {resolution} px, 1 restart: {1 / wall:.3f} steps/s wall ({wall:.1f} s/step; "
+              f"CPU {cpu:.1f} s/step); 100 steps = {100 * wall / 60:.1f} min", flush=True)
+    adapter = P.StyleGAN2Adapter(model, fit=fit)
+    state = adapter.init_state(1, torch.Generator().manual_seed(0))
+    wall, cpu = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        adapter.render(state, final=True)
+    print(f"StyleGAN2 one 1024 px render (no grad): {time.perf_counter() - wall:.1f} s wall, "
+          f"{time.process_time() - cpu:.1f} s CPU", flush=True)
+
+
+def compare(args) -> None:
+    channels = {r: max(4, c // 8) for r, c in core.models.stylegan2.default_channels(2).items()}
+    torch.manual_seed(0)
+    model = core.models.build("stylegan2", size=1024, style_dim=64, n_mlp=8, channels=channels)
+    model = model.eval().requires_grad_(False)
+    fit = P.gaussian_fit(model, samples=20_000)
+    full = P.StyleGAN2Adapter(model, fit=fit)
+    fast = P.StyleGAN2Adapter(model, fit=fit, search_resolution=256)
+    print(f"reduced-width random StyleGAN2 1024 px (channels {channels}), {args.compare} targets at 16x16, "
+          f"4 restarts x {args.steps} steps, eps {P.EPS_DEFAULT:g}")
+    totals = {"full 1024": [0, 0.0, 0.0], "shortcut 256": [0, 0.0, 0.0]}
+    for t in range(args.compare):
+        with torch.no_grad():
+            target = P.downscale(full.render(full.init_state(1, torch.Generator().manual_seed(500 + t)),
+                                             final=True), 16).clamp(0, 1)
+        for name, adapter in (("full 1024", full), ("shortcut 256", fast)):
+            cpu = time.process_time()
+            result = P.pulse(adapter, target, steps=args.steps, restarts=4, seed=t)
+            cpu = time.process_time() - cpu
+            best = result.samples[0]
+            totals[name][0] += result.success
+            totals[name][1] += result.seconds
+            totals[name][2] += cpu
+            print(f"  target {t} {name:>12}: final L2 {best.l2:.2e} (search L2 {best.search_l2:.2e}), "
+                  f"success {result.success}, {result.seconds:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+    for name, (ok, wall, cpu) in totals.items():
+        print(f"{name}: {ok}/{args.compare} targets within eps; {wall:.0f} s wall, {cpu:.0f} s CPU in total")
+    print(f"shortcut speed-up (CPU time): {totals['full 1024'][2] / totals['shortcut 256'][2]:.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sg2-steps", type=int, default=2, help="timed StyleGAN2 steps per resolution")
+    parser.add_argument("--compare", type=int, default=0, help="targets for the shortcut-vs-full comparison")
+    parser.add_argument("--steps", type=int, default=100, help="search steps in the comparison")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
+    if not args.skip_speed:
+        speed(args)
+    if args.compare:
+        compare(args)
+
+
+if __name__ == "__main__":
+    main()
