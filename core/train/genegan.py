@@ -197,24 +197,29 @@ def _flip_and_tensor(images: np.ndarray, rng: np.random.Generator, flip: bool) -
 # --------------------------------------------------------------------------- losses
 
 
-def generator_losses(model: GeneGAN, d_ax: nn.Module, d_be: nn.Module, ax: torch.Tensor, be: torch.Tensor,
-                     cfg: argparse.Namespace) -> tuple[torch.Tensor, dict[str, float], tuple[torch.Tensor, ...]]:
-    """Total generator loss, its terms, and the fakes (Bx, Ae) for the critics."""
+def swap_forward(model: GeneGAN, ax: torch.Tensor, be: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The four joins of one training step: reconstructions Ax2, Be2 and swaps Bx, Ae (and the object e)."""
     a, x = model.split(ax)
     b, e = model.split(be)
-    ax2, be2 = model.join(a, x), model.join(b, torch.zeros_like(e))
-    bx, ae = model.join(b, x), model.join(a, torch.zeros_like(x))
-    null = e.abs().mean()
-    rec = ((ax - ax2).abs().mean() + (be - be2).abs().mean()) / 255.0
+    zero = torch.zeros_like(e)
+    return {"e": e, "ax2": model.join(a, x), "be2": model.join(b, zero), "bx": model.join(b, x),
+            "ae": model.join(a, zero)}
+
+
+def generator_losses(model: GeneGAN, d_ax: nn.Module, d_be: nn.Module, ax: torch.Tensor, be: torch.Tensor,
+                     fwd: dict[str, torch.Tensor], cfg: argparse.Namespace) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total generator loss and its terms for one :func:`swap_forward` result."""
+    null = fwd["e"].abs().mean()
+    rec = ((ax - fwd["ax2"]).abs().mean() + (be - fwd["be2"]).abs().mean()) / 255.0
     if cfg.gan == "ns":
-        adv = F.softplus(-d_ax(bx)).mean() + F.softplus(-d_be(ae)).mean()
+        adv = F.softplus(-d_ax(fwd["bx"])).mean() + F.softplus(-d_be(fwd["ae"])).mean()
     else:  # wgan and hinge: the generator raises the critic's score
-        adv = -d_ax(bx).mean() - d_be(ae).mean()
-    para = (ax + be - bx - ae).abs().mean()
+        adv = -d_ax(fwd["bx"]).mean() - d_be(fwd["ae"]).mean()
+    para = (ax + be - fwd["bx"] - fwd["ae"]).abs().mean()
     wd = sum((m.weight ** 2).mean() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
     total = cfg.null * null + cfg.rec * rec + cfg.adv * adv + cfg.para * para + 0.5 * cfg.wd * wd
     terms = {"null": null.item(), "rec": rec.item(), "adv": adv.item(), "para": para.item()}
-    return total, terms, (bx, ae)
+    return total, terms
 
 
 def critic_loss(d_ax: nn.Module, d_be: nn.Module, ax, be, bx, ae, gan: str) -> torch.Tensor:
@@ -224,6 +229,19 @@ def critic_loss(d_ax: nn.Module, d_be: nn.Module, ax, be, bx, ae, gan: str) -> t
     if gan == "hinge":
         return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in ((real_ax, fake_ax), (real_be, fake_be)))
     return sum(F.softplus(-r).mean() + F.softplus(f).mean() for r, f in ((real_ax, fake_ax), (real_be, fake_be)))
+
+
+def critic_step(critics: list[nn.Module], opt_d: torch.optim.Optimizer, ax, be, bx, ae,
+                cfg: argparse.Namespace) -> torch.Tensor:
+    d_loss = critic_loss(*critics, ax, be, bx, ae, cfg.gan)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    if cfg.clip:  # WGAN: clip every critic variable
+        with torch.no_grad():
+            for p in (p for c in critics for p in c.parameters()):
+                p.clamp_(-cfg.clip, cfg.clip)
+    return d_loss
 
 
 def init_weights(module: nn.Module) -> None:
@@ -417,25 +435,20 @@ def main(argv: list[str] | None = None) -> int:
         c.train()
     start, last, sums = time.time(), time.time(), {}
     while step < args.steps:
-        # Critics: one step (the official recipe: 100 on every 500th iteration).
-        d_iters = 100 if args.gan == "wgan" and step % 500 == 0 else 1
-        for k in range(d_iters):
-            ax, be = (t.to(device) for t in data.batch(step * 1000 + k + 1, args.batch))
-            with torch.no_grad():
-                a, x = model.split(ax)
-                b, _ = model.split(be)
-                bx, ae = model.join(b, x), model.join(a, torch.zeros_like(x))
-            d_loss = critic_loss(*critics, ax, be, bx, ae, args.gan)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            if args.clip:
-                with torch.no_grad():
-                    for p in (p for c in critics for p in c.parameters()):
-                        p.clamp_(-args.clip, args.clip)
-        # Generator.
         ax, be = (t.to(device) for t in data.batch(step * 1000, args.batch))
-        g_loss, terms, _ = generator_losses(model, *critics, ax, be, args)
+        if args.gan == "wgan":
+            # The official schedule: critic steps on their own batches (100 on every 500th iteration).
+            for k in range(100 if step % 500 == 0 else 1):
+                cax, cbe = (t.to(device) for t in data.batch(step * 1000 + k + 1, args.batch))
+                with torch.no_grad():
+                    fakes = swap_forward(model, cax, cbe)
+                d_loss = critic_step(critics, opt_d, cax, cbe, fakes["bx"], fakes["ae"], args)
+            fwd = swap_forward(model, ax, be)
+        else:
+            # One critic step on the generator's own fakes (detached), then the generator step.
+            fwd = swap_forward(model, ax, be)
+            d_loss = critic_step(critics, opt_d, ax, be, fwd["bx"].detach(), fwd["ae"].detach(), args)
+        g_loss, terms = generator_losses(model, *critics, ax, be, fwd, args)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

@@ -88,13 +88,14 @@ def predict(model: GlassesClassifier, images: np.ndarray, batch: int = 256) -> n
     return np.concatenate(out)
 
 
-def filter_natural_glasses(faces: np.ndarray, landmarks: np.ndarray, rounds: int = 2, keep: float = 0.6,
-                           steps: int = 800, seed: int = 1, log=print) -> np.ndarray:
-    """Indices of faces judged NOT to wear glasses (DCGAN faces often do).
+def filter_natural_glasses(faces: np.ndarray, landmarks: np.ndarray, rounds: int = 2, negatives: float = 0.6,
+                           keep: float = 0.5, steps: int = 800, seed: int = 1, log=print) -> np.ndarray:
+    """Indices of faces judged NOT to wear glasses (DCGAN faces often do: about a quarter of them).
 
-    Self-training: a classifier learns rendered glasses vs all faces; the faces it ranks highest
-    join the positives and only the lowest-ranked faces stay negatives, for ``rounds`` rounds;
-    the ``keep`` fraction with the lowest final score is returned.
+    Self-training: round 1 learns rendered glasses vs all faces; in each later round only the
+    ``negatives`` fraction ranked lowest by the previous round stays negative, and the top tenth
+    (mostly generated glasses) joins the positives. The ``keep`` fraction with the lowest final
+    score is returned. (The shipped data used the defaults.)
     """
     candidates = np.arange(len(faces))
     natural = None
@@ -102,10 +103,11 @@ def filter_natural_glasses(faces: np.ndarray, landmarks: np.ndarray, rounds: int
         model = train(faces[candidates], landmarks[candidates], steps, seed=seed + r, log=log, natural=natural)
         scores = predict(model, faces)
         order = np.argsort(scores)
-        candidates = order[: int(len(faces) * keep)]
-        natural = faces[order[-max(1, len(faces) // 10):]]  # the top tenth: mostly generated glasses
-        log(f"round {r + 1}: score at the keep boundary {scores[order[len(candidates)]]:.3f}")
-    return np.sort(candidates)
+        candidates = order[: int(len(faces) * negatives)]
+        natural = faces[order[-max(1, len(faces) // 10):]]
+    kept = order[: int(len(faces) * keep)]
+    log(f"kept {len(kept)} of {len(faces)} faces (final score below {scores[order[len(kept)]]:.3f})")
+    return np.sort(kept)
 
 
 def main(argv: list[str] | None = None) -> int:
