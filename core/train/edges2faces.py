@@ -2,6 +2,7 @@
 
     python -m core.train edges2faces data --out DATA [--train 6000 --test 200 --seed 0]
     python -m core.train edges2faces evaluate --data DATA --weights RUN/latest_net_G.safetensors
+    python -m core.train edges2faces export --weights RUN/latest_net_G.safetensors --out FILE
 
 ``data`` samples faces from the offline DCGAN generator (``dcgan.faces64``, eval mode, z ~ N(0, I)
 from a seeded generator; the test faces use another seed, so they are never seen in training),
@@ -11,6 +12,9 @@ pairs to ``DATA/train`` and ``DATA/test`` (the official pix2pix layout, A = sket
 ``evaluate`` reports the mean absolute error (L1, pixel values in [0, 1]) of the model on the
 test pairs, in eval mode and in paper mode, against two trivial baselines: the blurred sketch
 itself and the mean training face.
+
+``export`` writes the generator for shipping: floating-point tensors stored as float16 (half the
+size; the loader casts them back to the model's dtype), the training metadata kept.
 """
 
 from __future__ import annotations
@@ -88,6 +92,21 @@ def evaluate(data: Path, weights: Path, config: dict | None = None, seed: int = 
     }
 
 
+def export(weights: Path, out: Path) -> str:
+    """Write ``weights`` as a float16 safetensors file at ``out``; return its sha256."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from core.weights import sha256_of
+
+    with safe_open(str(weights), "pt") as f:
+        metadata = dict(f.metadata() or {})
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(weights)).items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out), metadata={**metadata, "dtype": "float16"})
+    return sha256_of(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.train edges2faces", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,10 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--weights", required=True)
     e.add_argument("--seed", type=int, default=0, help="dropout seed of the paper-mode run")
     e.add_argument("--threads", type=int, default=1)
+    x = sub.add_parser("export", help="write the generator as a float16 safetensors file for shipping")
+    x.add_argument("--weights", required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.command == "data":
         make_data(Path(args.out), args.train, args.test, args.seed)
+    elif args.command == "export":
+        digest = export(Path(args.weights), Path(args.out))
+        print(json.dumps({"file": args.out, "bytes": Path(args.out).stat().st_size, "sha256": digest}, indent=2))
     else:
         result = evaluate(Path(args.data), Path(args.weights), seed=args.seed)
         print(json.dumps(result, indent=2))
