@@ -14,7 +14,9 @@ Usage: ``python bench/inpaint.py [--threads 1] [--repeats 3] [--skip-full]``
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,6 +53,7 @@ def main() -> None:
     from safetensors.torch import save_file
 
     weights_dir = tempfile.mkdtemp(prefix="bench_lama_")
+    atexit.register(shutil.rmtree, weights_dir, ignore_errors=True)
     torch.manual_seed(0)
     save_file(core.models.build("lama").state_dict(), os.path.join(weights_dir, "lama.big_lama.safetensors"))
     os.environ["GANHUB_WEIGHTS_DIR"] = weights_dir
