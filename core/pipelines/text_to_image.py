@@ -5,7 +5,8 @@
 2. :func:`start` loads the pipeline once per process (``core.cache.MODEL_CACHE``) from the
    pinned Hub snapshot (``core.weights.resolve_snapshot``, safetensors only, no remote code) and
    runs it in a worker thread. Iterating the returned :class:`Generation` yields a
-   :class:`Preview` after every denoising step and finally a :class:`Result`;
+   :class:`Preview` after every denoising step (with images while previews stay within
+   ``PREVIEW_MAX_SHARE`` of the time) and finally a :class:`Result`;
    :meth:`Generation.cancel` stops the pipeline after the step that is running.
 3. Every image carries its settings as A1111-style ``parameters`` text (:func:`infotext`),
    which :func:`parse_infotext` / :func:`read_parameters` read back.
@@ -41,6 +42,9 @@ MAX_IMAGES = 4
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 4000
 MAX_GUIDANCE = 30.0
+# Previews may take at most this share of a run: TAESD decodes a 512x512 preview in about 2 CPU-seconds on
+# one core, so on slow CPUs a preview is skipped until enough denoising time has passed since the last one.
+PREVIEW_MAX_SHARE = 0.2
 # Linear map from SD 1.x/2.x latents (4 channels) to approximate RGB in [-1, 1]: the preview
 # used by popular UIs when no decoder is at hand. Rows are latent channels, columns R, G, B.
 LATENT_RGB_FACTORS = torch.tensor([
@@ -98,7 +102,8 @@ def _check_size(name: str, value: Any, low: int, high: int) -> int:
         raise ValueError(f"{name} must be a whole number of pixels (got {value!r}).")
     value = int(value)
     if value % 8 or not low <= value <= high:
-        raise ValueError(f"{name} must be a multiple of 8 between {low} and {high} pixels for this model (got {value}).")
+        raise ValueError(f"{name} must be a multiple of 8 between {low} and {high} pixels for this model "
+                         f"(got {value}).")
     return value
 
 
@@ -110,7 +115,8 @@ def make_request(model_id: str, prompt: str, negative_prompt: str = "", steps: i
     prompt = (prompt or "").strip()
     negative_prompt = (negative_prompt or "").strip()
     if not prompt:
-        raise ValueError("The prompt is empty: describe the picture you want, e.g. 'a lighthouse on a cliff at sunset'.")
+        raise ValueError("The prompt is empty: describe the picture you want, "
+                         "e.g. 'a lighthouse on a cliff at sunset'.")
     for name, text in (("prompt", prompt), ("negative prompt", negative_prompt)):
         if len(text) > MAX_PROMPT_CHARS:
             raise ValueError(f"The {name} is {len(text)} characters long; the limit is {MAX_PROMPT_CHARS} "
@@ -154,8 +160,9 @@ def _verify_files(folder: Path, spec: dict, model_id: str) -> None:
     for name, expected in spec.get("files_sha256", {}).items():
         actual = sha256_of(folder / name)
         if actual != expected:
-            raise WeightsUnavailableError(model_id, f"{model_id}: sha256 of {name} is {actual[:16]}..., the manifest "
-                                                    f"expects {expected[:16]}...; delete the cached snapshot and fetch it again.")
+            raise WeightsUnavailableError(model_id, f"{model_id}: sha256 of {name} is {actual[:16]}..., the "
+                                                    f"manifest expects {expected[:16]}...; delete the cached "
+                                                    f"snapshot and fetch it again.")
 
 
 def _snapshot(model_id: str, download: bool) -> Path:
@@ -369,7 +376,7 @@ def read_parameters(image: str | Path | Image.Image) -> dict[str, Any]:
 class Preview:
     step: int  # denoising steps done
     total: int
-    images: list[Image.Image] | None
+    images: list[Image.Image] | None  # None: last step, previews off, or skipped to stay within the budget
 
 
 @dataclass
@@ -408,6 +415,7 @@ class Generation:
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="text2image", daemon=True)
         self._steps_done = 0
+        self._last_preview = (time.perf_counter(), 0.0)  # (when the last preview was done, what it cost)
 
     def start(self) -> Generation:
         self._thread.start()
@@ -453,8 +461,12 @@ class Generation:
             pipe._interrupt = True  # diffusers skips every remaining step
             return kwargs
         images = None
-        if self.previews and i + 1 < total:
+        done, cost = self._last_preview
+        started = time.perf_counter()
+        if self.previews and i + 1 < total and started - done >= cost * (1 - PREVIEW_MAX_SHARE) / PREVIEW_MAX_SHARE:
             images = decode_preview(kwargs["latents"], (self.request.width, self.request.height), self.preview_decoder)
+            finished = time.perf_counter()
+            self._last_preview = (finished, finished - started)
         self._events.put(Preview(i + 1, total, images))
         return kwargs
 

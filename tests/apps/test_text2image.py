@@ -26,6 +26,7 @@ def app(tmp_path_factory):
     import torch
 
     from core.cache import MODEL_CACHE
+    from core.pipelines import text_to_image as t2i
     from tests.support.live import live_client
     from tests.support.local_servers import LocalHub
 
@@ -33,14 +34,16 @@ def app(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the CPU is shared
     with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
-        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub", "GANHUB_CACHE": root / "ganhub",
-                            "HF_ENDPOINT": hub.url, "GANHUB_MANIFEST": root / "manifest.json",
-                            "GRADIO_TEMP_DIR": root / "gradio", "GANHUB_T2I_FAST_DECODE": "0"}.items():
+        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub",
+                            "GANHUB_CACHE": root / "ganhub", "HF_ENDPOINT": hub.url,
+                            "GANHUB_MANIFEST": root / "manifest.json", "GRADIO_TEMP_DIR": root / "gradio",
+                            "GANHUB_T2I_FAST_DECODE": "0"}.items():
             mp.setenv(name, str(value))
         for name in ("GANHUB_WEIGHTS_DIR", "HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
             mp.delenv(name, raising=False)
         mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
         mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
         revision = hub.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())
         taesd_revision = hub.add_files(tiny.TINY_TAESD_REPO, tiny.tiny_taesd_files())
         models = {TURBO: tiny.manifest_entry(tiny.TINY_REPO, revision),

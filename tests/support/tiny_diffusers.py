@@ -16,8 +16,8 @@ from pathlib import Path
 
 TINY_REPO = "tests/tiny-stable-diffusion"
 TINY_TAESD_REPO = "tests/tiny-taesd"
-SD_PATTERNS = ["model_index.json", "scheduler/*.json", "tokenizer/*", "text_encoder/*.json", "text_encoder/*.safetensors",
-               "unet/*.json", "unet/*.safetensors", "vae/*.json", "vae/*.safetensors"]
+SD_PATTERNS = ["model_index.json", "scheduler/*.json", "tokenizer/*", "text_encoder/*.json",
+               "text_encoder/*.safetensors", "unet/*.json", "unet/*.safetensors", "vae/*.json", "vae/*.safetensors"]
 MERGES = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("r", "e"), ("re", "d</w>")]
 
 
@@ -93,7 +93,8 @@ def tiny_taesd_files() -> dict[str, bytes]:
 def manifest_entry(repo_id: str, revision: str, **config) -> dict:
     """A manifest entry for the tiny pipeline served at ``repo_id@revision``."""
     return {
-        "title": f"Tiny test pipeline ({repo_id})", "arch": "diffusers", "apps": ["text2image"], "license": "Apache-2.0",
+        "title": f"Tiny test pipeline ({repo_id})", "arch": "diffusers", "apps": ["text2image"],
+        "license": "Apache-2.0",
         "paper": "none", "training_data": "none (random weights)", "card": "random weights for tests",
         "input": {"kind": "text"},
         "config": {"pipeline": "StableDiffusionPipeline", "scheduler": "PNDMScheduler", "steps": 2, "max_steps": 60,

@@ -18,19 +18,22 @@ def hub(tmp_path_factory):
     import torch
 
     from core.cache import MODEL_CACHE
+    from core.pipelines import text_to_image as t2i
     from tests.support.local_servers import LocalHub
 
     root = tmp_path_factory.mktemp("t2i")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the CPU is shared
     with pytest.MonkeyPatch.context() as mp, LocalHub() as server:
-        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub", "GANHUB_CACHE": root / "ganhub",
-                            "HF_ENDPOINT": server.url, "GANHUB_MANIFEST": root / "manifest.json"}.items():
+        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub",
+                            "GANHUB_CACHE": root / "ganhub", "HF_ENDPOINT": server.url,
+                            "GANHUB_MANIFEST": root / "manifest.json"}.items():
             mp.setenv(name, str(value))
         for name in ("GANHUB_WEIGHTS_DIR", "HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
             mp.delenv(name, raising=False)
         mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
         mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
         revision = server.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())
         taesd_revision = server.add_files(tiny.TINY_TAESD_REPO, tiny.tiny_taesd_files())
         models = {
@@ -151,6 +154,25 @@ def test_previews_every_step_then_result(hub):
     assert all(p.total == total for p in previews)
     assert all(p.images is not None and p.images[0].size == (48, 64) for p in previews[:-1])
     assert previews[-1].images is None, "no preview for the last step: the final image follows"
+
+
+def test_previews_are_skipped_when_they_would_take_too_much_of_the_time(hub, monkeypatch):
+    import time
+
+    from core.pipelines import text_to_image as t2i
+
+    decode = t2i.decode_preview
+
+    def slow_decode(*args, **kwargs):
+        time.sleep(0.2)  # a preview far slower than a (tiny) denoising step
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(t2i, "decode_preview", slow_decode)
+    monkeypatch.setattr(t2i, "PREVIEW_MAX_SHARE", 0.2)
+    previews = [e for e in t2i.start(request(steps=12)) if isinstance(e, t2i.Preview)]
+    shown = [p.step for p in previews if p.images]
+    assert len(previews) == 13 and shown[0] == 1, "every step reports progress; the first preview is shown"
+    assert len(shown) <= 3, f"previews kept to about 20% of the time, shown at steps {shown}"
 
 
 def test_cancel_stops_after_the_running_step_without_decoding(hub):
