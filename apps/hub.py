@@ -43,7 +43,7 @@ def landing_page(apps: dict) -> str:
         )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>GAN Demo Hub</title>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><link rel='icon' href='data:,'><title>GAN Demo Hub</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;line-height:1.45}"
         "section{border:1px solid #ddd;border-radius:8px;padding:.5rem 1rem;margin:1rem 0}"
         "code{background:#f4f4f4;padding:0 .2rem}</style></head><body>"

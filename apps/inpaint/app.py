@@ -92,10 +92,11 @@ with gr.Blocks(title=TITLE) as demo:
                 run_editor = gr.Button("Inpaint", variant="primary")
             with gr.Tab("Upload a mask"):
                 with gr.Row():
-                    photo = gr.Image(type="pil", image_mode=None, label="Photo", sources=["upload", "clipboard"])
+                    photo = gr.Image(type="pil", image_mode=None, label="Photo", sources=["upload", "clipboard"],
+                                     elem_id="photo")
                     mask = gr.Image(type="pil", image_mode="RGBA", label="Mask (white = hole)",
-                                    sources=["upload", "clipboard"])
-                run_upload = gr.Button("Inpaint", variant="primary")
+                                    sources=["upload", "clipboard"], elem_id="mask")
+                run_upload = gr.Button("Inpaint", variant="primary", elem_id="run_upload")
             method = gr.Radio(METHODS, value="auto", label="Method")
             dilation = gr.Slider(0, 64, value=4, step=1, label="Mask dilation (px)",
                                  info="Grow the hole to cover edges and shadows of the object")
@@ -106,7 +107,7 @@ with gr.Blocks(title=TITLE) as demo:
                 margin = gr.Slider(16, 512, value=128, step=16, label="Context margin around the mask (px)")
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",
-                              buttons=["download", "fullscreen"])
+                              buttons=["download", "fullscreen"], elem_id="result")
             slider = gr.ImageSlider(label="Before / after", type="pil", format="png")
             used = gr.Image(label="Mask used", format="png", type="pil")
             notes = gr.Markdown()
