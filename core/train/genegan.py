@@ -231,6 +231,29 @@ def critic_loss(d_ax: nn.Module, d_be: nn.Module, ax, be, bx, ae, gan: str) -> t
     return sum(F.softplus(-r).mean() + F.softplus(f).mean() for r, f in ((real_ax, fake_ax), (real_be, fake_be)))
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: GeneGAN, data, batches: int = 50, batch: int = 64, device="cpu") -> None:
+    """Replace the BatchNorm running statistics by exact averages over ``batches`` training batches.
+
+    The running averages (momentum 0.01, as TF's 0.99) lag behind weights that still move; eval-mode
+    outputs of a short run are much better with statistics measured on the final weights. The
+    weights are not changed.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = model.training
+    model.train()
+    for k in range(batches):
+        ax, be = (t.to(device) for t in data.batch(2**41 + k, batch))
+        swap_forward(model, ax, be)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 def critic_step(critics: list[nn.Module], opt_d: torch.optim.Optimizer, ax, be, bx, ae,
                 cfg: argparse.Namespace) -> torch.Tensor:
     d_loss = critic_loss(*critics, ax, be, bx, ae, cfg.gan)
@@ -464,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         if step % args.sample_every == 0:
             save_samples(out / f"samples_{step:06d}.png", model, fixed_ax, fixed_be)
         out_of_time = args.max_minutes and (time.time() - start) / 60 >= args.max_minutes
+        if step == args.steps or out_of_time:
+            recalibrate_batchnorm(model, data, batch=args.batch, device=device)
+            log("BatchNorm statistics recalibrated on 50 batches")
         if step % args.save_every == 0 or step == args.steps or out_of_time:
             save_checkpoint(out, step, args, model, critics, [opt_g, opt_d])
         if out_of_time:
