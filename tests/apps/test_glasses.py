@@ -1,0 +1,67 @@
+"""The glasses app through gradio_client (one live server) with the shipped weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from core.synthetic_glasses import eye_band
+from tests.support.live import live_client
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "glasses" / "examples"
+pytestmark = [pytest.mark.real_weights("genegan.eyeglasses64"), pytest.mark.real_weights("genegan.glasses_classifier64")]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANHUB_CACHE", str(tmp_path_factory.mktemp("glasses_cache")))
+        mp.setenv("GANHUB_DEVICE", "cpu")
+        from apps.glasses.app import demo
+
+        with live_client(demo) as c:
+            yield c
+
+
+def call(client, a: str, b: str, strength: float = 1.0, blend: str = "Add the model's change (keeps photo detail)"):
+    return client.predict(handle_file(str(EXAMPLES / a)), handle_file(str(EXAMPLES / b)), strength, blend,
+                          api_name="/swap")
+
+
+def test_aligned_faces_swap_inside_the_eye_band_only(client):
+    b_with, a_without, crops, notes = call(client, "a_glasses.png", "b_face64.png")
+    band = eye_band()
+    for out, src in ((b_with, "b_face64.png"), (a_without, "a_glasses.png")):
+        out, src = np.asarray(Image.open(out).convert("RGB")), np.asarray(Image.open(EXAMPLES / src).convert("RGB"))
+        assert out.shape == (64, 64, 3)
+        assert (out[~band] == src[~band]).all()  # png output: bit-exact outside the band
+        assert np.abs(out[band].astype(int) - src[band]).mean() > 2  # the glasses moved
+    assert len(crops) == 4 and notes
+
+
+def test_photos_in_photos_out(client):
+    b_with, a_without, _, _ = call(client, "a_photo_glasses.jpg", "b_photo.jpg", 0.8,
+                                   "Paste the model's output (paper)")
+    b = np.asarray(Image.open(EXAMPLES / "b_photo.jpg").convert("RGB"))
+    out = np.asarray(Image.open(b_with).convert("RGB"))
+    assert out.shape == b.shape
+    changed = (out != b).any(-1)
+    assert 0 < changed.mean() < 0.1  # only the eye band of the face
+    assert Image.open(a_without).size == Image.open(EXAMPLES / "a_photo_glasses.jpg").size
+
+
+def test_user_errors_are_clear_and_the_server_keeps_serving(client, tmp_path):
+    import skimage.data
+
+    Image.fromarray(skimage.data.coffee()).save(tmp_path / "coffee.png")
+    with pytest.raises(AppError, match="No face was found in image B"):
+        client.predict(handle_file(str(EXAMPLES / "a_glasses.png")), handle_file(str(tmp_path / "coffee.png")),
+                       1.0, "Add the model's change (keeps photo detail)", api_name="/swap")
+    with pytest.raises(AppError, match="already seems to wear glasses"):
+        call(client, "a_glasses.png", "a_glasses.png")
+    assert call(client, "a_glasses.png", "b_face64.png")[0]  # still serving
