@@ -391,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--sample-every", type=int, default=500)
     p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--bn-batches", type=int, default=50, help="batches for the final BatchNorm recalibration")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this wall time")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     return p
@@ -488,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             save_samples(out / f"samples_{step:06d}.png", model, fixed_ax, fixed_be)
         out_of_time = args.max_minutes and (time.time() - start) / 60 >= args.max_minutes
         if step == args.steps or out_of_time:
-            recalibrate_batchnorm(model, data, batch=args.batch, device=device)
-            log("BatchNorm statistics recalibrated on 50 batches")
+            recalibrate_batchnorm(model, data, batches=args.bn_batches, batch=args.batch, device=device)
+            log(f"BatchNorm statistics recalibrated on {args.bn_batches} batches")
         if step % args.save_every == 0 or step == args.steps or out_of_time:
             save_checkpoint(out, step, args, model, critics, [opt_g, opt_d])
         if out_of_time:

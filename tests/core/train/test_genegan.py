@@ -40,7 +40,8 @@ def losses(log: str, key: str) -> list[float]:
 def test_tiny_training_lowers_the_losses_and_saves_a_loadable_model(faces_npz, tmp_path):
     out = tmp_path / "run"
     args = ["--synthetic", str(faces_npz), "--out", str(out), "--ch", "8,16,32", "--batch", "8", "--steps", "30",
-            "--log-every", "10", "--sample-every", "30", "--save-every", "30", "--lr", "1e-3", "--threads", "1"]
+            "--log-every", "10", "--sample-every", "30", "--save-every", "30", "--lr", "1e-3", "--threads", "1",
+            "--bn-batches", "2"]
     assert trainer.main(args) == 0
     log = (out / "log.txt").read_text()
     rec, para, total = losses(log, "rec"), losses(log, "para"), losses(log, " g")
@@ -54,7 +55,7 @@ def test_tiny_training_lowers_the_losses_and_saves_a_loadable_model(faces_npz, t
 
 def test_resume_continues_exactly(faces_npz, tmp_path):
     common = ["--synthetic", str(faces_npz), "--ch", "4,8,16", "--batch", "4", "--log-every", "2",
-              "--sample-every", "100", "--save-every", "3", "--threads", "1"]
+              "--sample-every", "100", "--save-every", "3", "--threads", "1", "--bn-batches", "2"]
     trainer.main(common + ["--out", str(tmp_path / "straight"), "--steps", "6"])
     trainer.main(common + ["--out", str(tmp_path / "resumed"), "--steps", "3"])
     trainer.main(common + ["--out", str(tmp_path / "resumed"), "--steps", "6", "--resume"])
