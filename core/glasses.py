@@ -11,7 +11,8 @@ Recipe (:func:`swap_glasses`):
    makes there (``join(B, x_A) - join(B, x_B)``, ``mode="residual"``, the default) is warped back
    to the photo's resolution and added to the original pixels with a feathered mask, so the
    photo keeps its own sharpness and every pixel outside the band stays bit-for-bit the same.
-   ``mode="direct"`` pastes the decoded band itself (the paper's output) instead.
+   ``mode="direct"`` pastes the decoded band itself (the paper's output) instead, with
+   :func:`core.faces.paste_back`.
 
 A small classifier (``genegan.glasses_classifier64``) refuses a ``B`` that already wears glasses.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.faces import AlignedFace, align_face, single_face
+from core.faces import AlignedFace, align_face, paste_back, single_face
 from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
 
 MODEL_ID = "genegan.eyeglasses64"
@@ -109,10 +110,11 @@ def _apply(photo: Image.Image, aligned: AlignedFace, decoded: np.ndarray, recons
     crop = np.asarray(aligned.image)
     if photo.size == (SIZE, SIZE):
         return Image.fromarray(composite(crop, decoded, reconstruction, mode, alpha))
-    # Both modes add a change at the photo's own resolution; "direct" replaces the band's content
-    # with the decoded crop (its change relative to the aligned crop).
-    change = decoded - reconstruction if mode == "residual" else decoded - crop.astype(np.float32)
-    return paste_change(photo, aligned, change, alpha)
+    if mode == "residual":  # the model's change, added at the photo's own resolution
+        return paste_change(photo, aligned, decoded - reconstruction, alpha)
+    # "direct": the decoded band itself, warped back and blended in (core.faces.paste_back).
+    edited = Image.fromarray(np.clip(np.rint(decoded), 0, 255).astype(np.uint8))
+    return paste_back(photo, edited, aligned, region=eye_band(SIZE).astype(np.float32), feather=FEATHER / SIZE)
 
 
 def glasses_probability(classifier, crops: list[np.ndarray]) -> np.ndarray:
