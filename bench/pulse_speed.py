@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import core.models  # noqa: E402
+from core.models.stylegan2 import default_channels  # noqa: E402
 from core.pipelines import pulse as P  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def speed(args) -> None:
 
 
 def compare(args) -> None:
-    channels = {r: max(4, c // 8) for r, c in core.models.stylegan2.default_channels(2).items()}
+    channels = {r: max(4, c // 8) for r, c in default_channels(2).items()}
     torch.manual_seed(0)
     model = core.models.build("stylegan2", size=1024, style_dim=64, n_mlp=8, channels=channels)
     model = model.eval().requires_grad_(False)

@@ -121,7 +121,8 @@ with gr.Blocks(title=TITLE) as demo:
                     face = gr.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
                 fast = gr.Checkbox(True, label="StyleGAN2: search at 256 px, render 1024 px once (much faster)")
         with gr.Column():
-            current = gr.Image(label="Best face so far", format="png", type="pil", height=280)
+            current = gr.Image(label="Leading restart while searching, then the best face", format="png",
+                               type="pil", height=280)
             summary = gr.Markdown()
             faces = gr.Gallery(label="High-resolution faces, best first", format="png", type="pil", columns=4)
     compared = gr.Gallery(label="Input and each face downscaled to the input size (shown enlarged)", format="png",

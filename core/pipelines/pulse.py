@@ -20,6 +20,7 @@ intermediate RGB of the skip architecture and render the full 1024 px image once
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -293,7 +294,8 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     """Run the search; yield :class:`PulseProgress` every ``preview_every`` steps, then the :class:`PulseResult`.
 
     ``init``: explicit starting tensors ``{"latent": ..., "noise": [...]}`` (batch = restarts) for
-    reproducibility; otherwise they are drawn from ``seed`` (latent first, then noise layers in order).
+    reproducibility; otherwise they are drawn from ``seed`` (latent first, then noise layers in order; None
+    draws a random seed, reported in the result).
     ``should_stop()`` returning True ends the search early (the result says so).
     """
     if steps < 1 or restarts < 1:
@@ -302,8 +304,8 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     started = time.perf_counter()
     target = check_target(target, adapter.search_size).to(adapter.device)
     if init is None:
-        generator = torch.Generator().manual_seed(int(seed) if seed is not None else torch.seed())
-        state = adapter.init_state(restarts, generator)
+        seed = secrets.randbelow(2**31) if seed is None else int(seed)  # reported in the result
+        state = adapter.init_state(restarts, torch.Generator().manual_seed(seed))
     else:
         state = {"latent": init["latent"].detach().clone().to(adapter.device),
                  "noise": [t.detach().clone().to(adapter.device) for t in init.get("noise", [])]}
@@ -429,7 +431,8 @@ def low_res_input(image: Image.Image, size: int, hr_size: int, template: str | n
                   face_index: int | None = None) -> LowResInput:
     """The low-resolution face to search for.
 
-    A square image of at most 64 px is used as is (resized to ``size`` if it differs). A larger
+    A square image of at most 64 px is used as is (downscaled to ``size`` with
+    :class:`BicubicDownsample` when its side is a multiple of ``size``, else resized). A larger
     photo is searched for faces (YuNet), the face is aligned (``template``) to ``hr_size`` and
     downscaled to ``size`` with :class:`BicubicDownsample`, PULSE's "downscale, then recover" demo.
     No face, or several faces without ``face_index``, raises ``ValueError`` with a clear message.
@@ -439,10 +442,13 @@ def low_res_input(image: Image.Image, size: int, hr_size: int, template: str | n
     width, height = image.size
     if width == height and width <= TINY_MAX_SIDE:
         note = f"The input is a {width}x{width} face, used as is"
-        if width != size:
-            image = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
-            note += f" after resizing it to {size}x{size}"
         tensor = pil_to_unit(image)
+        if width > size and width % size == 0:
+            tensor = downscale(tensor, size).clamp(0, 1)
+            note += f" after downscaling it to {size}x{size} (PULSE's bicubic)"
+        elif width != size:
+            tensor = pil_to_unit(image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC))
+            note += f" after resizing it to {size}x{size}"
         return LowResInput(tensor, unit_to_pil(tensor[0]), None, note + ".")
     if min(width, height) <= TINY_MAX_SIDE:
         raise ValueError(f"A {width}x{height} image is too small to find a face in and not square; crop it to a "

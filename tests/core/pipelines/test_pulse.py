@@ -162,6 +162,9 @@ def test_dcgan_search_lowers_l2_keeps_the_sphere_and_sorts_best_first(tiny_dcgan
     assert [s.l2 for s in again.samples] == [s.l2 for s in result.samples]
     by_seed = [P.pulse(tiny_dcgan, target, steps=5, restarts=2, seed=11) for _ in range(2)]
     assert by_seed[0].seed == 11 and [s.l2 for s in by_seed[0].samples] == [s.l2 for s in by_seed[1].samples]
+    drawn = P.pulse(tiny_dcgan, target, steps=3, restarts=1, seed=None)  # a random seed, reported
+    assert isinstance(drawn.seed, int)
+    assert P.pulse(tiny_dcgan, target, steps=3, restarts=1, seed=drawn.seed).samples[0].l2 == drawn.samples[0].l2
 
 
 def test_failure_is_reported_with_the_closest_face(tiny_dcgan):
@@ -252,7 +255,10 @@ def test_tiny_faces_are_used_as_is_and_photos_are_detected_and_aligned():
     low = P.low_res_input(tiny, 16, 64)
     assert low.aligned is None and low.tensor.shape == (1, 3, 16, 16) and "used as is" in low.note
     np.testing.assert_array_equal(np.asarray(low.image), np.asarray(tiny))
-    assert "after resizing it to 8x8" in P.low_res_input(tiny, 8, 64).note
+    halved = P.low_res_input(tiny, 8, 64)
+    assert "after downscaling it to 8x8 (PULSE's bicubic)" in halved.note
+    torch.testing.assert_close(halved.tensor, P.downscale(P.pil_to_unit(tiny), 8).clamp(0, 1))
+    assert "after resizing it to 12x12" in P.low_res_input(tiny, 12, 48).note
     with pytest.raises(ValueError, match="not square"):
         P.low_res_input(Image.new("RGB", (40, 200)), 16, 64)
 
