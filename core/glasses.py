@@ -8,7 +8,7 @@ Recipe (:func:`swap_glasses`):
 2. GeneGAN splits both crops, ``B`` gets ``strength * x_A`` and ``A`` gets
    ``(1 - strength) * x_A`` (the official interpolation of the object part);
 3. only the eye band (:func:`core.synthetic_glasses.eye_band`) changes: the *change* the model
-   makes there (``join(B, x_A) - join(B, x_B)``, ``mode="residual"``, the default) is warped back
+   makes there (``join(B, x_A) - join(B, 0)``, ``mode="residual"``, the default) is warped back
    to the photo's resolution and added to the original pixels with a feathered mask, so the
    photo keeps its own sharpness and every pixel outside the band stays bit-for-bit the same.
    ``mode="direct"`` pastes the decoded band itself (the paper's output) instead, with
@@ -74,9 +74,10 @@ def swap_crops(model, a: np.ndarray, b: np.ndarray, strength: float = 1.0) -> di
     p = next(model.parameters())
     x = _to_tensor([a, b], p.device, p.dtype)
     bg, obj = model.split(x)
-    bg_a, bg_b, obj_a, obj_b = bg[:1], bg[1:], obj[:1], obj[1:]
+    bg_a, bg_b, obj_a = bg[:1], bg[1:], obj[:1]
+    # Reconstructions as in training: Ax2 = join(A, x), Be2 = join(B, 0) (B's object is nulled).
     out = model.join(torch.cat([bg_b, bg_a, bg_a, bg_b]),
-                     torch.cat([obj_a * strength, obj_a * (1 - strength), obj_a, obj_b]))
+                     torch.cat([obj_a * strength, obj_a * (1 - strength), obj_a, torch.zeros_like(obj_a)]))
     b_with, a_without, a_rec, b_rec = _to_numpy(out)
     return {"b_with": b_with, "a_without": a_without, "a_rec": a_rec, "b_rec": b_rec}
 
