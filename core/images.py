@@ -104,11 +104,12 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def load_image(source: Any, *, limit: int | None = None) -> Image.Image:
+def load_image(source: Any, *, limit: int | None = None, keep_alpha: bool = False) -> Image.Image:
     """Return an upright RGB ``PIL.Image`` from a path, bytes, file object, PIL image or array.
 
     Raises ``ValueError`` for unreadable, empty, truncated or oversized images (the cap is
-    checked from the header, before the pixels are decoded).
+    checked from the header, before the pixels are decoded). With ``keep_alpha`` the result is
+    RGBA (opaque where the source had no alpha), for masks whose transparency means something.
     """
     if source is None:
         raise ValueError("No image was given.")
@@ -125,7 +126,13 @@ def load_image(source: Any, *, limit: int | None = None) -> Image.Image:
         image = ImageOps.exif_transpose(image) or image
     except (OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"The image file is corrupt or truncated ({e}).") from e
-    return to_rgb(image)
+    if keep_alpha and (image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info):
+        alpha = image.convert("RGBA").getchannel("A")
+        rgba = to_rgb(image.convert("RGBA"), background=(0, 0, 0)).convert("RGBA")
+        rgba.putalpha(alpha)
+        return rgba
+    rgb = to_rgb(image)
+    return rgb.convert("RGBA") if keep_alpha else rgb
 
 
 def to_tensor(image: Image.Image, value_range: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:

@@ -143,3 +143,12 @@ def test_resize_max_side_never_upscales():
     image = gradient(400, 100)
     assert images.resize_max_side(image, 200).size == (200, 50)
     assert images.resize_max_side(image, 1000).size == (400, 100)
+
+
+def test_keep_alpha_for_masks():
+    rgba = Image.new("RGBA", (4, 4), (255, 255, 255, 0))
+    rgba.putpixel((1, 1), (255, 255, 255, 255))
+    loaded = images.load_image(rgba, keep_alpha=True)
+    assert loaded.mode == "RGBA"
+    assert loaded.getpixel((1, 1))[3] == 255 and loaded.getpixel((0, 0))[3] == 0
+    assert images.load_image(Image.new("L", (4, 4), 200), keep_alpha=True).getpixel((0, 0)) == (200, 200, 200, 255)

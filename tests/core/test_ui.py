@@ -83,3 +83,21 @@ def test_heavy_handlers_share_one_device_slot():
     for t in threads:
         t.join()
     assert peak[0] == 1
+
+
+def test_image_input_gives_clear_messages_and_rgb(tmp_path):
+    from gradio.data_classes import ImageData
+    from PIL import Image
+
+    component = ui.ImageInput()
+    assert component.get_block_name() == "image"  # the frontend renders it as gr.Image
+    bad = tmp_path / "notes.png"
+    bad.write_text("hello")
+    with pytest.raises(gr.Error, match="not an image"):
+        component.preprocess(ImageData(path=str(bad), orig_name="notes.png"))
+    good = tmp_path / "p.png"
+    Image.new("P", (3, 2)).save(good)
+    image = component.preprocess(ImageData(path=str(good), orig_name="p.png"))
+    assert image.mode == "RGB" and image.size == (3, 2)
+    masks = ui.ImageInput(keep_alpha=True)
+    assert masks.preprocess(ImageData(path=str(good), orig_name="p.png")).mode == "RGBA"
