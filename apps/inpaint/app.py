@@ -92,10 +92,9 @@ with gr.Blocks(title=TITLE) as demo:
                 run_editor = gr.Button("Inpaint", variant="primary")
             with gr.Tab("Upload a mask"):
                 with gr.Row():
-                    photo = gr.Image(type="pil", image_mode=None, label="Photo", sources=["upload", "clipboard"],
-                                     elem_id="photo")
-                    mask = gr.Image(type="pil", image_mode="RGBA", label="Mask (white = hole)",
-                                    sources=["upload", "clipboard"], elem_id="mask")
+                    photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard"], elem_id="photo")
+                    mask = ui.ImageInput(keep_alpha=True, label="Mask (white = hole)", sources=["upload", "clipboard"],
+                                        elem_id="mask")
                 run_upload = gr.Button("Inpaint", variant="primary", elem_id="run_upload")
             method = gr.Radio(METHODS, value="auto", label="Method")
             dilation = gr.Slider(0, 64, value=4, step=1, label="Mask dilation (px)",
@@ -110,7 +109,7 @@ with gr.Blocks(title=TITLE) as demo:
                               buttons=["download", "fullscreen"], elem_id="result")
             slider = gr.ImageSlider(label="Before / after", type="pil", format="png")
             used = gr.Image(label="Mask used", format="png", type="pil")
-            notes = gr.Markdown()
+            notes = gr.Markdown(label="Notes")
     settings = [method, dilation, strategy, working_size, margin]
     outputs = [result, slider, used, notes]
     run_upload.click(inpaint_upload, [photo, mask, *settings], outputs, api_name="inpaint",
