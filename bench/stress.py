@@ -1,0 +1,165 @@
+"""Load test: concurrent gradio_client users against the hub (loopback only, bounded in time and count).
+
+    python bench/stress.py [--users 16] [--seconds 60] [--max-requests 2000]
+
+Starts the hub on a free 127.0.0.1 port (or uses --url), then each user loops over the apps that
+work offline (season swap, photo -> sketch, sketch -> photo, inpainting, PULSE), sending real
+requests through gradio_client until the time or the request budget runs out. Reports failures
+(documented queue-full rejections counted apart), p50/p95 latency per endpoint, and the hub's peak
+memory (RSS of the server process, sampled every 0.25 s). Appends a section to bench/RESULTS.md
+with --write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+APPS = REPO_ROOT / "apps"
+
+
+def requests_for(handle_file):
+    """(app path, api_name, args, kwargs) of the mixed workload: all offline models."""
+    return [
+        ("season", "/translate", [handle_file(str(APPS / "season/examples/chelsea.jpg"))],
+         {"model_id": "cyclegan.vintage", "mode": "resize"}),
+        ("sketch2photo", "/photo_to_sketch", [handle_file(str(APPS / "sketch2photo/examples/astronaut.jpg"))], {}),
+        ("sketch2photo", "/sketch_to_photo", [handle_file(str(APPS / "sketch2photo/examples/face_sketch_1.png"))],
+         {"model_id": "pix2pix.edges2faces64", "variations": 2, "seed": 0}),
+        ("inpaint", "/inpaint", [handle_file(str(APPS / "inpaint/examples/coffee.jpg")),
+                                 handle_file(str(APPS / "inpaint/examples/coffee_mask.png"))], {"method": "telea"}),
+        ("pulse", "/upsample", [handle_file(str(APPS / "pulse/examples/dcgan_face_16.png"))],
+         {"generator": "dcgan.faces64", "size": 16, "steps": 20, "samples": 2, "seed": 1}),
+    ]
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of a process (and its children), sampled until stopped."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                rss = self.process.memory_info().rss + sum(c.memory_info().rss for c in self.process.children(True))
+                self.peak = max(self.peak, rss)
+            except Exception:
+                pass
+            self.stop.wait(0.25)
+
+
+def user(url: str, deadline: float, budget: list[int], lock: threading.Lock, results: list, offset: int) -> None:
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    workload = requests_for(handle_file)
+    clients = {}
+    i = offset
+    try:
+        while time.time() < deadline:
+            with lock:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+            app, api_name, args, kwargs = workload[i % len(workload)]
+            i += 1
+            client = clients.get(app) or clients.setdefault(
+                app, Client(f"{url}/{app}/", verbose=False, analytics_enabled=False))
+            start = time.perf_counter()
+            try:
+                client.predict(*args, **kwargs, api_name=api_name)
+                outcome = "ok"
+            except AppError as e:
+                outcome = "queue_full" if "queue is full" in str(e).lower() else f"error: {str(e)[:120]}"
+            except Exception as e:  # connection problems etc. count as failures
+                outcome = "queue_full" if "queue" in str(e).lower() and "full" in str(e).lower() else \
+                    f"error: {type(e).__name__}: {str(e)[:120]}"
+            results.append((f"{app}{api_name}", outcome, time.perf_counter() - start))
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--max-requests", type=int, default=2000)
+    parser.add_argument("--url", help="an already running hub (loopback); default: start one")
+    parser.add_argument("--write", action="store_true", help="append the report to bench/RESULTS.md")
+    args = parser.parse_args()
+
+    from tests.support.servers import serve_hub
+
+    def run(url: str, pid: int | None):
+        sampler = Sampler(pid) if pid else None
+        if sampler:
+            sampler.start()
+        results, lock, budget = [], threading.Lock(), [args.max_requests]
+        deadline = time.time() + args.seconds
+        threads = [threading.Thread(target=user, args=(url, deadline, budget, lock, results, k))
+                   for k in range(args.users)]
+        start = time.time()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(args.seconds + 600)
+        elapsed = time.time() - start
+        if sampler:
+            sampler.stop.set()
+        return results, elapsed, (sampler.peak if sampler else 0)
+
+    if args.url:
+        results, elapsed, peak = run(args.url.rstrip("/"), None)
+    else:
+        import psutil
+
+        with serve_hub() as url:
+            port = int(url.rsplit(":", 1)[1])
+            pid = next(c.pid for c in psutil.net_connections("tcp")
+                       if c.laddr and c.laddr.port == port and c.status == "LISTEN")
+            results, elapsed, peak = run(url, pid)
+
+    by_endpoint = defaultdict(list)
+    failures = []
+    for endpoint, outcome, seconds in results:
+        if outcome == "ok":
+            by_endpoint[endpoint].append(seconds)
+        elif outcome != "queue_full":
+            failures.append((endpoint, outcome))
+    queue_full = sum(1 for _, o, _ in results if o == "queue_full")
+    lines = [
+        "## Load test", "",
+        f"`python bench/stress.py --users {args.users} --seconds {args.seconds:g}`: {len(results)} requests in "
+        f"{elapsed:.0f} s against the hub on 127.0.0.1; {len(failures)} failed, {queue_full} rejected as queue full "
+        f"(documented back-pressure); hub peak RSS {peak / 2**20:.0f} MB.", "",
+        "| endpoint | ok | p50 | p95 |", "|---|---|---|---|",
+    ]
+    for endpoint, seconds in sorted(by_endpoint.items()):
+        ordered = sorted(seconds)
+        p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+        lines.append(f"| {endpoint} | {len(seconds)} | {statistics.median(seconds):.2f} s | {p95:.2f} s |")
+    lines += [""] + [f"- failure: {e}: {o}" for e, o in failures[:20]] + [""]
+    report = "\n".join(lines)
+    print(report)
+    if args.write:
+        with open(Path(__file__).with_name("RESULTS.md"), "a") as out:
+            out.write("\n" + report)
+
+
+if __name__ == "__main__":
+    main()
