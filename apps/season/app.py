@@ -84,8 +84,9 @@ with gr.Blocks(title=TITLE) as demo:
               concurrency_id="model", concurrency_limit=1)
     model.change(weights_status, model, status, api_visibility="private")
     gr.Examples([[str(EXAMPLES / "rocket.jpg"), "cyclegan.vintage", "tiled"],
+                 [str(EXAMPLES / "chelsea.jpg"), "cyclegan.vintage", "tiled"],
                  [str(EXAMPLES / "coffee.jpg"), "cyclegan.vintage", "resize"],
-                 [str(EXAMPLES / "chelsea.jpg"), "cyclegan.summer2winter", "tiled"]], [photo, model, mode])
+                 [str(EXAMPLES / "rocket.jpg"), "cyclegan.summer2winter", "tiled"]], [photo, model, mode])
     gr.Markdown(
         "The Yosemite models were trained on 256x256 Flickr photos, the vintage model on 512x512 crops: full "
         "resolution tiles the photo at that size (CPU time grows with the area; very large photos are refused "
