@@ -51,13 +51,17 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
     (flipped), depthwise on every channel.
     """
     b, c, h, w = x.shape
+    kh, kw = kernel.shape
     if up > 1:
-        x = x.reshape(b, c, h, 1, w, 1)
-        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
-        x = x.reshape(b, c, h * up, w * up)
-    x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-    weight = torch.flip(kernel, (0, 1)).to(x)[None, None].expand(c, 1, *kernel.shape)
-    x = F.conv2d(x, weight, groups=c)
+        # Zero insertion + convolution = a strided transposed convolution (polyphase, 1/up^2 of the work);
+        # then pad or crop its border to the zero-inserted, padded and filtered size.
+        x = F.conv_transpose2d(x.reshape(b * c, 1, h, w), kernel.to(x)[None, None], stride=up)
+        x = F.pad(x, (pad[0] - kw + 1, up + pad[1] - kw, pad[0] - kh + 1, up + pad[1] - kh))
+        x = x.reshape(b, c, x.shape[2], x.shape[3])
+    else:
+        x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
+        weight = torch.flip(kernel, (0, 1)).to(x)[None, None].expand(c, 1, kh, kw)
+        x = F.conv2d(x, weight, groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x

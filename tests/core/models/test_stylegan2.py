@@ -131,7 +131,8 @@ def test_upfirdn_upsample_of_a_constant_is_constant_inside_and_matches_the_refer
     torch.testing.assert_close(out[..., 2:-2, 2:-2], torch.ones(1, 2, 8, 8))
     x = torch.randn(2, 3, 5, 7)
     kernel = torch.rand(4, 3)  # asymmetric: the flip matters
-    torch.testing.assert_close(upfirdn2d(x, kernel, up=2, pad=(2, 1)), ref_upfirdn(x, kernel, up=2, pad=(2, 1)))
+    for up, pad in [(1, (1, 1)), (1, (2, 1)), (2, (2, 1)), (2, (1, 2)), (2, (0, 0)), (3, (4, 0))]:
+        torch.testing.assert_close(upfirdn2d(x, kernel, up=up, pad=pad), ref_upfirdn(x, kernel, up=up, pad=pad))
 
 
 def test_mapping_and_synthesis_equal_the_reference_formulation():
