@@ -8,11 +8,12 @@ Recipe (:func:`swap_glasses`):
 2. GeneGAN splits both crops, ``B`` gets ``strength * x_A`` and ``A`` gets
    ``(1 - strength) * x_A`` (the official interpolation of the object part);
 3. only the eye band (:func:`core.synthetic_glasses.eye_band`) changes: the *change* the model
-   makes there (``join(B, x_A) - join(B, 0)``, ``mode="residual"``, the default) is warped back
+   makes there (``join(B, x_A) - join(B, 0)``, ``mode="residual"``) is warped back
    to the photo's resolution and added to the original pixels with a feathered mask, so the
    photo keeps its own sharpness and every pixel outside the band stays bit-for-bit the same.
    ``mode="direct"`` pastes the decoded band itself (the paper's output) instead, with
-   :func:`core.faces.paste_back`.
+   :func:`core.faces.paste_back`; ``mode="auto"`` (the default) adds the change for B and pastes
+   the output for A (an added change cannot take sharp glasses off).
 
 A small classifier (``genegan.glasses_classifier64``) refuses a ``B`` that already wears glasses.
 """
@@ -124,13 +125,20 @@ def glasses_probability(classifier, crops: list[np.ndarray]) -> np.ndarray:
         return classifier.probability(_to_tensor(crops, p.device, p.dtype)).float().cpu().numpy()
 
 
-def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1.0, mode: str = "residual",
+def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1.0, mode: str = "auto",
                  model=None, classifier=None, check_b: bool = True) -> SwapResult:
-    """``photo_a`` wears glasses, ``photo_b`` does not; returns B with A's glasses and A without them."""
+    """``photo_a`` wears glasses, ``photo_b`` does not; returns B with A's glasses and A without them.
+
+    ``mode``: ``residual`` (add the model's change), ``direct`` (paste the decoded band) or ``auto``
+    (residual for B, direct for A: adding the change cannot take sharp glasses off, because the
+    model's blurry reconstruction only cancels their blurry part).
+    """
     from core.weights import load_model
 
-    if mode not in ("residual", "direct"):
-        raise ValueError(f"mode must be 'residual' or 'direct', not {mode!r}")
+    if mode not in ("auto", "residual", "direct"):
+        raise ValueError(f"mode must be 'auto', 'residual' or 'direct', not {mode!r}")
+    mode_b = "residual" if mode == "auto" else mode
+    mode_a = "direct" if mode == "auto" else mode
     if not 0.0 <= strength <= 1.5:
         raise ValueError(f"strength must be between 0 and 1.5, got {strength}")
     photo_a, photo_b = photo_a.convert("RGB"), photo_b.convert("RGB")
@@ -148,11 +156,11 @@ def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1
     model = model if model is not None else load_model(MODEL_ID)
     out = swap_crops(model, crop_a, crop_b, strength)
     alpha = band_alpha()
-    b_with = _apply(photo_b, b, out["b_with"], out["b_rec"], mode, alpha)
-    a_without = _apply(photo_a, a, out["a_without"], out["a_rec"], mode, alpha)
+    b_with = _apply(photo_b, b, out["b_with"], out["b_rec"], mode_b, alpha)
+    a_without = _apply(photo_a, a, out["a_without"], out["a_rec"], mode_a, alpha)
     crops = {
         "a": a.image, "b": b.image,
-        "b_with": Image.fromarray(composite(crop_b, out["b_with"], out["b_rec"], mode, alpha)),
-        "a_without": Image.fromarray(composite(crop_a, out["a_without"], out["a_rec"], mode, alpha)),
+        "b_with": Image.fromarray(composite(crop_b, out["b_with"], out["b_rec"], mode_b, alpha)),
+        "a_without": Image.fromarray(composite(crop_a, out["a_without"], out["a_rec"], mode_a, alpha)),
     }
     return SwapResult(b_with, a_without, crops, notes)

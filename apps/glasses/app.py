@@ -26,7 +26,11 @@ DESCRIPTION = (
 )
 MODEL_IDS = ["genegan.eyeglasses64", "genegan.glasses_classifier64"]
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-BLENDS = {"Add the model's change (keeps photo detail)": "residual", "Paste the model's output (paper)": "direct"}
+BLENDS = {
+    "Auto (add the change to B, paste the output on A)": "auto",
+    "Add the model's change (keeps photo detail)": "residual",
+    "Paste the model's output (paper)": "direct",
+}
 
 
 @ui.user_errors
@@ -37,7 +41,7 @@ def swap(image_a, image_b, strength, blend):
     if image_a is None or image_b is None:
         raise ValueError("Please give both images: A (wearing glasses) and B (without glasses).")
     result = swap_glasses(load_image(image_a), load_image(image_b), strength=float(strength),
-                          mode=BLENDS.get(blend, "residual"))
+                          mode=BLENDS.get(blend, "auto"))
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
     notes = "\n".join(f"- {n}" for n in result.notes) or "Done."
@@ -62,8 +66,9 @@ with gr.Blocks(title=TITLE) as demo:
     run.click(swap, [image_a, image_b, strength, blend], [b_with, a_without, crops, notes], api_name="swap",
               concurrency_id="model", concurrency_limit=1)
     if EXAMPLES.exists():
-        gr.Examples([[str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_photo.png")],
-                     [str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_face64.png")]],
+        gr.Examples([[str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_face64.png")],
+                     [str(EXAMPLES / "a_photo_glasses.jpg"), str(EXAMPLES / "b_face64.png")],
+                     [str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_photo.jpg")]],
                     [image_a, image_b])
     gr.Markdown("Data: trained by this project on synthetic faces (DCGAN faces with rendered glasses); "
                 "see `apps/glasses/README.md` for the recipe and measured results.")

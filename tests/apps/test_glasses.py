@@ -28,7 +28,7 @@ def client(tmp_path_factory):
             yield c
 
 
-def call(client, a: str, b: str, strength: float = 1.0, blend: str = "Add the model's change (keeps photo detail)"):
+def call(client, a: str, b: str, strength: float = 1.0, blend: str = "Auto (add the change to B, paste the output on A)"):
     return client.predict(handle_file(str(EXAMPLES / a)), handle_file(str(EXAMPLES / b)), strength, blend,
                           api_name="/swap")
 

@@ -48,7 +48,7 @@ def test_aligned_64px_faces_change_only_inside_the_eye_band(models):
         assert (out[band] != src[band]).any()
 
 
-@pytest.mark.parametrize("mode", ["residual", "direct"])
+@pytest.mark.parametrize("mode", ["auto", "residual", "direct"])
 def test_photo_round_trip_keeps_every_pixel_outside_the_face_region(models, mode):
     a, b = photo("a_photo_glasses.jpg"), photo("b_photo.jpg")
     result = glasses.swap_glasses(a, b, mode=mode, model=models[0], classifier=models[1])
