@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         add("b_with", "unchanged", pair["b"])
         add("a_without", "unchanged", pair["a"])
         add("b_with", "paste A's eye band", composite(pair["b"], pair["a"].astype(np.float32), None, "direct", alpha))
-        add("a_without", "paste B's eye band", composite(pair["a"], pair["b"].astype(np.float32), None, "direct", alpha))
+        add("a_without", "paste B's eye band",
+            composite(pair["a"], pair["b"].astype(np.float32), None, "direct", alpha))
         for task, src in (("b_with", pair["b"]), ("a_without", pair["a"])):
             median = cv2.medianBlur(src, 5).astype(np.float32)
             add(task, "median-filtered eye band", composite(src, median, None, "direct", alpha))
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{results['classifier_accuracy']:.1%} on {results['classifier_n']} held-out faces\n")
     for task, title in (("b_with", "B with A's glasses"), ("a_without", "A without glasses")):
         print(f"### {title}\n")
-        print("| method | L1 full | L1 eye band | L1 glasses px | judged wearing glasses | pixels changed outside band |")
+        print("| method | L1 full | L1 eye band | L1 glasses px | judged wearing glasses "
+              "| pixels changed outside band |")
         print("|---|---|---|---|---|---|")
         for (t, name), row in table.items():
             if t == task:

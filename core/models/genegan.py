@@ -197,7 +197,7 @@ class GeneGAN(nn.Module):
             return _with_bn_counters({k: torch.as_tensor(v) for k, v in state_dict.items()})
         out: dict[str, torch.Tensor] = {}
         for key, value in state_dict.items():
-            if key.startswith(("D_Ax/", "D_Be/")) or "RMSProp" in key or key in ("global_step", "beta1_power", "beta2_power"):
+            if key.startswith(("D_Ax/", "D_Be/")) or "RMSProp" in key or key in _TF_EXTRAS:
                 continue  # critic variables and optimiser state: documented extras
             t = torch.as_tensor(np.asarray(value), dtype=torch.float32)
             if key == "G_joiner/b":
@@ -211,6 +211,7 @@ class GeneGAN(nn.Module):
         return _with_bn_counters(out)
 
 
+_TF_EXTRAS = ("global_step", "beta1_power", "beta2_power")  # optimiser bookkeeping in tf.train.Saver files
 _TF_BN = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 

@@ -14,7 +14,8 @@ from core.synthetic_glasses import eye_band
 from tests.support.live import live_client
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "glasses" / "examples"
-pytestmark = [pytest.mark.real_weights("genegan.eyeglasses64"), pytest.mark.real_weights("genegan.glasses_classifier64")]
+pytestmark = [pytest.mark.real_weights("genegan.eyeglasses64"),
+              pytest.mark.real_weights("genegan.glasses_classifier64")]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,10 @@ def client(tmp_path_factory):
             yield c
 
 
-def call(client, a: str, b: str, strength: float = 1.0, blend: str = "Auto (add the change to B, paste the output on A)"):
+AUTO = "Auto (add the change to B, paste the output on A)"
+
+
+def call(client, a: str, b: str, strength: float = 1.0, blend: str = AUTO):
     return client.predict(handle_file(str(EXAMPLES / a)), handle_file(str(EXAMPLES / b)), strength, blend,
                           api_name="/swap")
 
@@ -61,7 +65,7 @@ def test_user_errors_are_clear_and_the_server_keeps_serving(client, tmp_path):
     Image.fromarray(skimage.data.coffee()).save(tmp_path / "coffee.png")
     with pytest.raises(AppError, match="No face was found in image B"):
         client.predict(handle_file(str(EXAMPLES / "a_glasses.png")), handle_file(str(tmp_path / "coffee.png")),
-                       1.0, "Add the model's change (keeps photo detail)", api_name="/swap")
+                       1.0, AUTO, api_name="/swap")
     with pytest.raises(AppError, match="already seems to wear glasses"):
         call(client, "a_glasses.png", "a_glasses.png")
     assert call(client, "a_glasses.png", "b_face64.png")[0]  # still serving

@@ -88,7 +88,8 @@ def test_data_source_errors(tmp_path):
         trainer.main(["--out", str(tmp_path)])
     (tmp_path / "with").mkdir()
     with pytest.raises(ValueError, match="No images"):
-        trainer.main(["--with-dir", str(tmp_path / "with"), "--without-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+        trainer.main(["--with-dir", str(tmp_path / "with"), "--without-dir", str(tmp_path),
+                      "--out", str(tmp_path / "o")])
 
 
 def test_celeba_layout_is_read_and_aligned(tmp_path):
