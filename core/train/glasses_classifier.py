@@ -83,7 +83,7 @@ def predict(model: GlassesClassifier, images: np.ndarray, batch: int = 256) -> n
     """P(glasses) for uint8 images [N,64,64,3]."""
     out = []
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.ascontiguousarray(images[i: i + batch])).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.array(images[i: i + batch])).permute(0, 3, 1, 2).float()
         out.append(model.probability(x).numpy())
     return np.concatenate(out)
 

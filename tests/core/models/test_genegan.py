@@ -211,7 +211,7 @@ def test_trained_model_swap_twice_returns_close_to_the_reconstructions():
     examples = Path(__file__).resolve().parents[3] / "apps" / "glasses" / "examples"
     model = load_model("genegan.eyeglasses64", device="cpu", dtype=torch.float32)
     def tensor(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(Image.open(examples / name).convert("RGB"))).permute(2, 0, 1)[None].float()
+        return torch.from_numpy(np.array(Image.open(examples / name).convert("RGB"))).permute(2, 0, 1)[None].float()
 
     ax, be = tensor("a_glasses.png"), tensor("b_face64.png")
     with torch.no_grad():
