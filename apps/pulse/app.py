@@ -77,7 +77,7 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
                 progress((event.step, event.steps), desc="Searching", unit="steps")
                 status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
                           f"(eps {float(eps):g}).")
-                yield pulse.unit_to_pil(event.preview), gr.skip(), inputs, status, gr.skip(), seed
+                yield pulse.unit_to_pil(event.preview), gr.skip(), gr.skip(), status, gr.skip(), seed
     finally:
         _stop_flags.pop(session, None)
     result = event
@@ -126,7 +126,7 @@ with gr.Blocks(title=TITLE) as demo:
             summary = gr.Markdown()
             faces = gr.Gallery(label="High-resolution faces, best first", format="png", type="pil", columns=4)
     compared = gr.Gallery(label="Input and each face downscaled to the input size (shown enlarged)", format="png",
-                          type="pil", columns=6, height="auto")
+                          type="pil", columns=6, height=200, object_fit="contain", allow_preview=False)
     with gr.Row():
         details = gr.JSON(label="Details: final L2 and success per face")
         seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
