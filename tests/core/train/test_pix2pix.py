@@ -98,3 +98,23 @@ def test_edges2faces_data_and_evaluation(tmp_path):
     assert result["pairs"] == 3
     for key in ("model_eval_mode", "model_paper_mode", "baseline_blurred_sketch", "baseline_mean_training_face"):
         assert 0 < result[key] < 1
+
+
+@pytest.mark.real_weights("pix2pix.edges2faces64", "dcgan.faces64")
+def test_shipped_edges2faces_model_beats_the_trivial_baselines_on_held_out_faces():
+    """Faces from the held-out seed (1), sketched as in training: the model beats the mean face."""
+    from core.images import to_pil, to_tensor
+    from core.sketch import face_sketch
+    from core.weights import load_model
+
+    dcgan, model = load_model("dcgan.faces64"), load_model("pix2pix.edges2faces64")
+    with torch.inference_mode():
+        train_faces = dcgan(torch.randn(64, 100, generator=torch.Generator().manual_seed(0)))
+        faces = dcgan(torch.randn(24, 100, generator=torch.Generator().manual_seed(1)))
+        sketches = torch.cat([to_tensor(face_sketch(to_pil(f), 64)) for f in faces])
+        eval_out = model(sketches)
+        paper_out = torch.cat([model(s[None], batch_stats=True, dropout=True) for s in sketches])
+    l1 = lambda pred: float((pred.clamp(-1, 1) - faces).abs().mean() / 2)  # noqa: E731
+    mean_face = l1(train_faces.mean(0, keepdim=True).expand_as(faces))
+    assert l1(paper_out) < mean_face and l1(eval_out) < mean_face
+    assert l1(paper_out) < l1(sketches)
