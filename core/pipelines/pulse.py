@@ -231,8 +231,8 @@ class PulseSample:
     l2: float  # L2 of the final render vs the input
     success: bool  # l2 <= eps
     restart: int  # which restart produced it
-    first_success_step: int | None  # first search step at which L2 <= eps (None: never)
-    search_l2: float  # best L2 seen during the search (at the search resolution)
+    first_success_step: int | None  # first search step at which the evaluated L2 <= eps (None: never)
+    search_l2: float  # best L2 seen during the search (at the resolution each step evaluated)
     start_l2: float  # L2 of the initial latent
     latent: torch.Tensor = field(repr=False)  # the latent found (same layout as the initial one)
 
@@ -289,7 +289,7 @@ def check_target(target: torch.Tensor, search_size: int) -> torch.Tensor:
 def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0.4, eps: float = EPS_DEFAULT,
                restarts: int = 4, seed: int | None = 0, init: dict | None = None,
                schedule: str = "linear1cycledrop", l2_weight: float = 100.0, geocross_weight: float = 0.05,
-               preview_every: int = 5, should_stop: Callable[[], bool] | None = None,
+               preview_every: int = 5, should_stop: Callable[[], bool] | None = None, refine_steps: int = 0,
                ) -> Iterator[PulseProgress | PulseResult]:
     """Run the search; yield :class:`PulseProgress` every ``preview_every`` steps, then the :class:`PulseResult`.
 
@@ -297,6 +297,8 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     reproducibility; otherwise they are drawn from ``seed`` (latent first, then noise layers in order; None
     draws a random seed, reported in the result).
     ``should_stop()`` returning True ends the search early (the result says so).
+    ``refine_steps``: when the adapter searches below its full resolution, the last ``refine_steps``
+    steps render the full resolution (the best state is then chosen among those steps only).
     """
     if steps < 1 or restarts < 1:
         raise ValueError("steps and restarts must be at least 1.")
@@ -329,7 +331,11 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
             break
         for group in optimiser.adam.param_groups:
             group["lr"] = lr * lr_factor(schedule, step, steps)
-        image = adapter.render(state)
+        refining = adapter.search_size != adapter.size and step >= steps - refine_steps
+        if refining and step == steps - refine_steps:  # from now on only full-resolution evaluations compete
+            best_success.zero_()
+            best_total.fill_(math.inf)
+        image = adapter.render(state, final=refining)
         l2 = _per_sample_l2(image, target)
         total = l2_weight * l2.clamp_min(eps)
         regulariser = adapter.regulariser(state)

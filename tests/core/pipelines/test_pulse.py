@@ -247,6 +247,25 @@ def test_stylegan2_search_at_the_intermediate_resolution_renders_full_size_at_th
         P.StyleGAN2Adapter(model, fit=fit, search_resolution=12)
 
 
+def test_refine_steps_switch_to_the_full_resolution_at_the_end(tiny_sg2):
+    model, fit = tiny_sg2
+
+    class Spy(P.StyleGAN2Adapter):  # records which resolution every render used
+        sizes = []
+
+        def render(self, state, final=False):
+            image = super().render(state, final)
+            self.sizes.append(image.shape[-1])
+            return image
+
+    adapter = Spy(model, fit=fit, search_resolution=16)
+    target = in_distribution_target(adapter, 8)
+    Spy.sizes.clear()
+    result = P.pulse(adapter, target, steps=5, restarts=2, seed=0, refine_steps=2)
+    assert Spy.sizes == [16, 16, 16, 32, 32, 32]  # 3 search steps, 2 refine steps, the final render
+    assert result.samples[0].image.shape == (3, 32, 32)
+
+
 # --- faces in ----------------------------------------------------------------------------------------
 def test_tiny_faces_are_used_as_is_and_photos_are_detected_and_aligned():
     import skimage.data
