@@ -8,7 +8,9 @@ with the trained ones; no download), then run through ``core.pipelines.text_to_i
 2. BK-SDM-Tiny (block-removed SD 1.4 UNet, CLIP-L text encoder), 25 PNDM steps, guidance 7.5
    (two UNet evaluations per step): with the full VAE and with TAESD.
 3. CPU bfloat16 against float32: one BK-SDM-Tiny UNet evaluation, one VAE decode, one TAESD decode:
-   time and output error (relative L2 / PSNR against float32 on the same input).
+   time and output error (relative L2 / PSNR against float32 on the same input); then whole
+   generations (SD-Turbo 1 step + VAE, BK-SDM-Tiny 8 steps + TAESD) in both dtypes from the same
+   seed: CPU seconds and PSNR of the bfloat16 image against the float32 one.
 
 Each case runs in its own process so ``ru_maxrss`` is that case's peak RSS. Default: one torch
 thread (the machine is shared), ``--threads`` to change. Every time is given twice: wall-clock
@@ -224,10 +226,44 @@ def case_bfloat16() -> dict:
     return out
 
 
+def case_bfloat16_end_to_end() -> dict:
+    """Whole generations in float32, then bfloat16 (same pipeline object, same seed): time and image PSNR."""
+    import numpy as np
+    import torch
+
+    from core.pipelines import text_to_image as t2i
+
+    def psnr(a, b):
+        mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+        return round(10 * np.log10(255.0**2 / max(mse, 1e-12)), 1)
+
+    out = {"case": "bfloat16_end_to_end"}
+    for kind, model_id, steps, guidance, use_taesd in (("turbo", "diffusers.sd_turbo", 1, 0.0, False),
+                                                      ("bk_tiny", "diffusers.bk_sdm_tiny", 8, 7.5, True)):
+        pipe = build_pipeline(kind, torch.float32)
+        taesd = build_taesd(torch.float32) if use_taesd else None
+        request = t2i.make_request(model_id, PROMPT, "", steps, guidance, 512, 512, seed=0)
+        images, seconds = {}, {}
+        for dtype in (torch.float32, torch.bfloat16):
+            pipe.to(dtype=dtype)
+            taesd = taesd.to(dtype=dtype) if taesd is not None else None
+            start = time.process_time()
+            job = t2i.Generation(request, pipe, final_decoder=taesd, previews=False)
+            images[dtype] = job.start().result().images[0]
+            seconds[dtype] = time.process_time() - start
+        out[f"{kind}_{steps}_steps_{'taesd' if use_taesd else 'vae'}"] = {
+            "fp32_cpu_s": round(seconds[torch.float32], 1), "bf16_cpu_s": round(seconds[torch.bfloat16], 1),
+            "psnr_db": psnr(images[torch.bfloat16], images[torch.float32])}
+        del pipe, taesd
+    out["peak_rss_MB"] = round(peak_rss_mb())
+    return out
+
+
 CASES = {
     "turbo": lambda: case_pipeline("turbo", "diffusers.sd_turbo", steps=1, guidance=0.0, runs=2),
     "bk_tiny": lambda: case_pipeline("bk_tiny", "diffusers.bk_sdm_tiny", steps=25, guidance=7.5, runs=1),
     "bfloat16": case_bfloat16,
+    "bfloat16_end_to_end": case_bfloat16_end_to_end,
 }
 
 

@@ -44,7 +44,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_GUIDANCE = 30.0
 # Previews may take at most this share of a run: TAESD decodes a 512x512 preview in about 2 CPU-seconds on
 # one core, so on slow CPUs a preview is skipped until enough denoising time has passed since the last one.
-PREVIEW_MAX_SHARE = 0.2
+PREVIEW_MAX_SHARE = 0.1
 # Linear map from SD 1.x/2.x latents (4 channels) to approximate RGB in [-1, 1]: the preview
 # used by popular UIs when no decoder is at hand. Rows are latent channels, columns R, G, B.
 LATENT_RGB_FACTORS = torch.tensor([
@@ -142,9 +142,27 @@ def make_request(model_id: str, prompt: str, negative_prompt: str = "", steps: i
 # --------------------------------------------------------------------------- loading
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes in bfloat16 natively (AVX512-BF16 or AMX; read from /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
 def pipeline_dtype(device: torch.device) -> torch.dtype:
-    """fp16 on CUDA and MPS; float32 on CPUs (see apps/text2image/README.md for the bfloat16 measurement)."""
-    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    """float16 on CUDA and MPS. On CPUs bfloat16 where the CPU has native bfloat16 (measured 1.7x faster than
+    float32 end to end, images within 52-60 dB PSNR of the float32 ones), else float32;
+    ``GANHUB_T2I_CPU_DTYPE=float32|bfloat16`` forces one."""
+    if device.type in ("cuda", "mps"):
+        return torch.float16
+    forced = os.environ.get("GANHUB_T2I_CPU_DTYPE", "").strip().lower()
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise ValueError(f"GANHUB_T2I_CPU_DTYPE must be float32 or bfloat16 (got {forced!r}).")
+        return getattr(torch, forced)
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def _hf_source(model_id: str):
@@ -311,12 +329,13 @@ def _quote(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False) if any(c in text for c in ',:"\n') else text
 
 
-def infotext(request: Request, seed: int, sampler: str, revision: str, repo_id: str, decoder: str) -> str:
+def infotext(request: Request, seed: int, sampler: str, revision: str, repo_id: str, decoder: str,
+             precision: str = "float32") -> str:
     """A1111-style ``parameters`` text: prompt, ``Negative prompt:`` line, then ``Key: value`` pairs."""
     params = {
         "Steps": request.steps, "Sampler": sampler, "CFG scale": f"{request.guidance_scale:g}", "Seed": seed,
         "Size": f"{request.width}x{request.height}", "Model": repo_id, "Model revision": revision,
-        "Model id": request.model_id, "Decoder": decoder, "Version": "GAN Demo Hub",
+        "Model id": request.model_id, "Decoder": decoder, "Precision": precision, "Version": "GAN Demo Hub",
     }
     lines = [request.prompt]
     if request.negative_prompt:
@@ -327,7 +346,7 @@ def infotext(request: Request, seed: int, sampler: str, revision: str, repo_id: 
 
 def parse_infotext(text: str) -> dict[str, Any]:
     """Read A1111-style parameters back: prompt, negative_prompt, steps, guidance_scale, seed, width,
-    height, model_id, model_revision, sampler, decoder (keys present only when found)."""
+    height, model_id, model_revision, sampler, decoder, precision (keys present only when found)."""
     lines = (text or "").strip().split("\n")
     params: dict[str, str] = {}
     if lines and len(_PARAM_RE.findall(lines[-1])) >= 3:
@@ -342,7 +361,7 @@ def parse_infotext(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {"prompt": "\n".join(prompt).strip(), "negative_prompt": "\n".join(negative).strip()}
     converters = {"Steps": ("steps", int), "CFG scale": ("guidance_scale", float), "Seed": ("seed", int),
                   "Sampler": ("sampler", str), "Model id": ("model_id", str), "Model revision": ("model_revision", str),
-                  "Model": ("model", str), "Decoder": ("decoder", str)}
+                  "Model": ("model", str), "Decoder": ("decoder", str), "Precision": ("precision", str)}
     for key, (name, convert) in converters.items():
         if key in params:
             try:
@@ -500,7 +519,7 @@ class Generation:
         decoder = "TAESD" if self.final_decoder is not None else "VAE"
         for image, seed in zip(images, seeds):
             image.info["parameters"] = infotext(r, seed, type(pipe.scheduler).__name__, src.spec["revision"],
-                                                src.spec["repo_id"], decoder)
+                                                src.spec["repo_id"], decoder, str(pipe.unet.dtype).split(".")[-1])
         return Result(r, images, seeds, False, total, total, time.perf_counter() - started, notes)
 
 

@@ -34,6 +34,7 @@ def hub(tmp_path_factory):
         mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
         mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
         mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
+        mp.setenv("GANHUB_T2I_CPU_DTYPE", "float32")  # the same numbers on every CPU
         revision = server.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())
         taesd_revision = server.add_files(tiny.TINY_TAESD_REPO, tiny.tiny_taesd_files())
         models = {
@@ -214,7 +215,7 @@ def test_png_parameters_round_trip(hub, tmp_path):
     assert params == {
         "prompt": r.prompt, "negative_prompt": "blurry, dark", "steps": 2, "guidance_scale": 5.0, "seed": 123,
         "width": 64, "height": 64, "sampler": "PNDMScheduler", "model_id": "diffusers.tiny",
-        "model_revision": revision, "model": tiny.TINY_REPO, "decoder": "VAE",
+        "model_revision": revision, "model": tiny.TINY_REPO, "decoder": "VAE", "precision": "float32",
     }
     again = t2i.generate(t2i.make_request(params["model_id"], params["prompt"], params["negative_prompt"],
                                           params["steps"], params["guidance_scale"], params["width"],
@@ -278,3 +279,25 @@ def test_taesd_previews_and_fast_decode(hub, monkeypatch):
     with pytest.raises(WeightsUnavailableError, match="sha256 of diffusion_pytorch_model.safetensors"):
         t2i.load_taesd(download=True)
     assert t2i.try_load_taesd(download=True) is None
+
+
+def test_cpu_dtype_policy_and_a_bfloat16_run(hub, monkeypatch):
+    import torch
+
+    from core.pipelines import text_to_image as t2i
+
+    assert t2i.pipeline_dtype(torch.device("cuda")) == torch.float16
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("GANHUB_T2I_CPU_DTYPE")
+    for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(t2i, "cpu_has_native_bf16", lambda native=native: native)
+        assert t2i.pipeline_dtype(cpu) == expected
+    monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "half")
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        t2i.pipeline_dtype(cpu)
+    monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "bfloat16")
+    result = t2i.generate(request(seed=7))
+    assert "Precision: bfloat16" in result.infotexts[0] and result.images[0].size == (64, 64)
+    monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "float32")
+    reference = t2i.generate(request(seed=7)).images[0]
+    assert np.abs(pixels(result.images[0]) - pixels(reference)).mean() < 3, "bfloat16 stays close to float32"
