@@ -105,10 +105,13 @@ with gr.Blocks(title=TITLE) as demo:
                 sketch = gr.Image(type="pil", label="Sketch (black strokes on white)", image_mode="RGB",
                                   format="png", sources=["upload", "clipboard"])
                 run_upload = gr.Button("Make a photo from this sketch", variant="primary")
+                gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("face_sketch_*.png"))], [sketch],
+                            label="Example sketches")
                 with gr.Accordion("No sketch? Make one from a photo", open=False):
                     photo = gr.Image(type="pil", label="Photo", sources=["upload", "clipboard", "webcam"])
                     detail = gr.Slider(0, 1, value=0.4, step=0.05, label="Detail (more edges)")
                     to_sketch = gr.Button("Photo -> sketch")
+                    gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo")
             model = gr.Dropdown(MODELS, value="pix2pix.edges2faces64", label="Model")
             status = gr.Markdown(weights_status("pix2pix.edges2faces64"))
             paper_mode = gr.Checkbox(value=True, label="Paper mode (BatchNorm on the sketch's statistics, "
@@ -126,8 +129,6 @@ with gr.Blocks(title=TITLE) as demo:
                   concurrency_id="model", concurrency_limit=1)
     to_sketch.click(photo_to_sketch, [photo, detail], sketch, api_name="photo_to_sketch")
     model.change(weights_status, model, status, api_visibility="private")
-    gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("face_sketch_*.png"))], [sketch], label="Example sketches")
-    gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo for Photo -> sketch")
     gr.Markdown("The faces model answers best to face-like sketches filling the square (face outline, eyes, "
                 "nose, mouth, hair), drawn with the thin brush; the shoe models expect a shoe in side view.")
     ui.model_card(MODEL_IDS)
