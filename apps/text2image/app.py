@@ -37,9 +37,13 @@ def about(model_id):
     return f"**{entry.title}**: {entry.info.get('card', '')}\n\n*Licence:* {entry.license}"
 
 
-def weights_notice():
-    missing = [m for m in GENERATORS if not availability(m)[0]]
-    return "\n\n".join(f"**Weights missing.** {t2i.missing_message(m)}" for m in missing)
+def missing_models():
+    return [m for m in GENERATORS if not availability(m)[0]]
+
+
+def weights_notice(missing):
+    return "\n\n".join(f"**Weights missing: {get_entry(m).title}.** Run `python -m core.weights fetch {m}` where "
+                       f"the Hub is reachable (details under *How to get the weights*)." for m in missing)
 
 
 def model_settings(model_id):
@@ -105,7 +109,10 @@ def read_parameters(png):
 steps0, guidance0, width0, height0, about0 = model_settings(GENERATORS[0])
 with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
-    gr.Markdown(weights_notice())
+    missing = missing_models()
+    gr.Markdown(weights_notice(missing))
+    with gr.Accordion("How to get the weights", open=False, visible=bool(missing)):
+        gr.Markdown("\n\n".join(t2i.missing_message(m) for m in missing))
     with gr.Row():
         with gr.Column():
             model = gr.Dropdown([(get_entry(m).title, m) for m in GENERATORS], value=GENERATORS[0], label="Model")
@@ -126,11 +133,12 @@ with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
                     num_images = gr.Slider(1, t2i.MAX_IMAGES, value=1, step=1, label="Images")
                 fast_decode = gr.Checkbox(t2i.default_fast_decode(), label="Fast decoder (TAESD): much faster on a "
                                           "CPU, slightly softer details")
-            reuse = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath")
+            reuse = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath",
+                            height=120)
         with gr.Column():
             gallery = gr.Gallery(label="Images", format="png", type="pil", columns=2, height="auto")
             with gr.Row():
-                seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+                seed_used = gr.Number(None, label="Seed used", precision=0, interactive=False)
                 reuse_seed = gr.Button("Use this seed")
             parameters = gr.Textbox(label="Parameters (also stored in each PNG)", lines=4, buttons=["copy"])
     gr.Examples([[p] for p in PROMPTS], [prompt])

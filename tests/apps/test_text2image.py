@@ -77,11 +77,10 @@ def test_api_names_and_the_missing_model_notice(app):
                       "num_images", "fast_decode"]
     [fn] = [f for f in module.demo.fns.values() if f.api_name == "generate"]
     assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
-    assert TURBO in module.weights_notice(), "nothing is downloaded before the first run"
+    assert module.missing_models() == [TURBO, TINY_SD], "nothing is downloaded before the first run"
     run(client)  # downloads the (tiny) weights through the resolver
-    notice = module.weights_notice()
-    assert TINY_SD in notice and "hf download tests/not-on-the-hub --revision " + "3" * 40 in notice
-    assert TURBO not in notice
+    assert module.missing_models() == [TINY_SD]
+    assert "python -m core.weights fetch diffusers.bk_sdm_tiny" in module.weights_notice([TINY_SD])
 
 
 def test_generate_gives_pngs_with_parameters_reproducibly(app):
