@@ -30,7 +30,7 @@ from core.weights import get_entry, load_model
 
 MODES = ("tiled", "resize")
 SKETCH_MODES = ("paper", "eval")
-DEFAULT_TILED_MAX_PIXELS = 4_200_000  # about 2560x1640; ~1-2 min on a 2-core CPU for a 512 px model
+DEFAULT_TILED_MAX_PIXELS = 4_200_000  # about 2560x1640: ~4-5 min on one busy CPU thread (bench/image_to_image.py)
 MAX_VARIATIONS = 8
 
 
