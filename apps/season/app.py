@@ -70,7 +70,7 @@ with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
         with gr.Column():
-            photo = gr.Image(type="pil", label="Photo", sources=["upload", "clipboard", "webcam"])
+            photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard", "webcam"])
             model = gr.Dropdown(DIRECTIONS, value="cyclegan.vintage", label="Direction / model")
             status = gr.Markdown(weights_status("cyclegan.vintage"))
             mode = gr.Radio(MODES, value="tiled", label="Resolution")

@@ -102,13 +102,13 @@ with gr.Blocks(title=TITLE) as demo:
                                    eraser=gr.Eraser(default_size=12))
                 run_pad = gr.Button("Make a photo from the drawing", variant="primary")
             with gr.Tab("Upload a sketch"):
-                sketch = gr.Image(type="pil", label="Sketch (black strokes on white)", image_mode="RGB",
-                                  format="png", sources=["upload", "clipboard"])
+                sketch = ui.ImageInput(label="Sketch (black strokes on white)",
+                                       format="png", sources=["upload", "clipboard"])
                 run_upload = gr.Button("Make a photo from this sketch", variant="primary")
                 gr.Examples([[str(p)] for p in sorted(EXAMPLES.glob("face_sketch_*.png"))], [sketch],
                             label="Example sketches")
                 with gr.Accordion("No sketch? Make one from a photo", open=False):
-                    photo = gr.Image(type="pil", label="Photo", sources=["upload", "clipboard", "webcam"])
+                    photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard", "webcam"])
                     detail = gr.Slider(0, 1, value=0.4, step=0.05, label="Detail (more edges)")
                     to_sketch = gr.Button("Photo -> sketch")
                     gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo")
