@@ -400,6 +400,11 @@ def _lock(model_id: str) -> threading.Lock:
 
 
 def how_to_provide(entry: ModelEntry) -> str:
+    if entry.arch == "diffusers":
+        return (
+            f"To provide it: run `python -m core.weights fetch {entry.id}` on a machine that can reach the "
+            f"Hugging Face Hub, then copy its Hugging Face cache ($HF_HOME/hub) here (or share HF_HOME)."
+        )
     return (
         f"To provide it: run `python -m core.weights fetch {entry.id}` on a machine that can reach the sources "
         f"(then copy {cache_dir()} here), or put a safetensors file at "

@@ -101,3 +101,9 @@ def test_image_input_gives_clear_messages_and_rgb(tmp_path):
     assert image.mode == "RGB" and image.size == (3, 2)
     masks = ui.ImageInput(keep_alpha=True)
     assert masks.preprocess(ImageData(path=str(good), orig_name="p.png")).mode == "RGBA"
+
+
+def test_missing_diffusers_pipeline_advice_is_about_the_hub_cache():
+    text = ui.missing_weights_message("diffusers.sd_turbo")
+    assert "python -m core.weights fetch diffusers.sd_turbo" in text and "HF_HOME" in text
+    assert "GANHUB_WEIGHTS_DIR" not in text  # a whole pipeline cannot be one safetensors file
