@@ -3,7 +3,7 @@
 Send a tiny square face (8-64 px), or a photo: its face is then found, aligned and downscaled
 first ("downscale, then recover"). Every restart is one candidate face; all of them match the
 input pixels and none of them is the real person. Run: ``python apps/pulse/app.py``.
-API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, fast) ->
+API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, stylegan2_search) ->
 (current/best HR face, HR faces, input vs downscaled faces, summary, details JSON, seed used).
 """
 
@@ -34,6 +34,10 @@ MODEL_IDS = list(GENERATORS)
 EXAMPLES = Path(__file__).parent / "examples"
 EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
 _stop_flags: dict[str, threading.Event] = {}  # session -> "finish now" flag
+# StyleGAN2 search resolution: (search px, fraction of the steps refined at full resolution)
+SEARCH_MODES = {"256+1024": (256, 0.1), "256": (256, 0.0), "1024": (None, 0.0)}
+SEARCH_LABELS = [("256 px, then 1024 px for the last 10% of the steps", "256+1024"),
+                 ("256 px only, render 1024 px once (fastest)", "256"), ("1024 px all the way (slowest)", "1024")]
 
 
 def weights_notice() -> str:
@@ -50,17 +54,21 @@ def shown(image: Image.Image, side: int = 128) -> Image.Image:
 @ui.user_errors
 @ui.heavy
 def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
-             face=0, fast=True, request: gr.Request = None, progress=gr.Progress()):
+             face=0, stylegan2_search="256+1024", request: gr.Request = None, progress=gr.Progress()):
     """Find `samples` high-resolution faces that downscale to the input face (size x size) within eps.
     seed=-1 picks a random seed; face=0 asks when the photo has several faces (1 = the most confident).
-    fast: StyleGAN2 searches its 256 px intermediate image and renders 1024 px once at the end."""
+    stylegan2_search: "256+1024" (search the 256 px intermediate RGB, refine at 1024 px for the last 10% of the
+    steps), "256" (render 1024 px once at the end) or "1024"; the reported L2 is always that of the 1024 px face."""
     if image is None:
         raise ValueError("Upload a face: a tiny square face (8-64 px) or a photo with a face.")
     if generator not in GENERATORS:
         raise ValueError(f"Unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}.")
     seed = secrets.randbelow(2**31) if seed is None or int(seed) < 0 else int(seed)
     progress(0, desc="Loading the generator")
-    adapter = pulse.load_adapter(generator, search_resolution=256 if fast else None)
+    if stylegan2_search not in SEARCH_MODES:
+        raise ValueError(f"stylegan2_search must be one of {', '.join(SEARCH_MODES)}, not {stylegan2_search!r}.")
+    search_px, refine = SEARCH_MODES[stylegan2_search]
+    adapter = pulse.load_adapter(generator, search_resolution=search_px)
     size = int(size)
     if size >= adapter.search_size or adapter.search_size % size:
         raise ValueError(f"{GENERATORS[generator]} needs an input size below {adapter.search_size} that divides it.")
@@ -72,7 +80,7 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     try:
         for event in pulse.pulse_iter(adapter, low.tensor, steps=int(steps), eps=float(eps), restarts=int(samples),
                                       seed=seed, preview_every=1 if adapter.search_size > 64 else 5,
-                                      should_stop=stop_flag.is_set):
+                                      should_stop=stop_flag.is_set, refine_steps=round(refine * int(steps))):
             if isinstance(event, pulse.PulseProgress):
                 progress((event.step, event.steps), desc="Searching", unit="steps")
                 status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
@@ -119,7 +127,7 @@ with gr.Blocks(title=TITLE) as demo:
                 with gr.Row():
                     seed = gr.Number(-1, precision=0, label="Seed (-1 = random)")
                     face = gr.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
-                fast = gr.Checkbox(True, label="StyleGAN2: search at 256 px, render 1024 px once (much faster)")
+                search = gr.Radio(SEARCH_LABELS, value="256+1024", label="StyleGAN2 search resolution")
         with gr.Column():
             current = gr.Image(label="Leading restart while searching, then the best face", format="png",
                                type="pil", height=280)
@@ -131,7 +139,7 @@ with gr.Blocks(title=TITLE) as demo:
         details = gr.JSON(label="Details: final L2 and success per face")
         seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
     gr.Examples([[str(EXAMPLES / name), px] for name, px in EXAMPLE_FILES], [image, size])
-    event = run.click(upsample, [image, generator, size, steps, eps, samples, seed, face, fast],
+    event = run.click(upsample, [image, generator, size, steps, eps, samples, seed, face, search],
                       [current, faces, compared, summary, details, seed_used], api_name="upsample",
                       concurrency_id="model", concurrency_limit=1)
     finish.click(finish_now, None, None, api_visibility="private")

@@ -80,7 +80,8 @@ def app(tmp_path_factory):
 def upsample(client, image, **kwargs):
     from gradio_client import handle_file
 
-    settings = dict(generator="dcgan.faces64", size=16, steps=20, eps=2e-3, samples=2, seed=5, face=0, fast=True)
+    settings = dict(generator="dcgan.faces64", size=16, steps=20, eps=2e-3, samples=2, seed=5, face=0,
+                    stylegan2_search="256+1024")
     settings.update(kwargs)
     return client.predict(handle_file(str(image)), **settings, api_name="/upsample")
 
@@ -89,7 +90,8 @@ def test_api_contract_and_the_missing_weights_notice(app):
     module, client, _ = app
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = [p["parameter_name"] for p in endpoints["/upsample"]["parameters"]]
-    assert params == ["image", "generator", "size", "steps", "eps", "samples", "seed", "face", "fast"]
+    assert params == ["image", "generator", "size", "steps", "eps", "samples", "seed", "face",
+                      "stylegan2_search"]
     [fn] = [f for f in module.demo.fns.values() if f.api_name == "upsample"]
     assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
     notice = module.weights_notice()
@@ -130,12 +132,12 @@ def test_progress_streams_before_the_result_and_cancel_ends_the_search(app):
     from gradio_client import handle_file
 
     job = client.submit(handle_file(str(APP_DIR / "examples" / "dcgan_face_8.png")), "dcgan.faces64", 8, 15, 2e-3,
-                        1, 1, 0, True, api_name="/upsample")
+                        1, 1, 0, "256", api_name="/upsample")
     job.result(timeout=120)
     outputs = job.outputs()
     assert len(outputs) >= 3 and outputs[0][3].startswith("The input is a 8x8 face") and "Step 5 of 15" in outputs[0][3]
     job = client.submit(handle_file(str(APP_DIR / "examples" / "dcgan_face_8.png")), "dcgan.faces64", 8, 500, 2e-3,
-                        4, 1, 0, True, api_name="/upsample")
+                        4, 1, 0, "256", api_name="/upsample")
     deadline = time.time() + 60
     while not job.outputs() and time.time() < deadline:
         time.sleep(0.05)
@@ -162,7 +164,7 @@ def test_user_errors_are_clear_and_the_server_keeps_serving(app, tmp_path):
     with pytest.raises(AppError, match="not available here"):
         upsample(client, APP_DIR / "examples" / "dcgan_face_8.png", generator="stylegan2.ffhq1024", size=8)
     with pytest.raises(AppError, match="Upload a face"):
-        client.predict(None, "dcgan.faces64", 16, 10, 2e-3, 1, 0, 0, True, api_name="/upsample")
+        client.predict(None, "dcgan.faces64", 16, 10, 2e-3, 1, 0, 0, "256", api_name="/upsample")
 
 
 def test_stylegan2_path_with_tiny_weights(app):
@@ -180,3 +182,6 @@ def test_stylegan2_path_with_tiny_weights(app):
     with pytest.raises(AppError, match="below 32"):
         upsample(client, APP_DIR / "examples" / "dcgan_face_8.png", generator="stylegan2.ffhq1024", size=32, steps=10)
     assert np.asarray(Image.open(current)).std() > 0
+    with pytest.raises(AppError, match="512"):
+        upsample(client, APP_DIR / "examples" / "dcgan_face_8.png", generator="stylegan2.ffhq1024", size=8, steps=10,
+                 stylegan2_search="512")
