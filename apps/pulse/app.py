@@ -20,7 +20,7 @@ from PIL import Image
 
 from core import images, ui
 from core.pipelines import pulse
-from core.weights import availability, get_entry
+from core.weights import availability
 
 TITLE = "PULSE face upsampling"
 DESCRIPTION = (
@@ -89,8 +89,8 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     finally:
         _stop_flags.pop(session, None)
     result = event
-    faces = [(pulse.unit_to_pil(s.image), f"restart {s.restart}: L2 {s.l2:.2e}, {'' if s.success else 'NOT '}within eps")
-             for s in result.samples]
+    faces = [(pulse.unit_to_pil(s.image), f"restart {s.restart}: L2 {s.l2:.2e}, {'' if s.success else 'NOT '}"
+              "within eps") for s in result.samples]
     compared = inputs + [(shown(pulse.unit_to_pil(s.downscaled)), f"restart {s.restart} downscaled")
                          for s in result.samples]
     details = {"success": result.success, "seed": seed, "eps": result.eps, "steps": result.steps,

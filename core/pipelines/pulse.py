@@ -188,7 +188,8 @@ class StyleGAN2Adapter:
         noise = []
         for i in range(m.num_layers):
             r = m.noise_resolution(i)
-            noise.append(torch.zeros(n, 1, r, r) if i == m.num_layers - 1 else torch.randn(n, 1, r, r, generator=generator))
+            last = i == m.num_layers - 1  # PULSE zeroes the last (full-resolution) noise layer
+            noise.append(torch.zeros(n, 1, r, r) if last else torch.randn(n, 1, r, r, generator=generator))
         return {"latent": latent.to(self.device), "noise": [t.to(self.device) for t in noise]}
 
     def trainable(self, state: dict) -> list[torch.Tensor]:

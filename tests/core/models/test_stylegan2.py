@@ -54,7 +54,8 @@ def ref_modconv(x, sd, prefix, style, demodulate=True, upsample=False):
     xb = x.reshape(1, b * in_c, *x.shape[2:])
     if upsample:
         wt = w.transpose(1, 2).reshape(b * in_c, out_c, k, k)
-        out = F.conv_transpose2d(xb, wt, stride=2, padding=0, groups=b).view(b, out_c, *[2 * n + 1 for n in x.shape[2:]])
+        out = F.conv_transpose2d(xb, wt, stride=2, padding=0, groups=b)
+        out = out.view(b, out_c, *[2 * n + 1 for n in x.shape[2:]])
         return ref_upfirdn(out, sd[f"{prefix}.blur.kernel"], pad=(1, 1))
     out = F.conv2d(xb, w.reshape(b * out_c, in_c, k, k), padding=k // 2, groups=b)
     return out.view(b, out_c, *x.shape[2:])
