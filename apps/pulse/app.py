@@ -64,7 +64,8 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     if generator not in GENERATORS:
         raise ValueError(f"Unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}.")
     seed = secrets.randbelow(2**31) if seed is None or int(seed) < 0 else int(seed)
-    progress(0, desc="Loading the generator")
+    first_use = "" if availability(generator)[0] else " (first use: downloading its weights)"
+    progress(0, desc=f"Loading the generator{first_use}")
     if stylegan2_search not in SEARCH_MODES:
         raise ValueError(f"stylegan2_search must be one of {', '.join(SEARCH_MODES)}, not {stylegan2_search!r}.")
     search_px, refine = SEARCH_MODES[stylegan2_search]

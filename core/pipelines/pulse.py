@@ -465,7 +465,8 @@ def low_res_input(image: Image.Image, size: int, hr_size: int, template: str | n
         raise ValueError("No face was found in the photo. Use a photo with a clear frontal face, "
                          f"or a square face crop of at most {TINY_MAX_SIDE} px.")
     if len(faces) > 1 and face_index is None:
-        raise ValueError(f"{len(faces)} faces were found in the photo; choose one (face 1 is the most confident).")
+        raise ValueError(f"{len(faces)} faces were found in the photo; choose one by its number, 1 to {len(faces)} "
+                         "(1 is the most confident).")
     index = face_index or 0
     if not 0 <= index < len(faces):
         raise ValueError(f"Face {index + 1} does not exist: the photo has {len(faces)} face(s).")
