@@ -32,6 +32,7 @@ MODES = ("tiled", "resize")
 SKETCH_MODES = ("paper", "eval")
 DEFAULT_TILED_MAX_PIXELS = 4_200_000  # about 2560x1640: ~4-5 min on one busy CPU thread (bench/image_to_image.py)
 MAX_VARIATIONS = 8
+MIN_TILED_SIDE = 8
 
 
 def tiled_max_pixels() -> int:
@@ -65,7 +66,9 @@ def translate_tensor(model: torch.nn.Module, x: torch.Tensor, mode: str = "tiled
     height, width = x.shape[-2:]
     with torch.inference_mode():
         if mode == "resize":
-            scale = size / min(height, width)
+            # Shorter side to the training size, but the longer side at most 4 training sizes (a 2000x10
+            # strip would otherwise become 102400x512).
+            scale = min(size / min(height, width), 4 * size / max(height, width))
             h, w = _round4(height * scale), _round4(width * scale)
             small = torch.nn.functional.interpolate(x, size=(h, w), mode="bicubic", align_corners=False,
                                                     antialias=scale < 1)
@@ -92,6 +95,9 @@ def translate_photo(model_id: str, image, mode: str = "tiled",
         raise ValueError(
             f"The image is {width}x{height} ({width * height / 1e6:.1f} MP); full-resolution mode handles at most "
             f"{limit / 1e6:.1f} MP here. Choose the 'resize' mode, or downscale the image first.")
+    if mode == "tiled" and min(width, height) < MIN_TILED_SIDE:
+        raise ValueError(f"The image is {width}x{height}; full-resolution mode needs at least {MIN_TILED_SIDE} px on "
+                         "each side (the generator downsamples 4x). Choose the 'resize' mode for tiny images.")
     size = native_size(model_id)
     model = load_model(model_id)
     y = translate_tensor(model, to_tensor(pil), mode=mode, size=size, progress=progress)

@@ -148,3 +148,15 @@ def test_vintage_model_on_a_real_photo_desaturates_deterministically():
     gray_a, gray_b = a.mean(2), b.mean(2)
     corr = np.corrcoef(np.diff(gray_a, axis=1).ravel(), np.diff(gray_b, axis=1).ravel())[0, 1]
     assert corr > 0.5
+
+
+@pytest.mark.real_weights("cyclegan.vintage")
+def test_degenerate_shapes_are_bounded_or_refused_clearly():
+    from PIL import Image
+
+    from core.pipelines.translate import translate_photo
+
+    strip = translate_photo("cyclegan.vintage", Image.new("RGB", (2000, 10), (90, 120, 200)), mode="resize")
+    assert strip.size == (2000, 10)  # processed at 2048x12, not 102400x512
+    with pytest.raises(ValueError, match="at least 8 px"):
+        translate_photo("cyclegan.vintage", Image.new("RGB", (3, 3)), mode="tiled")
