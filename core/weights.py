@@ -202,7 +202,39 @@ def _check_sha(path: Path, expected: str | None, what: str) -> str:
     return actual
 
 
+_reachability: dict[tuple[str, int], tuple[float, str | None]] = {}
+
+
+def unreachable_reason(url: str) -> str | None:
+    """Why ``url``'s host cannot be reached right now (None when it can), from a quick TCP connect.
+
+    Checked once a minute per host, so a machine without network fails in milliseconds instead of
+    sitting through every client's retries. Skipped when a proxy is configured.
+    """
+    import socket
+    import time
+
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return None
+    parsed = urllib.parse.urlparse(url)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    cached = _reachability.get((host, port))
+    if cached and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    try:
+        socket.create_connection((host, port), timeout=float(os.environ.get("GANHUB_CONNECT_TIMEOUT", "3"))).close()
+        reason = None
+    except OSError as e:
+        reason = f"cannot reach {host}:{port} ({e.strerror or e})"
+    _reachability[(host, port)] = (time.monotonic(), reason)
+    return reason
+
+
 def _download(url: str, target: Path, timeout: float = 60.0) -> None:
+    reason = unreachable_reason(url)
+    if reason:
+        raise ConnectionError(reason)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": "gan-demo-hub"})
@@ -225,8 +257,17 @@ def _fetch_hf(src: Source, download: bool) -> Path:
         return Path(cached)
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
-    kwargs = dict(repo_id=s["repo_id"], filename=s["filename"], revision=s["revision"],
-                  endpoint=os.environ.get("HF_ENDPOINT") or None, local_files_only=offline())
+    from huggingface_hub import constants
+
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    reason = None if offline() else unreachable_reason(endpoint or constants.ENDPOINT)
+    kwargs = dict(repo_id=s["repo_id"], filename=s["filename"], revision=s["revision"], endpoint=endpoint,
+                  local_files_only=offline() or reason is not None)
+    if reason:  # no network: only the local Hugging Face cache can help
+        try:
+            return Path(hf_hub_download(**kwargs))
+        except LocalEntryNotFoundError:
+            raise ConnectionError(f"the Hugging Face Hub is unreachable: {reason}") from None
     try:
         path = Path(hf_hub_download(**kwargs))
     except (LocalEntryNotFoundError, EntryNotFoundError, HfHubHTTPError):
@@ -507,23 +548,26 @@ def _build_model(model_id: str, device=None, dtype=None):
 
 def resolve_snapshot(model_id: str, download: bool = True) -> Path:
     """Local folder of a whole-repository source (a diffusers pipeline) at its pinned commit."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
     entry = get_entry(model_id)
+    endpoint = os.environ.get("HF_ENDPOINT") or None
     failures = []
     for src in entry.sources:
         if src.kind != "hf":
             failures.append(f"{src.describe()}: only Hub snapshots are supported for {entry.arch} models")
             continue
         s = src.spec
+        reason = None if offline() or not download else unreachable_reason(endpoint or constants.ENDPOINT)
         try:
             return Path(snapshot_download(
                 s["repo_id"], revision=s["revision"], allow_patterns=s.get("allow_patterns"),
-                ignore_patterns=s.get("ignore_patterns"), endpoint=os.environ.get("HF_ENDPOINT") or None,
-                local_files_only=offline() or not download,
+                ignore_patterns=s.get("ignore_patterns"), endpoint=endpoint,
+                local_files_only=offline() or not download or reason is not None,
             ))
         except Exception as e:
-            failures.append(f"Hugging Face Hub {s['repo_id']} @ {s['revision'][:12]}: {type(e).__name__}: {e}")
+            why = f"the Hugging Face Hub is unreachable: {reason}" if reason else f"{type(e).__name__}: {e}"
+            failures.append(f"Hugging Face Hub {s['repo_id']} @ {s['revision'][:12]}: {why}")
     tried = "\n".join(f"  {i + 1}. {f}" for i, f in enumerate(failures))
     raise WeightsUnavailableError(
         model_id, f"Weights for {model_id} ({entry.title}) are not available here.\nSources tried:\n{tried}\n"

@@ -226,3 +226,16 @@ def test_cli_list_shows_every_entry():
     for model_id in ids:
         assert model_id in out.stdout
     assert "available" in out.stdout or "missing" in out.stdout
+
+
+def test_unreachable_hub_fails_fast_and_says_why(isolated_cache, write_manifest, monkeypatch):
+    import time
+
+    from tests.support.live import free_port
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    write_manifest({"tiny.far": hf_entry("org/tiny", "g.safetensors", "d" * 40)})
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailableError, match="Hub is unreachable: cannot reach 127.0.0.1"):
+        weights.resolve("tiny.far")
+    assert time.monotonic() - start < 5  # no retry storm
