@@ -113,7 +113,7 @@ with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(weights_notice())
     with gr.Row():
         with gr.Column():
-            image = gr.Image(type="pil", label="Tiny face (8-64 px, square) or a photo with a face", height=280)
+            image = ui.ImageInput(label="Tiny face (8-64 px, square) or a photo with a face", height=280)
             generator = gr.Dropdown([(label, m) for m, label in GENERATORS.items()], value="dcgan.faces64",
                                     label="Generator")
             size = gr.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
