@@ -70,8 +70,14 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def swap_crops(model, a: np.ndarray, b: np.ndarray, strength: float = 1.0) -> dict[str, np.ndarray]:
-    """GeneGAN on aligned uint8 crops: decoded float images (0..255) of the swap and the reconstructions."""
+def swap_crops(model, a: np.ndarray, b: np.ndarray, strength: float = 1.0,
+               removal_passes: int = 1) -> dict[str, np.ndarray]:
+    """GeneGAN on aligned uint8 crops: decoded float images (0..255) of the swap and the reconstructions.
+
+    ``removal_passes`` > 1 runs the removal again on its own result (the previous output pasted
+    into A's eye band, split again, joined with the same object): each pass takes off more of
+    what is left of thick frames, at the cost of some blur.
+    """
     p = next(model.parameters())
     x = _to_tensor([a, b], p.device, p.dtype)
     bg, obj = model.split(x)
@@ -80,6 +86,10 @@ def swap_crops(model, a: np.ndarray, b: np.ndarray, strength: float = 1.0) -> di
     out = model.join(torch.cat([bg_b, bg_a, bg_a, bg_b]),
                      torch.cat([obj_a * strength, obj_a * (1 - strength), obj_a, torch.zeros_like(obj_a)]))
     b_with, a_without, a_rec, b_rec = _to_numpy(out)
+    for _ in range(removal_passes - 1):
+        again = composite(a, a_without, None, "direct")
+        bg_again, _ = model.split(_to_tensor([again], p.device, p.dtype))
+        a_without = _to_numpy(model.join(bg_again, obj_a * (1 - strength)))[0]
     return {"b_with": b_with, "a_without": a_without, "a_rec": a_rec, "b_rec": b_rec}
 
 
@@ -126,12 +136,13 @@ def glasses_probability(classifier, crops: list[np.ndarray]) -> np.ndarray:
 
 
 def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1.0, mode: str = "auto",
-                 model=None, classifier=None, check_b: bool = True) -> SwapResult:
+                 removal_passes: int = 2, model=None, classifier=None, check_b: bool = True) -> SwapResult:
     """``photo_a`` wears glasses, ``photo_b`` does not; returns B with A's glasses and A without them.
 
     ``mode``: ``residual`` (add the model's change), ``direct`` (paste the decoded band) or ``auto``
     (residual for B, direct for A: adding the change cannot take sharp glasses off, because the
-    model's blurry reconstruction only cancels their blurry part).
+    model's blurry reconstruction only cancels their blurry part). ``removal_passes``: 1 is the
+    paper's ``join(A, 0)``; 2 (default) runs the removal once more on its own result.
     """
     from core.weights import load_model
 
@@ -141,6 +152,8 @@ def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1
     mode_a = "direct" if mode == "auto" else mode
     if not 0.0 <= strength <= 1.5:
         raise ValueError(f"strength must be between 0 and 1.5, got {strength}")
+    if removal_passes not in (1, 2, 3):
+        raise ValueError(f"removal_passes must be 1, 2 or 3, got {removal_passes}")
     photo_a, photo_b = photo_a.convert("RGB"), photo_b.convert("RGB")
     a = prepare(photo_a, "image A (the face wearing glasses)")
     b = prepare(photo_b, "image B (the face without glasses)")
@@ -154,7 +167,7 @@ def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1
     if prob_a < GLASSES_THRESHOLD:
         notes.append(f"Image A does not seem to wear glasses (classifier: {prob_a:.0%}); there may be nothing to move.")
     model = model if model is not None else load_model(MODEL_ID)
-    out = swap_crops(model, crop_a, crop_b, strength)
+    out = swap_crops(model, crop_a, crop_b, strength, removal_passes)
     alpha = band_alpha()
     b_with = _apply(photo_b, b, out["b_with"], out["b_rec"], mode_b, alpha)
     a_without = _apply(photo_a, a, out["a_without"], out["a_rec"], mode_a, alpha)

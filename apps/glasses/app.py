@@ -3,7 +3,8 @@
 Each photo's face is found and aligned offline (YuNet landmarks, ``core.faces``), GeneGAN swaps
 the "object" part of the two 64x64 crops, and only the eye band is written back into the photos,
 feathered, so everything else stays untouched. Run: ``python apps/glasses/app.py``.
-API: ``/swap`` (image_a, image_b, strength, blend) -> (b_with_glasses, a_without_glasses, crops, notes).
+API: ``/swap`` (image_a, image_b, strength, blend, removal_passes) -> (b_with_glasses, a_without_glasses,
+crops, notes).
 """
 
 import sys
@@ -35,13 +36,13 @@ BLENDS = {
 
 @ui.user_errors
 @ui.heavy
-def swap(image_a, image_b, strength, blend):
+def swap(image_a, image_b, strength, blend, passes=2):
     from core.glasses import swap_glasses
 
     if image_a is None or image_b is None:
         raise ValueError("Please give both images: A (wearing glasses) and B (without glasses).")
     result = swap_glasses(load_image(image_a), load_image(image_b), strength=float(strength),
-                          mode=BLENDS.get(blend, "auto"))
+                          mode=BLENDS.get(blend, "auto"), removal_passes=int(passes))
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
     notes = "\n".join(f"- {n}" for n in result.notes) or "Done."
@@ -57,13 +58,15 @@ with gr.Blocks(title=TITLE) as demo:
         strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Attribute strength",
                              info="How much of A's glasses object B receives (A keeps 1 - strength of it)")
         blend = gr.Radio(list(BLENDS), value=next(iter(BLENDS)), label="Blend into the photo")
+        passes = gr.Slider(1, 3, value=2, step=1, label="Removal passes",
+                           info="1 = the paper's join(A, 0); more passes take off more of thick frames (more blur)")
     run = gr.Button("Swap glasses", variant="primary")
     with gr.Row():
         b_with = gr.Image(label="B with A's glasses", format="png", type="pil")
         a_without = gr.Image(label="A without glasses", format="png", type="pil")
     crops = gr.Gallery(label="Aligned 64x64 crops (model input and output)", columns=4, format="png", height=240)
     notes = gr.Markdown()
-    run.click(swap, [image_a, image_b, strength, blend], [b_with, a_without, crops, notes], api_name="swap",
+    run.click(swap, [image_a, image_b, strength, blend, passes], [b_with, a_without, crops, notes], api_name="swap",
               concurrency_id="model", concurrency_limit=1)
     if EXAMPLES.exists():
         gr.Examples([[str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_face64.png")],
