@@ -16,7 +16,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
-from core.images import load_image
 
 TITLE = "Eyeglasses transfer (GeneGAN)"
 DESCRIPTION = (
@@ -41,7 +40,7 @@ def swap(image_a, image_b, strength, blend, passes=2):
 
     if image_a is None or image_b is None:
         raise ValueError("Please give both images: A (wearing glasses) and B (without glasses).")
-    result = swap_glasses(load_image(image_a), load_image(image_b), strength=float(strength),
+    result = swap_glasses(image_a, image_b, strength=float(strength),
                           mode=BLENDS.get(blend, "auto"), removal_passes=int(passes))
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
@@ -52,8 +51,8 @@ def swap(image_a, image_b, strength, blend, passes=2):
 with gr.Blocks(title=TITLE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
-        image_a = gr.Image(type="pil", label="A: face wearing glasses", sources=["upload", "clipboard"])
-        image_b = gr.Image(type="pil", label="B: face without glasses", sources=["upload", "clipboard"])
+        image_a = ui.ImageInput(label="A: face wearing glasses", sources=["upload", "clipboard"])
+        image_b = ui.ImageInput(label="B: face without glasses", sources=["upload", "clipboard"])
     with gr.Row():
         strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Attribute strength",
                              info="How much of A's glasses object B receives (A keeps 1 - strength of it)")
