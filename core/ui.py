@@ -43,6 +43,43 @@ class ImageInput(gr.Image):
             raise gr.Error(str(e), title="Invalid image", print_exception=False) from e
 
 
+def _checked_number(component, payload):
+    """A number inside the component's bounds, or ``gr.Error`` naming the field and the bounds."""
+    import math
+
+    name = component.label or "This value"
+    if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+        try:
+            payload = float(payload)
+        except (TypeError, ValueError):
+            raise gr.Error(f"{name} must be a number, got {payload!r}.", title="Invalid input",
+                           print_exception=False) from None
+    low, high = component.minimum, component.maximum
+    if math.isnan(payload) or (low is not None and payload < low) or (high is not None and payload > high):
+        bounds = f"between {low:g} and {high:g}" if low is not None and high is not None else (
+            f"at least {low:g}" if low is not None else f"at most {high:g}")
+        raise gr.Error(f"{name} must be {bounds}, got {payload}.", title="Invalid input", print_exception=False)
+    return payload
+
+
+class Slider(gr.Slider):
+    """``gr.Slider`` whose API errors name the field (wrong type, NaN, out of range)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return super().preprocess(_checked_number(self, payload))
+
+
+class Number(gr.Number):
+    """``gr.Number`` whose API errors name the field (wrong type, NaN, out of range)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return None if payload is None else super().preprocess(_checked_number(self, payload))
+
+
 def model_card_markdown(model_ids: Iterable[str]) -> str:
     """A compact Markdown table: model, licence, paper, and whether its weights are here."""
     rows = ["| model | licence | paper | weights here |", "|---|---|---|---|"]

@@ -54,10 +54,10 @@ with gr.Blocks(title=TITLE) as demo:
         image_a = ui.ImageInput(label="A: face wearing glasses", sources=["upload", "clipboard"])
         image_b = ui.ImageInput(label="B: face without glasses", sources=["upload", "clipboard"])
     with gr.Row():
-        strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Attribute strength",
+        strength = ui.Slider(0.0, 1.0, value=1.0, step=0.05, label="Attribute strength",
                              info="How much of A's glasses object B receives (A keeps 1 - strength of it)")
         blend = gr.Radio(list(BLENDS), value=next(iter(BLENDS)), label="Blend into the photo")
-        passes = gr.Slider(1, 3, value=2, step=1, label="Removal passes",
+        passes = ui.Slider(1, 3, value=2, step=1, label="Removal passes",
                            info="1 = the paper's join(A, 0); more passes take off more of thick frames (more blur)")
     run = gr.Button("Swap glasses", variant="primary")
     with gr.Row():

@@ -88,7 +88,7 @@ with gr.Blocks(title=TITLE) as demo:
                     sources=["upload", "clipboard"], canvas_size=(768, 768), label="Photo: select the brush, paint",
                     brush=gr.Brush(default_size=24, colors=[("#ff2878", 0.7)], color_mode="fixed"),
                     eraser=gr.Eraser(default_size=24))
-                brush_size = gr.Slider(2, 200, value=24, step=1, label="Brush size (px)")
+                brush_size = ui.Slider(2, 200, value=24, step=1, label="Brush size (px)")
                 run_editor = gr.Button("Inpaint", variant="primary")
             with gr.Tab("Upload a mask"):
                 with gr.Row():
@@ -97,13 +97,13 @@ with gr.Blocks(title=TITLE) as demo:
                                         elem_id="mask")
                 run_upload = gr.Button("Inpaint", variant="primary", elem_id="run_upload")
             method = gr.Radio(METHODS, value="auto", label="Method")
-            dilation = gr.Slider(0, 64, value=4, step=1, label="Mask dilation (px)",
+            dilation = ui.Slider(0, 64, value=4, step=1, label="Mask dilation (px)",
                                  info="Grow the hole to cover edges and shadows of the object")
             with gr.Accordion("High resolution", open=False):
                 strategy = gr.Radio(STRATEGIES, value="crop", label="Strategy")
-                working_size = gr.Slider(256, 2048, value=768, step=64, label="Working size (px)",
+                working_size = ui.Slider(256, 2048, value=768, step=64, label="Working size (px)",
                                          info="Crops larger than this are inpainted downscaled, then pasted back")
-                margin = gr.Slider(16, 512, value=128, step=16, label="Context margin around the mask (px)")
+                margin = ui.Slider(16, 512, value=128, step=16, label="Context margin around the mask (px)")
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",
                               buttons=["download", "fullscreen"], elem_id="result")

@@ -122,12 +122,13 @@ with gr.Blocks(title=TITLE) as demo:
                 finish = gr.Button("Finish now")
                 stop = gr.Button("Stop", variant="stop")
             with gr.Accordion("Search settings", open=False):
-                steps = gr.Slider(10, 500, value=100, step=10, label="Steps")
-                eps = gr.Number(pulse.EPS_DEFAULT, label="eps: success when the L2 error is at most this")
-                samples = gr.Slider(1, 8, value=4, step=1, label="Samples (restarts, run as one batch)")
+                steps = ui.Slider(10, 500, value=100, step=10, label="Steps")
+                eps = ui.Number(pulse.EPS_DEFAULT, minimum=1e-6, maximum=0.5,
+                                label="eps: success when the L2 error is at most this")
+                samples = ui.Slider(1, 8, value=4, step=1, label="Samples (restarts, run as one batch)")
                 with gr.Row():
-                    seed = gr.Number(-1, precision=0, label="Seed (-1 = random)")
-                    face = gr.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
+                    seed = ui.Number(-1, precision=0, label="Seed (-1 = random)")
+                    face = ui.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
                 search = gr.Radio(SEARCH_LABELS, value="256+1024", label="StyleGAN2 search resolution")
         with gr.Column():
             current = gr.Image(label="Leading restart while searching, then the best face", format="png",
@@ -138,7 +139,7 @@ with gr.Blocks(title=TITLE) as demo:
                           type="pil", columns=6, height=200, object_fit="contain", allow_preview=False)
     with gr.Row():
         details = gr.JSON(label="Details: final L2 and success per face")
-        seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+        seed_used = ui.Number(label="Seed used", precision=0, interactive=False)
     gr.Examples([[str(EXAMPLES / name), px] for name, px in EXAMPLE_FILES], [image, size])
     event = run.click(upsample, [image, generator, size, steps, eps, samples, seed, face, search],
                       [current, faces, compared, summary, details, seed_used], api_name="upsample",

@@ -109,7 +109,7 @@ with gr.Blocks(title=TITLE) as demo:
                             label="Example sketches")
                 with gr.Accordion("No sketch? Make one from a photo", open=False):
                     photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard", "webcam"])
-                    detail = gr.Slider(0, 1, value=0.4, step=0.05, label="Detail (more edges)")
+                    detail = ui.Slider(0, 1, value=0.4, step=0.05, label="Detail (more edges)")
                     to_sketch = gr.Button("Photo -> sketch")
                     gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo")
             model = gr.Dropdown(MODELS, value="pix2pix.edges2faces64", label="Model")
@@ -117,8 +117,8 @@ with gr.Blocks(title=TITLE) as demo:
             paper_mode = gr.Checkbox(value=True, label="Paper mode (BatchNorm on the sketch's statistics, "
                                                        "dropout as noise, as in the paper); off = eval mode")
             with gr.Row():
-                variations = gr.Slider(1, 8, value=4, step=1, label="Variations (paper mode)")
-                seed = gr.Number(value=0, precision=0, label="Seed")
+                variations = ui.Slider(1, 8, value=4, step=1, label="Variations (paper mode)")
+                seed = ui.Number(value=0, precision=0, label="Seed")
         with gr.Column():
             gallery = gr.Gallery(label="Photos", format="png", columns=2, height=520, object_fit="contain")
             notes = gr.Markdown()

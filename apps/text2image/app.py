@@ -123,14 +123,14 @@ with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
                 stop_button = gr.Button("Stop", variant="stop")
             with gr.Accordion("Settings", open=False):
                 negative = gr.Textbox(label="Negative prompt (needs guidance > 1)", lines=1)
-                steps = gr.Slider(1, 50, value=steps0, step=1, label="Steps")
-                guidance = gr.Slider(0, 20, value=guidance0, step=0.5, label="Guidance (CFG scale)")
+                steps = ui.Slider(1, 50, value=steps0, step=1, label="Steps")
+                guidance = ui.Slider(0, 20, value=guidance0, step=0.5, label="Guidance (CFG scale)")
                 with gr.Row():
-                    width = gr.Slider(64, 1024, value=width0, step=8, label="Width")
-                    height = gr.Slider(64, 1024, value=height0, step=8, label="Height")
+                    width = ui.Slider(64, 1024, value=width0, step=8, label="Width")
+                    height = ui.Slider(64, 1024, value=height0, step=8, label="Height")
                 with gr.Row():
-                    seed = gr.Number(-1, precision=0, label="Seed (-1 = random)")
-                    num_images = gr.Slider(1, t2i.MAX_IMAGES, value=1, step=1, label="Images")
+                    seed = ui.Number(-1, precision=0, label="Seed (-1 = random)")
+                    num_images = ui.Slider(1, t2i.MAX_IMAGES, value=1, step=1, label="Images")
                 fast_decode = gr.Checkbox(t2i.default_fast_decode(), label="Fast decoder (TAESD): much faster on a "
                                           "CPU, slightly softer details")
             reuse = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath",
@@ -138,7 +138,7 @@ with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
         with gr.Column():
             gallery = gr.Gallery(label="Images", format="png", type="pil", columns=2, height="auto")
             with gr.Row():
-                seed_used = gr.Number(None, label="Seed used", precision=0, interactive=False)
+                seed_used = ui.Number(None, label="Seed used", precision=0, interactive=False)
                 reuse_seed = gr.Button("Use this seed")
             parameters = gr.Textbox(label="Parameters (also stored in each PNG)", lines=4, buttons=["copy"])
     gr.Examples([[p] for p in PROMPTS], [prompt])

@@ -303,6 +303,8 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     """
     if steps < 1 or restarts < 1:
         raise ValueError("steps and restarts must be at least 1.")
+    if not 0 < eps < 1:
+        raise ValueError(f"eps must be between 0 and 1 (got {eps}).")
     lr_factor(schedule, 0, steps)  # validates the name
     started = time.perf_counter()
     target = check_target(target, adapter.search_size).to(adapter.device)
