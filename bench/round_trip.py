@@ -1,0 +1,51 @@
+"""Gradio round trip next to the direct call, for the offline models (used by bench/run.py).
+
+The same photo through ``core`` directly and through the app's API with gradio_client on a
+loopback server; the difference is upload, queue, pre/post-processing (PNG encode) and download.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def _median(fn, repeats):
+    fn()  # warm-up (model load, first-shape costs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rows(repeats: int = 3) -> list[str]:
+    from gradio_client import handle_file
+
+    from apps.season.app import demo
+    from core.images import load_image
+    from core.pipelines.translate import translate_photo
+    from tests.support.live import live_client
+
+    photo = REPO_ROOT / "apps" / "season" / "examples" / "chelsea.jpg"
+    out = ["## Gradio round trip vs direct call", "",
+           "| call | direct (core) | through gradio_client | ratio |", "|---|---|---|---|"]
+    cases = [("season, vintage, fast mode, 451x300 photo", "resize"), ("season, vintage, full resolution", "tiled")]
+    with live_client(demo) as client:
+        for label, mode in cases:
+            direct = _median(lambda: translate_photo("cyclegan.vintage", load_image(photo), mode=mode), repeats)
+            api = _median(lambda: client.predict(handle_file(str(photo)), model_id="cyclegan.vintage", mode=mode,
+                                                 api_name="/translate"), repeats)
+            out.append(f"| {label} | {direct:.2f} s | {api:.2f} s | {api / direct:.2f}x |")
+            print(out[-1], flush=True)
+    return out + [""]
+
+
+if __name__ == "__main__":
+    print("\n".join(rows()))
