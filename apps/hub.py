@@ -16,11 +16,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from apps import APP_NAMES
 from core import ui
 from core.weights import availability, get_entry
+
+
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           b'fill="#4f46e5"/><text x="8" y="12" font-size="10" text-anchor="middle" fill="white">G</text></svg>')
 
 
 def load_apps(names=APP_NAMES) -> dict:
@@ -60,6 +64,10 @@ def create_app(names=APP_NAMES) -> FastAPI:
     @server.get("/", response_class=HTMLResponse)
     def index() -> str:
         return landing_page(apps)
+
+    @server.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml")
 
     for name, module in apps.items():
         module.demo.queue(max_size=ui.QUEUE_MAX_SIZE)

@@ -17,30 +17,38 @@ LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "setti
 QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 
 
+def _load_upload(component: gr.Image, payload, keep_alpha: bool):
+    from core.images import load_image
+
+    if payload is None or payload.path is None:
+        return gr.Image.preprocess(component, payload)
+    try:
+        return load_image(payload.path, keep_alpha=keep_alpha)
+    except ValueError as e:
+        raise gr.Error(str(e), title="Invalid image", print_exception=False) from e
+
+
 class ImageInput(gr.Image):
     """``gr.Image`` whose upload goes through ``core.images.load_image``.
 
     Every bad-input check (not an image, truncated, 0 bytes, decompression bomb, over the pixel
     cap) then gives the user a clear message instead of gradio's generic error, and the handler
-    always receives an upright RGB (or, with ``keep_alpha``, RGBA) ``PIL.Image``.
+    always receives an upright RGB ``PIL.Image``.
     """
 
     is_template = True  # rendered by the frontend as a plain Image
 
-    def __init__(self, *args, keep_alpha: bool = False, **kwargs):
-        kwargs["type"] = "pil"
-        super().__init__(*args, **kwargs)
-        self.keep_alpha = keep_alpha
+    def preprocess(self, payload):
+        return _load_upload(self, payload, keep_alpha=False)
+
+
+class MaskInput(gr.Image):
+    """Like :class:`ImageInput`, but the handler receives RGBA: a mask's transparency is kept."""
+
+    is_template = True
 
     def preprocess(self, payload):
-        from core.images import load_image
-
-        if payload is None or payload.path is None:
-            return super().preprocess(payload)
-        try:
-            return load_image(payload.path, keep_alpha=self.keep_alpha)
-        except ValueError as e:
-            raise gr.Error(str(e), title="Invalid image", print_exception=False) from e
+        return _load_upload(self, payload, keep_alpha=True)
 
 
 def _checked_number(component, payload):

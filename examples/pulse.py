@@ -7,7 +7,7 @@ from _common import APPS, server_url
 client = Client(server_url())
 best, faces, downscaled, summary, details, seed = client.predict(
     handle_file(str(APPS / "pulse" / "examples" / "dcgan_face_16.png")),  # a tiny face is used as is
-    generator="dcgan.faces64", size=16, steps=100, eps=2e-3, samples=4, seed=1, face=0, fast=True,
+    generator="dcgan.faces64", size=16, steps=100, eps=2e-3, samples=4, seed=1, face=0,
     api_name="/upsample",
 )
 print(summary)

@@ -93,8 +93,7 @@ with gr.Blocks(title=TITLE) as demo:
             with gr.Tab("Upload a mask"):
                 with gr.Row():
                     photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard"], elem_id="photo")
-                    mask = ui.ImageInput(keep_alpha=True, label="Mask (white = hole)", sources=["upload", "clipboard"],
-                                        elem_id="mask")
+                    mask = ui.MaskInput(label="Mask (white = hole)", sources=["upload", "clipboard"], elem_id="mask")
                 run_upload = gr.Button("Inpaint", variant="primary", elem_id="run_upload")
             method = gr.Radio(METHODS, value="auto", label="Method")
             dilation = ui.Slider(0, 64, value=4, step=1, label="Mask dilation (px)",

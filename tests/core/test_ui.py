@@ -89,8 +89,10 @@ def test_image_input_gives_clear_messages_and_rgb(tmp_path):
     from gradio.data_classes import ImageData
     from PIL import Image
 
-    component = ui.ImageInput()
+    component = ui.ImageInput(label="Photo", elem_id="photo")
     assert component.get_block_name() == "image"  # the frontend renders it as gr.Image
+    props = component.get_config()
+    assert props["label"] == "Photo" and props["elem_id"] == "photo"  # constructor arguments reach the page
     bad = tmp_path / "notes.png"
     bad.write_text("hello")
     with pytest.raises(gr.Error, match="not an image"):
@@ -99,7 +101,8 @@ def test_image_input_gives_clear_messages_and_rgb(tmp_path):
     Image.new("P", (3, 2)).save(good)
     image = component.preprocess(ImageData(path=str(good), orig_name="p.png"))
     assert image.mode == "RGB" and image.size == (3, 2)
-    masks = ui.ImageInput(keep_alpha=True)
+    masks = ui.MaskInput()
+    assert masks.get_block_name() == "image"
     assert masks.preprocess(ImageData(path=str(good), orig_name="p.png")).mode == "RGBA"
 
 
