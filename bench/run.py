@@ -109,9 +109,12 @@ def generator_rows(repeats: int, peak: float, quick: bool) -> list[str]:
         with torch.inference_mode():
             flops = count_flops(run)
             infer = statistics.median(timed(run, reps))
-            model.to(memory_format=torch.channels_last)
-            channels_last = statistics.median(timed(run, reps))
-            model.to(memory_format=torch.contiguous_format)
+            try:
+                model.to(memory_format=torch.channels_last)
+                channels_last = statistics.median(timed(run, reps))
+                model.to(memory_format=torch.contiguous_format)
+            except RuntimeError:  # 5-D weights (StyleGAN2's modulated convolutions) have no channels_last
+                channels_last = None
             reference = run()
             try:
                 bf16_error = _max_error(run, reference)
@@ -121,9 +124,10 @@ def generator_rows(repeats: int, peak: float, quick: bool) -> list[str]:
                 bf16_error, bf16 = None, None
                 note = f"{note}; bf16 failed: {type(e).__name__}"
         gflops = flops / infer / 1e9
+        cl_cell = "n/a" if channels_last is None else f"{channels_last * 1000:.0f} ms"
         bf16_cell = "n/a" if bf16 is None else f"{bf16 * 1000:.0f} ms (max err {bf16_error:.3f})"
         rows.append(
-            f"| {name} | {base * 1000:.0f} ms | {infer * 1000:.0f} ms | {channels_last * 1000:.0f} ms | {bf16_cell} "
+            f"| {name} | {base * 1000:.0f} ms | {infer * 1000:.0f} ms | {cl_cell} | {bf16_cell} "
             f"| {flops / 1e9:.1f} GFLOP, {gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of peak | {note} |"
         )
         print(rows[-1], flush=True)
