@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,13 @@ def load_apps(names=APP_NAMES) -> dict:
     return {name: importlib.import_module(f"apps.{name}.app") for name in names}
 
 
+def _inline_markdown(text: str) -> str:
+    """Escape ``text`` for HTML, keeping the **bold** and `code` of the apps' descriptions."""
+    escaped = html.escape(text)
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", escaped)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
+
+
 def landing_page(apps: dict) -> str:
     cards = []
     for name, module in apps.items():
@@ -43,7 +51,7 @@ def landing_page(apps: dict) -> str:
             rows.append(f"<li><b>{html.escape(entry.title)}</b> &middot; {html.escape(entry.license)} &middot; {state}</li>")
         cards.append(
             f'<section><h2><a href="{name}/">{html.escape(module.TITLE)}</a></h2>'
-            f"<p>{html.escape(module.DESCRIPTION)}</p><ul>{''.join(rows)}</ul></section>"
+            f"<p>{_inline_markdown(module.DESCRIPTION)}</p><ul>{''.join(rows)}</ul></section>"
         )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

@@ -51,3 +51,8 @@ def test_each_app_is_served(hub_url, name):
     assert response.status == 200
     config = urllib.request.urlopen(f"{hub_url}/{name}/config").read().decode()
     assert '"components"' in config
+
+
+def test_descriptions_are_rendered_not_shown_as_markdown(hub_url):
+    page = urllib.request.urlopen(hub_url + "/").read().decode()
+    assert "**" not in page and "<b>" in page
