@@ -39,16 +39,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch):
     """Empty HF and converted caches, no override folder."""
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
-    monkeypatch.setenv("GANHUB_CACHE", str(tmp_path / "ganhub_cache"))
-    monkeypatch.delenv("GANHUB_WEIGHTS_DIR", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("GANHUB_OFFLINE", raising=False)
-    import huggingface_hub.constants as hf_constants
+    from tests.support.local_servers import isolate_weights
 
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    isolate_weights(monkeypatch, tmp_path)
     return tmp_path
 
 

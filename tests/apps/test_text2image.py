@@ -22,27 +22,21 @@ TURBO, TINY_SD = "diffusers.sd_turbo", "diffusers.bk_sdm_tiny"
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import huggingface_hub.constants as hf_constants
     import torch
 
     from core.cache import MODEL_CACHE
     from core.pipelines import text_to_image as t2i
     from tests.support.live import live_client
-    from tests.support.local_servers import LocalHub
+    from tests.support.local_servers import LocalHub, isolate_weights
 
     root = tmp_path_factory.mktemp("text2image")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the CPU is shared
     with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
-        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub",
-                            "GANHUB_CACHE": root / "ganhub", "HF_ENDPOINT": hub.url,
-                            "GANHUB_MANIFEST": root / "manifest.json", "GRADIO_TEMP_DIR": root / "gradio",
-                            "GANHUB_T2I_FAST_DECODE": "0"}.items():
-            mp.setenv(name, str(value))
-        for name in ("GANHUB_WEIGHTS_DIR", "HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
-            mp.delenv(name, raising=False)
-        mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        isolate_weights(mp, root, hub.url)
+        mp.setenv("GANHUB_MANIFEST", str(root / "manifest.json"))
+        mp.setenv("GRADIO_TEMP_DIR", str(root / "gradio"))
+        mp.setenv("GANHUB_T2I_FAST_DECODE", "0")
         mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
         mp.setenv("GANHUB_T2I_CPU_DTYPE", "float32")  # the same numbers on every CPU
         revision = hub.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())

@@ -207,3 +207,20 @@ class LocalPyPI(_Server):
         if path.startswith("/files/") and path[len("/files/"):] in self.files:
             return self.send(h, 200, self.files[path[len("/files/"):]], {"Content-Type": "application/octet-stream"}, head)
         return self.send(h, 404, b"not found", head=head)
+
+
+def isolate_weights(mp, root, endpoint: str | None = None) -> None:
+    """Point every weights cache at ``root`` (empty), drop overrides and offline flags, and aim the
+    Hub client at ``endpoint`` (a ``LocalHub``), through the monkeypatch ``mp``."""
+    import huggingface_hub.constants as hf_constants
+
+    hub_cache = str(root / "hf_home" / "hub")
+    mp.setenv("HF_HOME", str(root / "hf_home"))
+    mp.setenv("HF_HUB_CACHE", hub_cache)
+    mp.setenv("GANHUB_CACHE", str(root / "ganhub_cache"))
+    if endpoint:
+        mp.setenv("HF_ENDPOINT", endpoint)
+    for name in ("GANHUB_WEIGHTS_DIR", "HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
+        mp.delenv(name, raising=False)
+    mp.setattr(hf_constants, "HF_HUB_CACHE", hub_cache)
+    mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)

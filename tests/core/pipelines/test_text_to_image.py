@@ -14,25 +14,18 @@ from tests.support import tiny_diffusers as tiny
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """One local Hub and test manifest for the module: the tiny pipeline and TAESD, plus broken variants."""
-    import huggingface_hub.constants as hf_constants
     import torch
 
     from core.cache import MODEL_CACHE
     from core.pipelines import text_to_image as t2i
-    from tests.support.local_servers import LocalHub
+    from tests.support.local_servers import LocalHub, isolate_weights
 
     root = tmp_path_factory.mktemp("t2i")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and the CPU is shared
     with pytest.MonkeyPatch.context() as mp, LocalHub() as server:
-        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub",
-                            "GANHUB_CACHE": root / "ganhub", "HF_ENDPOINT": server.url,
-                            "GANHUB_MANIFEST": root / "manifest.json"}.items():
-            mp.setenv(name, str(value))
-        for name in ("GANHUB_WEIGHTS_DIR", "HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
-            mp.delenv(name, raising=False)
-        mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        isolate_weights(mp, root, server.url)
+        mp.setenv("GANHUB_MANIFEST", str(root / "manifest.json"))
         mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
         mp.setenv("GANHUB_T2I_CPU_DTYPE", "float32")  # the same numbers on every CPU
         revision = server.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())
