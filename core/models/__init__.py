@@ -43,7 +43,8 @@ def build(arch: str, **config) -> nn.Module:
     return architecture_class(arch)(**config)
 
 
-def _check_shapes(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: str) -> None:
+def _check_shapes(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
+    """The module's own state (meta tensors), after checking that ``state_dict`` fits it exactly."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -63,13 +64,35 @@ def _check_shapes(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch
         if wrong:
             parts.append(f"{len(wrong)} shape mismatch(es): {'; '.join(wrong[:4])}{' ...' if len(wrong) > 4 else ''}")
         raise StateDictMismatchError(f"The weights do not fit architecture {arch!r}: " + "; ".join(parts) + ".")
+    return own
 
 
-def load(arch: str, state_dict: Mapping[str, torch.Tensor], **config) -> nn.Module:
-    """Build ``arch`` and load ``state_dict`` (published key naming accepted) strictly; eval mode."""
-    model = build(arch, **config)
-    convert = getattr(type(model), "convert_state_dict", None)
+def skeleton(arch: str, **config) -> nn.Module:
+    """``arch`` built on the meta device: shapes only, no memory and no random initialisation."""
+    with torch.device("meta"):
+        return architecture_class(arch)(**config)
+
+
+def load(arch: str, state_dict: Mapping[str, torch.Tensor], *, copy: bool = True, **config) -> nn.Module:
+    """Build ``arch`` and load ``state_dict`` (published key naming accepted) strictly; eval mode.
+
+    The module is built on the meta device (:func:`skeleton`) and takes the checkpoint's
+    tensors, cast to the module's dtypes. With ``copy=False`` tensors that already have the
+    right dtype and layout are used as they are (for freshly read, owned state dicts); by
+    default every tensor is copied, so the caller's dict stays independent.
+    """
+    cls = architecture_class(arch)
+    model = skeleton(arch, **config)
+    convert = getattr(cls, "convert_state_dict", None)
     converted = convert(dict(state_dict)) if convert is not None else dict(state_dict)
-    _check_shapes(model, converted, arch)
-    model.load_state_dict(converted, strict=True)
+    own = _check_shapes(model, converted, arch)
+    taken = {
+        k: v.to(dtype=own[k].dtype, memory_format=torch.contiguous_format, copy=copy or not v.is_contiguous())
+        for k, v in converted.items()
+    }
+    model.load_state_dict(taken, strict=True, assign=True)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        # a buffer the checkpoint does not hold (not persistent): build the module for real
+        model = cls(**config)
+        model.load_state_dict(converted, strict=True)
     return model.eval().requires_grad_(False)

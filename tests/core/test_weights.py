@@ -121,8 +121,96 @@ def test_corrupt_converted_cache_is_rebuilt(local_hub, write_manifest):
     path = weights.resolve("tiny.a")
     path.write_bytes(path.read_bytes()[:100])
     rebuilt = weights.resolve("tiny.a")
-    assert rebuilt == path and weights.sha256_of(path) == path.with_suffix(".sha256").read_text().strip()
+    record = json.loads(path.with_suffix(".sha256").read_text())
+    assert rebuilt == path and weights.sha256_of(path) == record["sha256"]
+    assert record["size"] == path.stat().st_size and record["mtime_ns"] == path.stat().st_mtime_ns
     assert set(weights.load_state_dict("tiny.a")) == set(tiny_state())
+
+
+def _same_state(a, b) -> bool:
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _flip_last_byte(path, keep_mtime: bool):
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    if keep_mtime:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_same_size_change_soon_after_conversion_is_caught(local_hub, write_manifest):
+    # Written within the file system's clock tick of the conversion, the mtime may not move;
+    # a file hashed that soon after its mtime is hashed again on the next load.
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(tiny_state()))
+    write_manifest({"tiny.m": hf_entry("org/tiny", "g.safetensors", commit)})
+    path = weights.resolve("tiny.m")
+    _flip_last_byte(path, keep_mtime=False)
+    assert weights.resolve("tiny.m") == path
+    assert _same_state(weights.read_safetensors(path), tiny_state())  # rebuilt from the source
+
+
+def test_unchanged_stat_skips_the_hash_but_verify_rehashes(local_hub, write_manifest):
+    # A change that keeps size and mtime is trusted by a normal load (no hash per cold load) ...
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(tiny_state()))
+    write_manifest({"tiny.v": hf_entry("org/tiny", "g.safetensors", commit)})
+    path = weights.resolve("tiny.v")
+    good = weights.sha256_of(path)
+    hour_ago = path.stat().st_mtime_ns - 3600 * 10**9
+    os.utime(path, ns=(hour_ago, hour_ago))  # an old file: hashed once more, then trusted by its stat
+    weights.resolve("tiny.v")
+    _flip_last_byte(path, keep_mtime=True)
+    weights.resolve("tiny.v")
+    assert weights.sha256_of(path) != good
+    # ... and caught by the full check behind `python -m core.weights verify`.
+    assert weights.resolve("tiny.v", rehash=True) == path
+    assert _same_state(weights.read_safetensors(path), tiny_state())
+
+
+def test_sidecar_of_the_old_format_is_checked_and_upgraded(local_hub, write_manifest):
+    commit = local_hub.add_file("org/tiny", "g.safetensors", safetensors_bytes(tiny_state()))
+    write_manifest({"tiny.o": hf_entry("org/tiny", "g.safetensors", commit)})
+    path = weights.resolve("tiny.o")
+    sidecar = path.with_suffix(".sha256")
+    sidecar.write_text(weights.sha256_of(path) + "\n")  # hash only, as written before
+    assert weights.resolve("tiny.o") == path
+    assert json.loads(sidecar.read_text())["size"] == path.stat().st_size
+    sidecar.write_text("0" * 64 + "\n")  # a wrong old-format hash means a corrupt file: rebuilt
+    assert weights.resolve("tiny.o") == path and json.loads(sidecar.read_text())["sha256"] == weights.sha256_of(path)
+
+
+def test_read_safetensors_matches_the_library_and_owns_its_memory(tmp_path):
+    from safetensors.torch import load_file
+
+    state = {
+        "half": torch.arange(3, dtype=torch.float16),  # 6 bytes: the next tensor may start unaligned
+        "float": torch.randn(2, 3),
+        "long": torch.tensor([1, -2, 3]),
+        "bf16": torch.randn(5).to(torch.bfloat16),
+        "byte": torch.tensor([7], dtype=torch.uint8),
+        "empty": torch.zeros(0, 4),
+    }
+    path = tmp_path / "mixed.safetensors"
+    save_file(state, str(path), metadata={"note": "x"})
+    ours, library = weights.read_safetensors(path), load_file(str(path))
+    assert set(ours) == set(library) == set(state)
+    for key in state:
+        assert ours[key].dtype == library[key].dtype and ours[key].shape == library[key].shape
+        assert torch.equal(ours[key], library[key])
+    path.write_bytes(b"\0" * path.stat().st_size)  # the file changes under a loaded model
+    assert torch.equal(ours["float"], state["float"])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad_header", "short"])
+def test_read_safetensors_rejects_damaged_files(tmp_path, damage):
+    path = tmp_path / "d.safetensors"
+    save_file({"w": torch.randn(4, 4)}, str(path))
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[:-10], "bad_header": (10**9).to_bytes(8, "little") + data[8:],
+                      "short": data[:5]}[damage])
+    with pytest.raises(ValueError, match="safetensors file|outside the file|bytes for shape"):
+        weights.read_safetensors(path)
 
 
 @pytest.mark.parametrize("damage", ["wrong_key", "wrong_shape", "missing_key"])

@@ -1,0 +1,83 @@
+"""The registry's loader: strict, built without random init, and clear about who owns the tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import core.models as registry
+
+TINY_DCGAN = {"nz": 8, "ngf": 4, "nc": 3}
+TINY_STYLEGAN2 = {"size": 8, "style_dim": 16, "n_mlp": 2, "channel_multiplier": 1}
+
+
+def reference(arch, config, seed=0):
+    torch.manual_seed(seed)
+    return registry.build(arch, **config).eval()
+
+
+@pytest.mark.parametrize("arch, config", [("dcgan", TINY_DCGAN), ("stylegan2", TINY_STYLEGAN2)])
+def test_loaded_model_is_the_reference_and_nothing_is_left_on_meta(arch, config):
+    ref = reference(arch, config)
+    model = registry.load(arch, ref.state_dict(), **config)
+    tensors = [*model.parameters(), *model.buffers()]
+    assert tensors and not any(t.is_meta for t in tensors)
+    assert all(t.device.type == "cpu" and not t.requires_grad for t in model.parameters())
+    assert not model.training
+    assert set(model.state_dict()) == set(ref.state_dict())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in ref.state_dict().items())
+    if arch == "dcgan":
+        z = torch.randn(2, 8, 1, 1)
+        with torch.no_grad():
+            assert torch.equal(model(z), ref(z))
+
+
+def test_default_load_copies_so_the_callers_dict_stays_independent():
+    state = reference("dcgan", TINY_DCGAN).state_dict()
+    before = state["main.0.weight"].clone()
+    model = registry.load("dcgan", state, **TINY_DCGAN)
+    state["main.0.weight"].zero_()
+    assert torch.equal(model.state_dict()["main.0.weight"], before)
+
+
+def test_copy_false_takes_owned_tensors_without_copying():
+    state = {k: v.clone() for k, v in reference("dcgan", TINY_DCGAN).state_dict().items()}
+    model = registry.load("dcgan", state, copy=False, **TINY_DCGAN)
+    assert model.state_dict()["main.0.weight"].data_ptr() == state["main.0.weight"].data_ptr()
+
+
+def test_half_precision_checkpoint_becomes_the_modules_dtype():
+    ref = reference("dcgan", TINY_DCGAN)
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in ref.state_dict().items()}
+    model = registry.load("dcgan", half, copy=False, **TINY_DCGAN)
+    weight = model.state_dict()["main.0.weight"]
+    assert weight.dtype == torch.float32
+    assert torch.equal(weight, half["main.0.weight"].float())
+
+
+def test_non_contiguous_tensors_are_made_contiguous():
+    state = {k: v.clone() for k, v in reference("dcgan", TINY_DCGAN).state_dict().items()}
+    w = state["main.0.weight"]
+    state["main.0.weight"] = w.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    model = registry.load("dcgan", state, copy=False, **TINY_DCGAN)
+    assert model.state_dict()["main.0.weight"].is_contiguous()
+    assert torch.equal(model.state_dict()["main.0.weight"], w)
+
+
+@pytest.mark.parametrize("damage", ["missing", "unexpected", "shape"])
+def test_strict_failures_name_the_problem(damage):
+    state = reference("dcgan", TINY_DCGAN).state_dict()
+    if damage == "missing":
+        del state["main.0.weight"]
+    elif damage == "unexpected":
+        state["extra.weight"] = torch.zeros(1)
+    else:
+        state["main.0.weight"] = torch.zeros(1, 1, 1, 1)
+    with pytest.raises(registry.StateDictMismatchError, match={"missing": "missing key", "unexpected": "unexpected key",
+                                                              "shape": "shape mismatch"}[damage]):
+        registry.load("dcgan", state, **TINY_DCGAN)
+
+
+def test_unknown_architecture_lists_the_known_ones():
+    with pytest.raises(ValueError, match="Known architectures: .*dcgan"):
+        registry.load("nope", {})
