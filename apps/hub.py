@@ -86,7 +86,10 @@ def create_app(names=APP_NAMES) -> FastAPI:
 def main(argv=None) -> None:
     import uvicorn
 
+    from core.device import tune_allocator
+
     args = ui.parse_launch_args(argv)
+    tune_allocator()
     uvicorn.run(create_app(), host=args.host, port=args.port, root_path=args.root_path or "")
 
 

@@ -187,7 +187,10 @@ def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
     """Launch one app with the hub's defaults and the command-line flags."""
+    from core.device import tune_allocator
+
     args = parse_launch_args(argv)
+    tune_allocator()
     demo.queue(max_size=QUEUE_MAX_SIZE).launch(
         server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path, **LAUNCH_KWARGS
     )

@@ -59,9 +59,13 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, (pad[0] - kw + 1, up + pad[1] - kw, pad[0] - kh + 1, up + pad[1] - kh))
         x = x.reshape(b, c, x.shape[2], x.shape[3])
     else:
-        x = F.pad(x, (pad[0], pad[1], pad[0], pad[1]))
-        weight = torch.flip(kernel, (0, 1)).to(x)[None, None].expand(c, 1, kh, kw)
-        x = F.conv2d(x, weight, groups=c)
+        # A contiguous depthwise weight (an expanded, stride-0 one sends oneDNN down a path ~8x
+        # slower), and the convolution's own zero padding where it is symmetric (no padded copy).
+        weight = torch.flip(kernel, (0, 1)).to(x)[None, None].repeat(c, 1, 1, 1)
+        if pad[0] == pad[1] >= 0:
+            x = F.conv2d(x, weight, padding=pad[0], groups=c)
+        else:
+            x = F.conv2d(F.pad(x, (pad[0], pad[1], pad[0], pad[1])), weight, groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -71,7 +75,18 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float 
                      scale: float = math.sqrt(2)) -> torch.Tensor:
     """``leaky_relu(x + bias) * sqrt(2)`` with the bias broadcast over dim 1."""
     shape = (1, -1) + (1,) * (x.ndim - 2)
+    if _can_overwrite(x):
+        return F.leaky_relu_(x.add_(bias.view(shape)), negative_slope).mul_(scale)
     return F.leaky_relu(x + bias.view(shape), negative_slope) * scale
+
+
+def _can_overwrite(x: torch.Tensor) -> bool:
+    """Whether a fresh intermediate may be updated in place: autograd does not need it.
+
+    At 1024x1024 every out-of-place elementwise step is one more pass over a 134 MB tensor,
+    so inference updates the activations in place; with autograd the plain ops are used.
+    """
+    return not (torch.is_grad_enabled() and x.requires_grad)
 
 
 class PixelNorm(nn.Module):
@@ -124,10 +139,13 @@ class Upsample(nn.Module):
 
 
 class ModulatedConv2d(nn.Module):
-    """Weight (de)modulated convolution, written as input scaling + a shared conv + output scaling.
+    """Weight (de)modulated convolution: every sample is convolved with its own weight ``w * s``,
+    demodulated by ``rsqrt(sum((w * s)**2) + 1e-8)`` per output channel.
 
-    Equivalent to convolving every sample with its own weight ``w * s`` (demodulated by
-    ``rsqrt(sum((w * s)**2) + 1e-8)`` per output channel), but a plain batched conv.
+    One sample: the weight itself is modulated (a [out, in, k, k] tensor, no pass over the
+    activations). Several samples: the input is scaled by ``s``, one batched convolution
+    shares the weight, and the output is scaled by the demodulation (the same result, without
+    a grouped convolution).
     """
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
@@ -147,6 +165,13 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         s = self.modulation(style)  # [B, in]
         weight = self.weight[0] * self.scale  # [out, in, k, k]
+        if x.shape[0] == 1:
+            weight = weight * s[0][None, :, None, None]
+            if self.demodulate:
+                weight = weight * torch.rsqrt(weight.pow(2).sum((1, 2, 3)) + 1e-8)[:, None, None, None]
+            if self.upsample:
+                return self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0))
+            return F.conv2d(x, weight, padding=self.padding)
         x = x * s[:, :, None, None]
         if self.upsample:
             x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=0)
@@ -168,6 +193,8 @@ class NoiseInjection(nn.Module):
     def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if noise is None:
             noise = x.new_empty(x.shape[0], 1, x.shape[2], x.shape[3]).normal_()
+        if _can_overwrite(x):
+            return x.add_(self.weight * noise)
         return x + self.weight * noise
 
 
@@ -207,7 +234,11 @@ class ToRGB(nn.Module):
         self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, style) + self.bias
+        out = self.conv(x, style)
+        if _can_overwrite(out):
+            out = out.add_(self.bias)
+            return out if skip is None else out.add_(self.upsample(skip))
+        out = out + self.bias
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -303,7 +334,10 @@ class StyleGAN2Generator(nn.Module):
         elif len(noise) != self.num_layers:
             raise ValueError(f"noise must have {self.num_layers} entries (one per layer), got {len(noise)}.")
 
-        out = self.conv1(self.input(w_plus.shape[0]), w_plus[:, 0], noise[0])
+        # channels_last: oneDNN's NHWC kernels run the wide, shallow high-resolution layers
+        # faster (1.2 s -> 1.03 s at 1024 on a 2-core CPU); every layer keeps the layout.
+        out = self.input(w_plus.shape[0]).contiguous(memory_format=torch.channels_last)
+        out = self.conv1(out, w_plus[:, 0], noise[0])
         skip = self.to_rgb1(out, w_plus[:, 1])
         for j in range(int(math.log2(resolution)) - 2):
             k = 1 + 2 * j

@@ -70,3 +70,42 @@ def test_concurrent_requests_load_a_model_once():
     for t in threads:
         t.join()
     assert len(calls) == 1 and all(r is results[0] for r in results)
+
+
+_RSS_PROBE = """
+import sys, torch
+from core.device import tune_allocator
+applied = tune_allocator()
+def rss_mb():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
+blocks = [torch.ones(2**25) for _ in range(4)]  # 4 x 128 MB
+held = rss_mb()
+del blocks
+print(applied, round(held - rss_mb()))
+"""
+
+
+def _probe(env_value):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, GANHUB_MALLOC_TUNING=env_value, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run([sys.executable, "-c", _RSS_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    applied, released_mb = out.stdout.split()
+    return applied == "True", int(released_mb)
+
+
+def test_allocator_tuning_keeps_freed_large_tensors_for_reuse():
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        import pytest
+
+        pytest.skip("mallopt tuning applies to Linux/glibc only")
+    applied, released_mb = _probe("1")
+    assert applied and released_mb < 50  # the 512 MB stays with the process for the next job
+    applied, released_mb = _probe("0")
+    assert not applied and released_mb > 450  # glibc's default: large blocks go straight back

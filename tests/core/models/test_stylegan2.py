@@ -153,6 +153,27 @@ def test_mapping_and_synthesis_equal_the_reference_formulation():
     torch.testing.assert_close(model(z, noise=noise), model.synthesis(w[:, None].expand(-1, 8, -1), noise=noise))
 
 
+@pytest.mark.parametrize("mode", ["inference_mode", "no_grad", "autograd"])
+def test_one_sample_path_equals_the_reference(mode):
+    # A batch of one modulates the weight instead of the activations, and without autograd it
+    # updates activations in place: each sample alone must still be the reference's output.
+    model = randomised(core.models.build("stylegan2", **TINY))
+    sd = model.state_dict()
+    w_plus = torch.randn(3, model.n_latent, 16)
+    noise = [torch.randn(3, 1, r, r) for r in (4, 8, 8, 16, 16, 32, 32)]
+    expected = ref_synthesis(sd, w_plus, noise, n_blocks=3)
+    for i in range(3):
+        latent = w_plus[i : i + 1].clone().requires_grad_(mode == "autograd")
+        context = {"inference_mode": torch.inference_mode(), "no_grad": torch.no_grad()}.get(mode, torch.enable_grad())
+        with context:
+            out = model.synthesis(latent, noise=[n[i : i + 1] for n in noise])
+        assert out.requires_grad == (mode == "autograd")
+        torch.testing.assert_close(out.detach(), expected[i : i + 1], rtol=1e-4, atol=1e-4)
+        if mode == "autograd":
+            out.square().mean().backward()
+            assert latent.grad.abs().sum(-1).gt(0).all()
+
+
 def test_noise_none_uses_the_stored_buffers_and_a_list_overrides_them():
     model = randomised(core.models.build("stylegan2", **TINY))
     w_plus = torch.randn(2, model.n_latent, 16)
