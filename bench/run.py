@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core.models as registry  # noqa: E402
+from core.device import tune_allocator  # noqa: E402
 
 # name -> (arch, config, input builder, note). Standard sizes of the published checkpoints.
 GENERATORS = {
@@ -59,11 +60,11 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def conv_peak(repeats: int) -> tuple[float, str]:
+def conv_peak(repeats: int, bfloat16: bool = False) -> tuple[float, str]:
     """Best GFLOP/s of dense 3x3 convolutions with shapes typical of these generators."""
     shapes = [(1, 256, 64, 64, 256), (1, 128, 128, 128, 128), (1, 512, 32, 32, 512), (1, 64, 256, 256, 64)]
     best, best_shape = 0.0, ""
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
         for n, cin, h, w, cout in shapes:
             x = torch.randn(n, cin, h, w)
             conv = torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False).eval()
@@ -96,12 +97,21 @@ def build_case(name):
     return model, (lambda m=model: m(x)), note
 
 
-def generator_rows(repeats: int, peak: float, quick: bool) -> list[str]:
+def default_allocator_latencies(repeats: int, quick: bool) -> dict[str, float]:
+    """inference_mode latency of every generator under glibc's default malloc (run before tuning)."""
+    out = {}
+    for name in GENERATORS:
+        model, run, _ = build_case(name)
+        with torch.inference_mode():
+            out[name] = statistics.median(timed(run, 1 if (quick or "StyleGAN2" in name) else repeats))
+        del model, run
+    return out
+
+
+def generator_rows(repeats: int, peak: float, bf16_peak: float, quick: bool,
+                   default_malloc: dict[str, float]) -> list[str]:
     rows = []
     for name in GENERATORS:
-        if GENERATORS[name][0] not in registry.ARCHITECTURES:
-            rows.append(f"| {name} | not built yet | | | | | |")
-            continue
         model, run, note = build_case(name)
         reps = 1 if (quick or "StyleGAN2" in name) else repeats
         with torch.no_grad():
@@ -125,10 +135,13 @@ def generator_rows(repeats: int, peak: float, quick: bool) -> list[str]:
                 note = f"{note}; bf16 failed: {type(e).__name__}"
         gflops = flops / infer / 1e9
         cl_cell = "n/a" if channels_last is None else f"{channels_last * 1000:.0f} ms"
-        bf16_cell = "n/a" if bf16 is None else f"{bf16 * 1000:.0f} ms (max err {bf16_error:.3f})"
+        bf16_cell = "n/a" if bf16 is None else (
+            f"{bf16 * 1000:.0f} ms, {flops / bf16 / 1e9:.0f} GFLOP/s = {100 * flops / bf16 / 1e9 / bf16_peak:.0f}% "
+            f"of bf16 peak (max err {bf16_error:.3f})")
         rows.append(
-            f"| {name} | {base * 1000:.0f} ms | {infer * 1000:.0f} ms | {cl_cell} | {bf16_cell} "
-            f"| {flops / 1e9:.1f} GFLOP, {gflops:.1f} GFLOP/s = {100 * gflops / peak:.0f}% of peak | {note} |"
+            f"| {name} | {default_malloc[name] * 1000:.0f} ms | {base * 1000:.0f} ms | {infer * 1000:.0f} ms "
+            f"| {cl_cell} | {bf16_cell} "
+            f"| {flops / 1e9:.1f} GFLOP, {gflops:.1f} GFLOP/s = **{100 * gflops / peak:.0f}%** of peak | {note} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -141,6 +154,68 @@ def _max_error(run, reference) -> float:
     if isinstance(out, tuple):
         return max((o.float() - r).abs().max().item() for o, r in zip(out, reference))
     return (out.float() - reference).abs().max().item()
+
+
+def bf16_quality_rows(repeats: int) -> list[str]:
+    """bfloat16 autocast against fp32 on the trained weights available here, on real inputs."""
+    import numpy as np
+    from PIL import Image
+
+    from core import weights
+    from core.images import to_tensor
+    from core.pipelines.translate import native_size
+    from core.sketch import prepare_sketch
+
+    apps = Path(__file__).resolve().parents[1] / "apps"
+
+    def photo(path, size):
+        image = Image.open(path).convert("RGB")
+        scale = size / min(image.size)
+        return to_tensor(image.resize((round(image.width * scale / 4) * 4, round(image.height * scale / 4) * 4),
+                                      Image.BICUBIC))
+
+    def genegan_case(model):
+        a = torch.from_numpy(np.asarray(Image.open(apps / "glasses/examples/a_glasses.png").convert("RGB")))
+        b = torch.from_numpy(np.asarray(Image.open(apps / "glasses/examples/b_face64.png").convert("RGB")))
+        images = torch.stack([a, b]).permute(0, 3, 1, 2).float()
+
+        def run():
+            background_a, object_a = model.split(images[:1])
+            background_b, _ = model.split(images[1:])
+            return torch.cat([model.join(background_b, object_a), model.join(background_a, torch.zeros_like(object_a))])
+
+        return run, lambda y: y.clamp(0, 255)
+
+    to_levels = lambda y: (y.clamp(-1, 1) + 1) * 127.5  # noqa: E731
+    cases = {
+        "cyclegan.vintage": ("chelsea.jpg at the native size",
+                             lambda m: (lambda x=photo(apps / "season/examples/chelsea.jpg", native_size("cyclegan.vintage")): m(x)),
+                             to_levels),
+        "pix2pix.edges2faces64": ("a face sketch, eval mode",
+                                  lambda m: (lambda x=to_tensor(prepare_sketch(Image.open(
+                                      apps / "sketch2photo/examples/face_sketch_1.png"), 64)): m(x)), to_levels),
+        "dcgan.faces64": ("16 seeded samples",
+                          lambda m: (lambda z=torch.randn(16, 100, 1, 1, generator=torch.Generator().manual_seed(0)): m(z)),
+                          to_levels),
+        "genegan.eyeglasses64": ("swap + removal of the two example faces", None, None),
+    }
+    rows = []
+    for model_id, (what, make, levels) in cases.items():
+        if not weights.availability(model_id)[0]:
+            rows.append(f"| {model_id}: {what} | weights absent | | | | | |")
+            continue
+        model = weights.load_model(model_id, device="cpu")
+        run, levels = genegan_case(model) if make is None else (make(model), levels)
+        with torch.inference_mode():
+            reference = levels(run().float())
+            fp32 = statistics.median(timed(run, repeats))
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                diff = (levels(run().float()) - reference).abs()
+                bf16 = statistics.median(timed(run, repeats))
+        rows.append(f"| {model_id}: {what} | {fp32 * 1000:.1f} ms | {bf16 * 1000:.1f} ms | {fp32 / bf16:.2f}x "
+                    f"| {diff.max().item():.1f} | {diff.mean().item():.2f} | {100 * (diff > 2).float().mean().item():.2f}% |")
+        print(rows[-1], flush=True)
+    return rows
 
 
 def load_rows(repeats: int) -> list[str]:
@@ -189,9 +264,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     repeats = 1 if args.quick else args.repeats
 
+    default_peak, _ = conv_peak(repeats)
+    default_malloc = default_allocator_latencies(repeats, args.quick)
+    tuned = tune_allocator()  # what the apps and the hub do at start (core.device.tune_allocator)
     peak, peak_shape = conv_peak(repeats)
-    print(f"conv peak {peak:.1f} GFLOP/s ({peak_shape})", flush=True)
-    generator_table = generator_rows(repeats, peak, args.quick)
+    bf16_peak, bf16_shape = conv_peak(repeats, bfloat16=True)
+    print(f"conv peak {peak:.1f} GFLOP/s ({peak_shape}), default malloc {default_peak:.1f}; "
+          f"bf16 {bf16_peak:.1f} ({bf16_shape})", flush=True)
+    generator_table = generator_rows(repeats, peak, bf16_peak, args.quick, default_malloc)
+    quality_table = bf16_quality_rows(repeats)
     load_table = load_rows(repeats)
     extra = []
     round_trip = Path(__file__).with_name("round_trip.py")
@@ -204,10 +285,20 @@ def main() -> None:
         "# CPU benchmark results", "",
         f"Written by `python bench/run.py` on {time.strftime('%Y-%m-%d %H:%M')}: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, median of {repeats} runs.", "",
-        f"Convolution peak measured in this run: **{peak:.1f} GFLOP/s** ({peak_shape}).", "",
+        f"Convolution peak measured in this run: **{peak:.1f} GFLOP/s** fp32 ({peak_shape}); "
+        f"{bf16_peak:.1f} GFLOP/s under bfloat16 autocast ({bf16_shape}); {default_peak:.1f} GFLOP/s fp32 "
+        "with glibc's default malloc.", "",
         "## Generators at their standard sizes (random weights of the real size)", "",
-        "| generator | no_grad | inference_mode | + channels_last | bfloat16 autocast | FLOPs and efficiency | note |",
-        "|---|---|---|---|---|---|---|", *generator_table, "",
+        "First column: glibc's default malloc, measured before the allocator tuning that the apps and the hub "
+        f"apply at start (`core.device.tune_allocator`, {'applied' if tuned else 'NOT applied here'}); every "
+        "other column runs with it. Efficiency: the inference_mode latency against the fp32 peak.", "",
+        "| generator | default malloc | no_grad | inference_mode | + channels_last | bfloat16 autocast "
+        "| FLOPs and efficiency | note |",
+        "|---|---|---|---|---|---|---|---|", *generator_table, "",
+        "## bfloat16 autocast on trained weights and real inputs", "",
+        "Output difference against fp32 in 8-bit levels (outputs mapped to 0..255), and the speed-up.", "",
+        "| model and input | fp32 | bfloat16 | speed-up | max diff | mean diff | pixels off by > 2 levels |",
+        "|---|---|---|---|---|---|---|", *quality_table, "",
         "## Cold model load vs reading the file", "",
         "| model | file | read bytes | resolve + strict load |", "|---|---|---|---|", *load_table, "",
         *extra,

@@ -145,6 +145,8 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
                 problems.append(f"{where} missing {key!r}")
         if raw.get("arch") not in ARCHITECTURES and raw.get("arch") not in ("diffusers", "external"):
             problems.append(f"{where} unknown arch {raw.get('arch')!r}")
+        if raw.get("cpu_autocast", "bfloat16") != "bfloat16":
+            problems.append(f"{where} cpu_autocast must be 'bfloat16' (or absent for fp32)")
         for i, src in enumerate(raw.get("sources", [])):
             kind = src.get("kind")
             at = f"{where} source {i} ({kind})"

@@ -109,3 +109,18 @@ def test_allocator_tuning_keeps_freed_large_tensors_for_reuse():
     assert applied and released_mb < 50  # the 512 MB stays with the process for the next job
     applied, released_mb = _probe("0")
     assert not applied and released_mb > 450  # glibc's default: large blocks go straight back
+
+
+def test_cpu_autocast_policy(monkeypatch):
+    def enabled(dev, field):
+        with device.autocast(dev, field):
+            return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+    monkeypatch.setenv("GANHUB_CPU_BF16", "1")
+    assert enabled("cpu", "bfloat16")
+    assert not enabled("cpu", None)  # no opt-in in the manifest: fp32
+    assert not enabled("cuda", "bfloat16")  # CUDA has its own policy (fp16 weights)
+    monkeypatch.setenv("GANHUB_CPU_BF16", "0")
+    assert not enabled("cpu", "bfloat16")
+    monkeypatch.setenv("GANHUB_CPU_BF16", "auto")
+    assert enabled("cpu", "bfloat16") == device.cpu_has_native_bfloat16()

@@ -40,6 +40,8 @@ def tiny_models(tmp_path, write_manifest, isolated_cache, monkeypatch):
         "cyclegan.tiny": entry("cyclegan_resnet", RESNET, local("resnet.safetensors"), 32),
         "pix2pix.tiny": entry("pix2pix_unet", UNET, local("unet.safetensors"), 64),
         "cyclegan.missing": entry("cyclegan_resnet", RESNET, local("nope.pth"), 32),
+        "cyclegan.tiny_bf16": {**entry("cyclegan_resnet", RESNET, local("resnet.safetensors"), 32),
+                               "cpu_autocast": "bfloat16"},
     })
     MODEL_CACHE.clear()
     yield
@@ -160,3 +162,20 @@ def test_degenerate_shapes_are_bounded_or_refused_clearly():
     assert strip.size == (2000, 10)  # processed at 2048x12, not 102400x512
     with pytest.raises(ValueError, match="at least 8 px"):
         translate_photo("cyclegan.vintage", Image.new("RGB", (3, 3)), mode="tiled")
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_cpu_bfloat16_opt_in_runs_under_autocast_and_stays_close(tiny_models, monkeypatch, setting):
+    # The same weights with and without the manifest's cpu_autocast field: forced on, the output
+    # differs (autocast really ran) but stays close; turned off, it is bit-exact. (Random 4-channel
+    # weights amplify rounding: the trained vintage generator differs by at most 1.6 levels,
+    # bench/RESULTS.md.)
+    monkeypatch.setenv("GANHUB_CPU_BF16", setting)
+    image = photo((64, 48))
+    fp32 = np.asarray(tr.translate_photo("cyclegan.tiny", image, mode="tiled")).astype(int)
+    opted = np.asarray(tr.translate_photo("cyclegan.tiny_bf16", image, mode="tiled")).astype(int)
+    if setting == "0":
+        assert np.array_equal(opted, fp32)
+    else:
+        diff = np.abs(opted - fp32)
+        assert diff.max() > 0 and diff.max() <= 32 and diff.mean() < 2
