@@ -31,7 +31,8 @@ DIRECTIONS = [
     ("Summer -> winter (Yosemite)", "cyclegan.summer2winter"),
     ("Winter -> summer (Yosemite)", "cyclegan.winter2summer"),
 ]
-MODES = [("Full resolution (overlapping tiles)", "tiled"), ("Fast (resize to the model's size and back)", "resize")]
+MODES = [("Full resolution (overlapping tiles)", "tiled"),
+         ("Fast: resize to the model's size and back (faster only for photos larger than that)", "resize")]
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PREVIEW_SIDE = 1600  # the before/after slider; the result PNG keeps the full resolution
 

@@ -9,6 +9,8 @@ extra keys; loading is then strict: a missing, unexpected or mis-shaped tensor r
 from __future__ import annotations
 
 import importlib
+import json
+import threading
 from collections.abc import Mapping
 
 import torch
@@ -43,15 +45,15 @@ def build(arch: str, **config) -> nn.Module:
     return architecture_class(arch)(**config)
 
 
-def _check_shapes(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
-    """The module's own state (meta tensors), after checking that ``state_dict`` fits it exactly."""
-    own = model.state_dict()
+def _check_shapes(own: Mapping[str, tuple[tuple[int, ...], torch.dtype]], state_dict: Mapping[str, torch.Tensor],
+                  arch: str) -> None:
+    """Raise unless ``state_dict`` has exactly the keys of ``own`` (key -> (shape, dtype)), with its shapes."""
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
     wrong = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {own[k][0]}"
         for k in own
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+        if k in state_dict and tuple(state_dict[k].shape) != own[k][0]
     ]
     if missing or unexpected or wrong:
         parts = []
@@ -64,33 +66,72 @@ def _check_shapes(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch
         if wrong:
             parts.append(f"{len(wrong)} shape mismatch(es): {'; '.join(wrong[:4])}{' ...' if len(wrong) > 4 else ''}")
         raise StateDictMismatchError(f"The weights do not fit architecture {arch!r}: " + "; ".join(parts) + ".")
-    return own
+
+
+# (arch, config) -> (meta-device module, its state's key -> (shape, dtype))
+_templates: dict[str, tuple[nn.Module, dict[str, tuple[tuple[int, ...], torch.dtype]]]] = {}
+_templates_guard = threading.Lock()
+
+
+def _template(arch: str, config: dict) -> tuple[nn.Module, dict[str, tuple[tuple[int, ...], torch.dtype]]]:
+    key = json.dumps([arch, config], sort_keys=True, default=repr)
+    with _templates_guard:
+        if key not in _templates:
+            with torch.device("meta"):
+                module = architecture_class(arch)(**config)
+            _templates[key] = (module, {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()})
+        return _templates[key]
 
 
 def skeleton(arch: str, **config) -> nn.Module:
-    """``arch`` built on the meta device: shapes only, no memory and no random initialisation."""
-    with torch.device("meta"):
-        return architecture_class(arch)(**config)
+    """``arch`` on the meta device: shapes only, no memory and no random initialisation.
+
+    Building a module under ``torch.device("meta")`` costs ~0.1 ms per layer (every factory
+    and init call is intercepted): ~10 ms for a ResNet-9 CycleGAN, as long as reading its
+    43 MB of weights. So each (arch, config) is built once and every skeleton after that is a
+    structural copy of it (:func:`_clone_structure`, ~10x faster).
+    """
+    return _clone_structure(_template(arch, config)[0])
+
+
+def _clone_structure(module: nn.Module, memo: dict[int, nn.Module] | None = None) -> nn.Module:
+    """A copy of ``module``'s tree: new module objects with their own attribute, parameter,
+    buffer, submodule and hook containers; the (meta) tensors themselves are shared, as they
+    are replaced when a checkpoint is assigned. A module reachable twice stays one module."""
+    memo = {} if memo is None else memo
+    if id(module) in memo:
+        return memo[id(module)]
+    clone = object.__new__(type(module))
+    clone.__dict__ = {k: v.copy() if isinstance(v, (dict, list, set)) else v for k, v in module.__dict__.items()}
+    memo[id(module)] = clone
+    clone._modules = {k: None if m is None else _clone_structure(m, memo) for k, m in module._modules.items()}
+    return clone
 
 
 def load(arch: str, state_dict: Mapping[str, torch.Tensor], *, copy: bool = True, **config) -> nn.Module:
     """Build ``arch`` and load ``state_dict`` (published key naming accepted) strictly; eval mode.
 
-    The module is built on the meta device (:func:`skeleton`) and takes the checkpoint's
-    tensors, cast to the module's dtypes. With ``copy=False`` tensors that already have the
-    right dtype and layout are used as they are (for freshly read, owned state dicts); by
-    default every tensor is copied, so the caller's dict stays independent.
+    The module is a meta-device :func:`skeleton` that takes the checkpoint's tensors, cast to
+    the module's dtypes. With ``copy=False`` tensors that already have the right dtype and
+    layout are used as they are (for freshly read, owned state dicts); by default every tensor
+    is copied, so the caller's dict stays independent.
     """
     cls = architecture_class(arch)
-    model = skeleton(arch, **config)
+    template, own = _template(arch, config)
     convert = getattr(cls, "convert_state_dict", None)
     converted = convert(dict(state_dict)) if convert is not None else dict(state_dict)
-    own = _check_shapes(model, converted, arch)
-    taken = {
-        k: v.to(dtype=own[k].dtype, memory_format=torch.contiguous_format, copy=copy or not v.is_contiguous())
-        for k, v in converted.items()
-    }
-    model.load_state_dict(taken, strict=True, assign=True)
+    _check_shapes(own, converted, arch)
+    model = _clone_structure(template)
+    modules = dict(model.named_modules(remove_duplicate=False))
+    for key, value in converted.items():
+        tensor = value.to(dtype=own[key][1], memory_format=torch.contiguous_format,
+                          copy=copy or not value.is_contiguous())
+        path, _, name = key.rpartition(".")
+        module = modules[path]
+        if name in module._parameters:
+            module._parameters[name] = nn.Parameter(tensor, requires_grad=False)
+        else:
+            module._buffers[name] = tensor
     if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         # a buffer the checkpoint does not hold (not persistent): build the module for real
         model = cls(**config)

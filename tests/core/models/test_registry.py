@@ -81,3 +81,33 @@ def test_strict_failures_name_the_problem(damage):
 def test_unknown_architecture_lists_the_known_ones():
     with pytest.raises(ValueError, match="Known architectures: .*dcgan"):
         registry.load("nope", {})
+
+
+def test_models_loaded_from_one_template_are_independent():
+    # Skeletons are structural copies of one cached meta-device module per (arch, config).
+    state = reference("dcgan", TINY_DCGAN).state_dict()
+    first = registry.load("dcgan", state, **TINY_DCGAN)
+    second = registry.load("dcgan", state, **TINY_DCGAN)
+    assert first is not second and first.main is not second.main
+    assert first.main[0].weight.data_ptr() != second.main[0].weight.data_ptr()
+    calls = []
+    first.main[0].register_forward_hook(lambda *args: calls.append(1))
+    first.train()
+    assert not second.main[0]._forward_hooks and not second.training
+    with torch.no_grad():
+        first.main[0].weight.zero_()
+        second(torch.randn(1, 8, 1, 1))
+    assert calls == [] and second.main[0].weight.abs().sum() > 0
+    fresh = registry.skeleton("dcgan", **TINY_DCGAN)
+    assert all(t.is_meta for t in fresh.parameters()) and not fresh.main[0]._forward_hooks
+
+
+def test_a_module_registered_twice_stays_one_module():
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 1)
+            self.alias = self.conv
+
+    clone = registry._clone_structure(Shared())
+    assert clone.alias is clone.conv
