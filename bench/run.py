@@ -97,13 +97,22 @@ def build_case(name):
     return model, (lambda m=model: m(x)), note
 
 
+def repeats_for(run, repeats: int) -> int:
+    """More repeats for fast models (at least ~1 s of timing), so their medians are stable."""
+    start = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - start
+    return max(repeats, min(50, int(1.0 / max(seconds, 1e-3))))
+
+
 def default_allocator_latencies(repeats: int, quick: bool) -> dict[str, float]:
     """inference_mode latency of every generator under glibc's default malloc (run before tuning)."""
     out = {}
     for name in GENERATORS:
         model, run, _ = build_case(name)
         with torch.inference_mode():
-            out[name] = statistics.median(timed(run, 1 if (quick or "StyleGAN2" in name) else repeats))
+            reps = 1 if (quick or "StyleGAN2" in name) else repeats_for(run, repeats)
+            out[name] = statistics.median(timed(run, reps))
         del model, run
     return out
 
@@ -113,8 +122,8 @@ def generator_rows(repeats: int, peak: float, bf16_peak: float, quick: bool,
     rows = []
     for name in GENERATORS:
         model, run, note = build_case(name)
-        reps = 1 if (quick or "StyleGAN2" in name) else repeats
         with torch.no_grad():
+            reps = 1 if (quick or "StyleGAN2" in name) else repeats_for(run, repeats)
             base = statistics.median(timed(run, reps))
         with torch.inference_mode():
             flops = count_flops(run)
@@ -175,8 +184,8 @@ def bf16_quality_rows(repeats: int) -> list[str]:
                                       Image.BICUBIC))
 
     def genegan_case(model):
-        a = torch.from_numpy(np.asarray(Image.open(apps / "glasses/examples/a_glasses.png").convert("RGB")))
-        b = torch.from_numpy(np.asarray(Image.open(apps / "glasses/examples/b_face64.png").convert("RGB")))
+        a = torch.from_numpy(np.array(Image.open(apps / "glasses/examples/a_glasses.png").convert("RGB")))
+        b = torch.from_numpy(np.array(Image.open(apps / "glasses/examples/b_face64.png").convert("RGB")))
         images = torch.stack([a, b]).permute(0, 3, 1, 2).float()
 
         def run():
@@ -233,9 +242,9 @@ def load_rows(repeats: int) -> list[str]:
             continue
         path = weights.resolve(model_id)
         weights.load_model(model_id, device="cpu")  # converts once if needed; warms the page cache
-        read = statistics.median(timed(lambda: path.read_bytes(), max(repeats, 5)))
+        read = statistics.median(timed(lambda: path.read_bytes(), max(repeats, 15)))
         loads = []
-        for _ in range(max(repeats, 5)):
+        for _ in range(max(repeats, 15)):
             MODEL_CACHE.clear()
             start = time.perf_counter()
             weights.load_model(model_id, device="cpu")
