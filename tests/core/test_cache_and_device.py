@@ -1,5 +1,7 @@
+import platform
 import threading
 
+import pytest
 import torch
 
 from core import device
@@ -98,13 +100,9 @@ def _probe(env_value):
     return applied == "True", int(released_mb)
 
 
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="the mallopt tuning applies to Linux/glibc only")
 def test_allocator_tuning_keeps_freed_large_tensors_for_reuse():
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        import pytest
-
-        pytest.skip("mallopt tuning applies to Linux/glibc only")
     applied, released_mb = _probe("1")
     assert applied and released_mb < 50  # the 512 MB stays with the process for the next job
     applied, released_mb = _probe("0")
