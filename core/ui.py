@@ -6,11 +6,43 @@ import argparse
 import functools
 import inspect
 import os
+import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import gradio as gr
 
 from core.weights import WeightsUnavailableError, availability, get_entry, how_to_provide
+
+def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """gradio's ``processing_utils.save_pil_to_cache``, made safe for concurrent identical outputs.
+
+    The cache is content-addressed (a folder per hash of the encoded bytes), and gradio 6.31
+    rewrites the file in place: when two users get the same image (the same example and seed),
+    one rewrite can truncate the file while the other user's client is downloading it, and that
+    download fails ("peer closed connection", seen by ``bench/stress.py``). Here an existing
+    file is kept as it is, and a new one appears at once through a rename.
+    """
+    from gradio import processing_utils
+
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    target = (folder / f"{name}.{format}").resolve()
+    if not (target.is_file() and target.stat().st_size == len(data)):
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    return str(target)
+
+
+def _install_atomic_image_cache() -> None:
+    from gradio import processing_utils
+
+    processing_utils.save_pil_to_cache = _save_pil_to_cache_atomically
+
+
+_install_atomic_image_cache()
 
 # Keyword arguments every app passes to launch() / gr.mount_gradio_app().
 LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"])
