@@ -37,7 +37,8 @@ def _interleaved_medians(first, second, repeats):
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def rows(repeats: int = 3) -> list[str]:
+def rows(repeats: int = 3, results: list | None = None) -> list[str]:
+    """Markdown rows; ``results`` (if given) receives (label, direct seconds, round-trip seconds)."""
     from gradio_client import handle_file
 
     from apps.season.app import demo
@@ -56,6 +57,8 @@ def rows(repeats: int = 3) -> list[str]:
                                               mode=mode, api_name="/translate")
             direct, api = _interleaved_medians(direct_call, api_call, repeats)
             out.append(f"| {label} | {direct:.2f} s | {api:.2f} s | {api / direct:.2f}x |")
+            if results is not None:
+                results.append((label, direct, api))
             print(out[-1], flush=True)
     return out + [""]
 

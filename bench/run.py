@@ -40,6 +40,11 @@ GENERATORS = {
 }
 
 
+# (target, measurement, met): the targets, checked against this run's numbers
+CHECKS: list[tuple[str, str, bool]] = []
+EFFICIENCY_TARGET, LOAD_TARGET, ROUND_TRIP_TARGET = 50.0, 2.0, 1.15
+
+
 def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -143,6 +148,8 @@ def generator_rows(repeats: int, peak: float, bf16_peak: float, quick: bool,
                 bf16_error, bf16 = None, None
                 note = f"{note}; bf16 failed: {type(e).__name__}"
         gflops = flops / infer / 1e9
+        CHECKS.append((f"convolutional generators at >= {EFFICIENCY_TARGET:.0f}% of the fp32 convolution peak",
+                       f"{name}: {100 * gflops / peak:.0f}%", 100 * gflops / peak >= EFFICIENCY_TARGET))
         cl_cell = "n/a" if channels_last is None else f"{channels_last * 1000:.0f} ms"
         bf16_cell = "n/a" if bf16 is None else (
             f"{bf16 * 1000:.0f} ms, {flops / bf16 / 1e9:.0f} GFLOP/s = {100 * flops / bf16 / 1e9 / bf16_peak:.0f}% "
@@ -250,8 +257,10 @@ def load_rows(repeats: int) -> list[str]:
             weights.load_model(model_id, device="cpu")
             loads.append(time.perf_counter() - start)
         load = statistics.median(loads)
+        CHECKS.append((f"cold load at most {LOAD_TARGET:.0f}x the raw read",
+                       f"{model_id} ({path.stat().st_size / 2**20:.1f} MB): {load / read:.2f}x", load / read <= LOAD_TARGET))
         rows.append(f"| {model_id} | {path.stat().st_size / 2**20:.1f} MB | {read * 1000:.1f} ms | "
-                    f"{load * 1000:.1f} ms ({load / read:.2f}x) |")
+                    f"{load * 1000:.1f} ms ({load / read:.2f}x, +{(load - read) * 1000:.1f} ms) |")
         print(rows[-1], flush=True)
     MODEL_CACHE.clear()
     return rows
@@ -288,7 +297,13 @@ def main() -> None:
     if round_trip.is_file():
         import runpy
 
-        extra = runpy.run_path(str(round_trip))["rows"](repeats)
+        trips = []
+        extra = runpy.run_path(str(round_trip))["rows"](repeats, trips)
+        for label, direct, api in trips:
+            if direct >= 0.5:
+                CHECKS.append((f"round trip at most {ROUND_TRIP_TARGET}x the direct call (calls of 0.5 s or more)",
+                               f"{label}: {api / direct:.2f}x ({api - direct:.2f} s over {direct:.2f} s)",
+                               api / direct <= ROUND_TRIP_TARGET))
 
     lines = [
         "# CPU benchmark results", "",
@@ -297,6 +312,8 @@ def main() -> None:
         f"Convolution peak measured in this run: **{peak:.1f} GFLOP/s** fp32 ({peak_shape}); "
         f"{bf16_peak:.1f} GFLOP/s under bfloat16 autocast ({bf16_shape}); {default_peak:.1f} GFLOP/s fp32 "
         "with glibc's default malloc.", "",
+        "## Against the targets", "",
+        *[f"- {'met' if met else '**NOT met**'}: {target}: {measured}" for target, measured, met in CHECKS], "",
         "## Generators at their standard sizes (random weights of the real size)", "",
         "First column: glibc's default malloc, measured before the allocator tuning that the apps and the hub "
         f"apply at start (`core.device.tune_allocator`, {'applied' if tuned else 'NOT applied here'}); every "
