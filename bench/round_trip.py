@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +61,40 @@ def rows(repeats: int = 3, results: list | None = None) -> list[str]:
             if results is not None:
                 results.append((label, direct, api))
             print(out[-1], flush=True)
-    return out + [""]
+    return out + ["", *floor_rows(repeats), ""]
+
+
+def floor_rows(repeats: int = 3) -> list[str]:
+    """What gradio_client costs around a handler that does no work: the round trip's floor."""
+    import gradio as gr
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from tests.support.live import live_client
+
+    photo = Image.open(REPO_ROOT / "apps" / "season" / "examples" / "chelsea.jpg").convert("RGB")
+    with gr.Blocks() as demo:
+        number, same = gr.Number(), gr.Number()
+        number.change(lambda x: x, number, same, api_name="echo")
+        image = gr.Image(type="pil")
+        outputs = [gr.Image(type="pil", format="png") for _ in range(3)]
+        image.change(lambda x: x, image, outputs[0], api_name="one_png")
+        image.change(lambda x: (x, x, x), image, outputs, api_name="three_pngs")
+    path = Path(tempfile.mkdtemp()) / "photo.png"
+    photo.save(path)
+    out = [f"Floor: the same client and server around handlers that do no work ({photo.width}x{photo.height} "
+           "photo, PNG outputs like the apps'); the season app returns three images (before/after and the PNG).", "",
+           "| handler | round trip |", "|---|---|"]
+    with live_client(demo) as client:
+        cases = [("a number in, the same number out", "/echo", (1,)),
+                 ("the photo in, one PNG out", "/one_png", (handle_file(str(path)),)),
+                 ("the photo in, three PNGs out", "/three_pngs", (handle_file(str(path)),))]
+        for label, api_name, args in cases:
+            seconds = _median(lambda: client.predict(*args, api_name=api_name), max(repeats, 7))
+            out.append(f"| {label} | {seconds:.3f} s |")
+            print(out[-1], flush=True)
+    return out
 
 
 if __name__ == "__main__":
