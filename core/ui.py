@@ -47,6 +47,9 @@ _install_atomic_image_cache()
 # Keyword arguments every app passes to launch() / gr.mount_gradio_app().
 LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"])
 QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
+# Every app's gr.Blocks(delete_cache=...): each hour, files gradio cached for uploads and outputs
+# that are more than an hour old are deleted, so a long-running server does not fill its disk.
+DELETE_CACHE = (3600, 3600)
 
 
 def _load_upload(component: gr.Image, payload, keep_alpha: bool):

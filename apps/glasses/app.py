@@ -48,7 +48,7 @@ def swap(image_a, image_b, strength, blend, passes=2):
     return result.b_with_glasses, result.a_without_glasses, crops, notes
 
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
         image_a = ui.ImageInput(label="A: face wearing glasses", sources=["upload", "clipboard"])

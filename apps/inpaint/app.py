@@ -78,7 +78,7 @@ def brush(size):
     return gr.ImageEditor(brush=gr.Brush(default_size=int(size), colors=[("#ff2878", 0.7)], color_mode="fixed"))
 
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
         with gr.Column():

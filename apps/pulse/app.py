@@ -108,7 +108,7 @@ def finish_now(request: gr.Request):
         flag.set()
 
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     gr.Markdown(weights_notice())
     with gr.Row():

@@ -67,7 +67,7 @@ def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", pr
     return preview, result, notes
 
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
         with gr.Column():

@@ -91,7 +91,7 @@ def photo_to_sketch(photo, detail=0.4):
     return make_sketch(resize_max_side(load_image(photo), 512), detail=float(detail))
 
 
-with gr.Blocks(title=TITLE) as demo:
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
         with gr.Column():

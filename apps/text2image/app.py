@@ -107,7 +107,7 @@ def read_parameters(png):
 
 
 steps0, guidance0, width0, height0, about0 = model_settings(GENERATORS[0])
-with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     missing = missing_models()
     gr.Markdown(weights_notice(missing))

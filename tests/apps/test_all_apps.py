@@ -9,6 +9,7 @@ import gradio as gr
 import pytest
 
 from apps import APP_NAMES
+from core import ui
 from core.weights import load_manifest
 
 APPS_DIR = Path(__file__).resolve().parents[2] / "apps"
@@ -27,6 +28,7 @@ def test_app_module_contract(name):
     before = set(MODEL_CACHE.keys())
     module = importlib.import_module(f"apps.{name}.app")
     assert isinstance(module.demo, gr.Blocks)
+    assert module.demo.delete_cache == ui.DELETE_CACHE  # outputs do not pile up on a long-running server
     assert module.__doc__ and module.TITLE and module.DESCRIPTION
     assert set(module.MODEL_IDS) <= set(load_manifest())
     assert set(MODEL_CACHE.keys()) == before, "importing an app must not load models"
