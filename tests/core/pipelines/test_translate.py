@@ -42,6 +42,7 @@ def tiny_models(tmp_path, write_manifest, isolated_cache, monkeypatch):
         "cyclegan.missing": entry("cyclegan_resnet", RESNET, local("nope.pth"), 32),
         "cyclegan.tiny_bf16": {**entry("cyclegan_resnet", RESNET, local("resnet.safetensors"), 32),
                                "cpu_autocast": "bfloat16"},
+        "pix2pix.tiny_nhwc": {**entry("pix2pix_unet", UNET, local("unet.safetensors"), 64), "cpu_channels_last": True},
     })
     MODEL_CACHE.clear()
     yield
@@ -179,3 +180,15 @@ def test_cpu_bfloat16_opt_in_runs_under_autocast_and_stays_close(tiny_models, mo
     else:
         diff = np.abs(opted - fp32)
         assert diff.max() > 0 and diff.max() <= 32 and diff.mean() < 2
+
+
+def test_cpu_channels_last_opt_in_changes_the_layout_not_the_result(tiny_models):
+    plain, nhwc = load_model("pix2pix.tiny"), load_model("pix2pix.tiny_nhwc")
+    weight = nhwc.model.model[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert plain.model.model[0].weight.is_contiguous()
+    sketch = Image.new("RGB", (64, 64), "white")
+    for mode in ("eval", "paper"):
+        a = tr.sketch_to_photo("pix2pix.tiny", sketch, mode=mode, seed=3)[0]
+        b = tr.sketch_to_photo("pix2pix.tiny_nhwc", sketch, mode=mode, seed=3)[0]
+        assert np.abs(np.asarray(a, float) - np.asarray(b, float)).max() <= 1  # rounding of the 8-bit output
