@@ -656,8 +656,8 @@ def _build_model(model_id: str, device=None, dtype=None):
     # the two threads hand the GIL back and forth at 5 ms intervals.)
     model = registry.load(entry.arch, load_state_dict(model_id), copy=False, **entry.config)
     dtype = dtype or default_dtype(device)
-    if any(t.device != torch.device(device) or (t.is_floating_point() and t.dtype != dtype)
-           for t in [*model.parameters(), *model.buffers()]):
+    first = next(model.parameters(), None)  # all tensors were read to the CPU in the module's dtype
+    if first is not None and (first.device != torch.device(device) or first.dtype != dtype):
         model = model.to(device=device, dtype=dtype)
     if torch.device(device).type == "cpu" and entry.info.get("cpu_channels_last"):
         # NHWC weights make oneDNN run these generators 5-10% faster on CPU (bench/RESULTS.md);

@@ -68,18 +68,21 @@ def _check_shapes(own: Mapping[str, tuple[tuple[int, ...], torch.dtype]], state_
         raise StateDictMismatchError(f"The weights do not fit architecture {arch!r}: " + "; ".join(parts) + ".")
 
 
-# (arch, config) -> (meta-device module, its state's key -> (shape, dtype))
-_templates: dict[str, tuple[nn.Module, dict[str, tuple[tuple[int, ...], torch.dtype]]]] = {}
+# (arch, config) -> (meta-device module in eval mode, its state's key -> (shape, dtype),
+# whether it has buffers outside its state dict)
+_Template = tuple[nn.Module, dict[str, tuple[tuple[int, ...], torch.dtype]], bool]
+_templates: dict[str, _Template] = {}
 _templates_guard = threading.Lock()
 
 
-def _template(arch: str, config: dict) -> tuple[nn.Module, dict[str, tuple[tuple[int, ...], torch.dtype]]]:
+def _template(arch: str, config: dict) -> _Template:
     key = json.dumps([arch, config], sort_keys=True, default=repr)
     with _templates_guard:
         if key not in _templates:
             with torch.device("meta"):
-                module = architecture_class(arch)(**config)
-            _templates[key] = (module, {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()})
+                module = architecture_class(arch)(**config).eval()
+            own = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+            _templates[key] = (module, own, any(m._non_persistent_buffers_set for m in module.modules()))
         return _templates[key]
 
 
@@ -117,7 +120,7 @@ def load(arch: str, state_dict: Mapping[str, torch.Tensor], *, copy: bool = True
     is copied, so the caller's dict stays independent.
     """
     cls = architecture_class(arch)
-    template, own = _template(arch, config)
+    template, own, non_persistent = _template(arch, config)
     convert = getattr(cls, "convert_state_dict", None)
     converted = convert(dict(state_dict)) if convert is not None else dict(state_dict)
     _check_shapes(own, converted, arch)
@@ -132,8 +135,10 @@ def load(arch: str, state_dict: Mapping[str, torch.Tensor], *, copy: bool = True
             module._parameters[name] = nn.Parameter(tensor, requires_grad=False)
         else:
             module._buffers[name] = tensor
-    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
-        # a buffer the checkpoint does not hold (not persistent): build the module for real
+    # Every key of the state is assigned now (the strict check above); only a buffer outside the
+    # state dict (not persistent) can still be on meta: then the module is built for real.
+    if non_persistent and any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         model = cls(**config)
         model.load_state_dict(converted, strict=True)
-    return model.eval().requires_grad_(False)
+        return model.eval().requires_grad_(False)
+    return model  # eval mode (the template's), parameters without gradients
