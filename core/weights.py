@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import html.parser
 import json
+import math
 import os
 import re
 import shutil
@@ -595,14 +596,12 @@ def read_safetensors(path: str | Path) -> dict[str, "torch.Tensor"]:
         begin, end = (start + o for o in info["data_offsets"])
         if not start <= begin <= end <= size:
             raise ValueError(f"{path}: tensor {name} lies outside the file")
-        raw = buffer[begin:end]
-        item = torch.empty((), dtype=dtype).element_size()
-        if begin % item:  # unaligned for its dtype: copy this one tensor instead of viewing it
-            raw = raw.clone()
-        tensor = raw.view(dtype).reshape(info["shape"])
-        if tensor.numel() * item != end - begin:
+        if math.prod(info["shape"]) * dtype.itemsize != end - begin:
             raise ValueError(f"{path}: tensor {name} has {end - begin} bytes for shape {info['shape']}")
-        state[name] = tensor
+        raw = buffer[begin:end]
+        if begin % dtype.itemsize:  # unaligned for its dtype: copy this one tensor instead of viewing it
+            raw = raw.clone()
+        state[name] = raw.view(dtype).reshape(info["shape"])
     return state
 
 
@@ -634,6 +633,14 @@ def availability(model_id: str) -> tuple[bool, str]:
         except Exception:
             continue
     return False, "not downloaded"
+
+
+def autocast_for(model_id: str, device):
+    """The reduced-precision context ``model_id`` runs under on ``device`` (its manifest's
+    ``cpu_autocast``; see :func:`core.device.autocast`)."""
+    from core.device import autocast
+
+    return autocast(device, get_entry(model_id).info.get("cpu_autocast"))
 
 
 def load_model(model_id: str, device=None, dtype=None):

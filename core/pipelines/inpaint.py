@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.device import autocast
 from core.images import load_image
 
 LAMA_ID = "lama.big_lama"
@@ -189,10 +188,10 @@ def _choose_method(method: str, model_id: str) -> tuple[str, str]:
 
 def _fill(image: np.ndarray, hole: np.ndarray, method: str, model_id: str, device) -> np.ndarray:
     if method == "lama":
-        from core.weights import get_entry, load_model
+        from core.weights import autocast_for, load_model
 
         model = load_model(model_id, device=device)
-        with autocast(next(model.parameters()).device, get_entry(model_id).info.get("cpu_autocast")):
+        with autocast_for(model_id, next(model.parameters()).device):
             return run_lama(model, image, hole)
     return run_opencv(image, hole, method)
 

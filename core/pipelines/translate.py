@@ -22,11 +22,11 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from core.device import autocast, make_generator
+from core.device import make_generator
 from core.images import load_image, to_pil, to_tensor
 from core.models.pix2pix_unet import Pix2PixUNet
 from core.tiling import run_tiled
-from core.weights import get_entry, load_model
+from core.weights import autocast_for, get_entry, load_model
 
 MODES = ("tiled", "resize")
 SKETCH_MODES = ("paper", "eval")
@@ -100,7 +100,7 @@ def translate_photo(model_id: str, image, mode: str = "tiled",
                          "each side (the generator downsamples 4x). Choose the 'resize' mode for tiny images.")
     size = native_size(model_id)
     model = load_model(model_id)
-    with autocast(_param(model).device, get_entry(model_id).info.get("cpu_autocast")):
+    with autocast_for(model_id, _param(model).device):
         y = translate_tensor(model, to_tensor(pil), mode=mode, size=size, progress=progress)
     return to_pil(y)
 
@@ -124,7 +124,7 @@ def sketch_to_photo(model_id: str, sketch, mode: str = "paper", seed: int = 0,
     x = to_tensor(prepare_sketch(sketch, size)).to(p.device, p.dtype)
     stochastic = mode == "paper" and isinstance(model, Pix2PixUNet)  # the U-Net has paper mode and dropout
     outputs = []
-    with torch.inference_mode(), autocast(p.device, get_entry(model_id).info.get("cpu_autocast")):
+    with torch.inference_mode(), autocast_for(model_id, p.device):
         if not stochastic:
             return [to_pil(model(x).float())]
         for i in range(int(variations)):
