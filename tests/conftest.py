@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SPECS_DIR = REPO_ROOT.parent / "shared" / "specs"
+SPECS_DIR = REPO_ROOT / "tests" / "specs"
 sys.path.insert(0, str(REPO_ROOT))
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
