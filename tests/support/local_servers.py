@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 
@@ -78,6 +79,7 @@ class LocalHub(_Server):
     def __init__(self):
         super().__init__()
         self.repos: dict[str, _Repo] = {}
+        self.delay_s = 0.0  # seconds each file download waits before its body: makes transfers overlap
         self.corrupt: dict[tuple[str, str], bytes] = {}  # (repo, path) -> bytes served instead (once)
 
     def add_files(self, repo_id: str, files: dict[str, bytes], ref: str = "main") -> str:
@@ -119,6 +121,8 @@ class LocalHub(_Server):
             return self.send(h, 404, b"Entry not found", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}, head)
         data = tree[filename]
         etag = hashlib.sha256(data).hexdigest()
+        if not head and self.delay_s:
+            time.sleep(self.delay_s)
         if not head and (repo_id, filename) in self.corrupt:
             data = self.corrupt.pop((repo_id, filename))
         headers = {"X-Repo-Commit": commit, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
