@@ -56,6 +56,45 @@ def app_model_ids(name: str) -> list[str]:
     return sorted(set(ids))
 
 
+def preload_line(src) -> str | None:
+    """A ``preload_from_hub`` entry in the Spaces configuration format: the repo id, then the
+    comma-separated files, then the commit. ``None`` for a snapshot given by glob patterns, which
+    that format cannot express (such a model is downloaded on first use instead)."""
+    spec = src.spec
+    files = [spec["filename"]] if "filename" in spec else list(spec.get("allow_patterns", []))
+    if not files or any(ch in f for f in files for ch in "*?["):
+        return None
+    return f"{spec['repo_id']} {','.join(files)} {spec['revision']}"
+
+
+LICENCE_FILE = "LICENSE.md"
+
+
+def space_licence(model_ids: list[str]) -> dict:
+    """The front matter's licence keys, taken from the models the Space serves.
+
+    One Hub licence id (the manifest's ``license_id``) shared by every model, all of them free for
+    commercial use, is the Space's licence. Anything else (several licences, non-commercial or
+    unlicensed weights) is ``other``, pointing at a file that lists each model's own terms."""
+    entries = load_manifest()
+    ids = {entries[m].info.get("license_id", "other") for m in model_ids}
+    commercial = all(entries[m].info.get("commercial_use") is True for m in model_ids)
+    if len(ids) == 1 and "other" not in ids and commercial:
+        return {"license": ids.pop()}
+    return {"license": "other", "license_name": "per-model-licences", "license_link": LICENCE_FILE}
+
+
+def _licence_file(name: str, model_ids: list[str]) -> str:
+    entries = load_manifest()
+    lines = [f"# Licences of the models in the {name} Space", "",
+             "Each model keeps its own terms; the Space as a whole is bound by all of them.", ""]
+    for model_id in model_ids:
+        entry = entries[model_id]
+        use = {True: "allowed", False: "not allowed", "limited": "limited"}.get(entry.info.get("commercial_use"), "unknown")
+        lines += [f"## {entry.title} (`{model_id}`)", "", f"- Licence: {entry.license}", f"- Commercial use: {use}", ""]
+    return "\n".join(lines)
+
+
 def front_matter(name: str) -> dict:
     import gradio
 
@@ -67,8 +106,9 @@ def front_matter(name: str) -> dict:
         for src in entries[model_id].sources:
             if src.kind == "hf":
                 models.append(src.spec["repo_id"])
-                files = f" {src.spec['filename']}" if "filename" in src.spec else ""
-                preload.append(f"{src.spec['repo_id']}{files} {src.spec['revision']}")
+                line = preload_line(src)
+                if line:
+                    preload.append(line)
                 break  # the first Hub source is the one the resolver tries first
     licences = "; ".join(f"{entries[i].title}: {entries[i].license}" for i in ids)
     return {
@@ -81,7 +121,7 @@ def front_matter(name: str) -> dict:
         "python_version": "3.11",
         "app_file": "app.py",
         "pinned": False,
-        "license": "mit",
+        **space_licence(ids),
         "short_description": module.DESCRIPTION[:60],
         "models": sorted(set(models)),
         "preload_from_hub": preload,
@@ -114,8 +154,8 @@ def _requirements() -> str:
     kept = []
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
         package = line.split("==")[0].strip().lower()
-        if package in ("gradio", "pytest", "playwright") or package.startswith("pytest-"):
-            continue  # gradio comes from sdk_version; test tools are not needed on a Space
+        if package == "gradio":
+            continue  # gradio comes from the front matter's sdk_version
         kept.append(line)
     return "\n".join(kept) + "\n"
 
@@ -138,7 +178,10 @@ def build(name: str, outdir: str | Path) -> Path:
     (outdir / "weights_manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     (outdir / "requirements.txt").write_text(_requirements())
     (outdir / "app.py").write_text(LAUNCHER.format(name=name))
-    (outdir / "README.md").write_text(_readme(name, front_matter(name)))
+    meta = front_matter(name)
+    (outdir / "README.md").write_text(_readme(name, meta))
+    if meta["license"] == "other":
+        (outdir / LICENCE_FILE).write_text(_licence_file(name, sorted(ids)))
     (outdir / ".gitignore").write_text("__pycache__/\n.gradio/\n")
     return outdir
 

@@ -178,14 +178,62 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def gpu(duration: int = 60) -> Callable[[Callable], Callable]:
-    """Decorator for handlers that use the GPU: ``spaces.GPU(duration=...)`` on Hugging Face ZeroGPU
-    Spaces (when the ``spaces`` package is importable), the handler unchanged everywhere else."""
+def on_zero_gpu() -> bool:
+    """Whether this process serves a Hugging Face ZeroGPU Space (the Space sets ``SPACES_ZERO_GPU``)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
+
+
+# The longest GPU window a handler asks ZeroGPU for; longer requests are refused by ZeroGPU's scheduler
+# and eat into visitors' daily quota, so long jobs are bounded by their own settings instead.
+GPU_SECONDS_MAX = 180
+
+
+def gpu(duration: int | Callable[..., float] = 60) -> Callable[[Callable], Callable]:
+    """Decorator for handlers that run a model: ``spaces.GPU`` on Hugging Face ZeroGPU, where the
+    GPU is attached only while the handler runs; the handler unchanged everywhere else (the
+    ``spaces`` package returns it as it is outside ZeroGPU, and is not needed at all).
+
+    ``duration`` is the GPU window in seconds, or a function of the handler's arguments that
+    estimates it (e.g. steps x samples); its answer is clamped to 5..``GPU_SECONDS_MAX``, and a
+    request whose arguments it cannot read gets 60 s (the handler then refuses them itself).
+    Put this decorator below :func:`heavy`, so that waiting for the device slot happens outside
+    the GPU window and spends none of the visitor's GPU quota."""
     try:
         import spaces
     except ImportError:
         return lambda fn: fn
+    if callable(duration):
+        estimate = duration
+
+        def duration(*args, **kwargs):
+            try:
+                seconds = float(estimate(*args, **kwargs))
+            except (TypeError, ValueError, KeyError):
+                seconds = 60.0
+            return int(min(max(seconds, 5.0), GPU_SECONDS_MAX))
+
     return spaces.GPU(duration=duration)
+
+
+def preload_on_zero_gpu(model_ids: Iterable[str], load: Callable[[str], object] | None = None) -> list[str]:
+    """On ZeroGPU, put the models whose weights are here on the GPU at start-up; elsewhere do nothing.
+
+    ZeroGPU keeps a model on the GPU across requests only if it was moved there outside any GPU
+    window (it packs those tensors at start-up and maps them into each window); a model moved
+    inside a handler would be loaded again on every request. Returns the ids it loaded."""
+    if not on_zero_gpu():
+        return []
+    import torch
+
+    from core.cache import MODEL_CACHE
+
+    load = load or (lambda model_id: MODEL_CACHE.get(model_id, device=torch.device("cuda")))
+    loaded = []
+    for model_id in model_ids:
+        if availability(model_id)[0]:
+            load(model_id)
+            loaded.append(model_id)
+    return loaded
 
 
 def heavy(fn: Callable) -> Callable:

@@ -152,6 +152,8 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
             problems.append(f"{where} unknown arch {raw.get('arch')!r}")
         if raw.get("cpu_autocast", "bfloat16") != "bfloat16":
             problems.append(f"{where} cpu_autocast must be 'bfloat16' (or absent for fp32)")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", str(raw.get("license_id", "other"))):
+            problems.append(f"{where} license_id must be a Hugging Face Hub licence identifier such as 'mit' or 'other'")
         if not isinstance(raw.get("cpu_channels_last", False), bool):
             problems.append(f"{where} cpu_channels_last must be true or false")
         for i, src in enumerate(raw.get("sources", [])):

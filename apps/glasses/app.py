@@ -25,6 +25,7 @@ DESCRIPTION = (
     "eye band of each photo is changed, the rest stays exactly as it was."
 )
 MODEL_IDS = ["genegan.eyeglasses64", "genegan.glasses_classifier64"]
+ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 BLENDS = {
     "Auto (add the change to B, paste the output on A)": "auto",
@@ -35,6 +36,7 @@ BLENDS = {
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=30)
 def swap(image_a, image_b, strength, blend, passes=2):
     from core.glasses import swap_glasses
 

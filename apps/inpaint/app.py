@@ -26,6 +26,7 @@ DESCRIPTION = (
     "Navier-Stokes** work offline and are good for thin scratches. Only painted pixels change."
 )
 MODEL_IDS = ["lama.big_lama"]
+ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 METHODS = [("Auto: LaMa if downloaded, else Telea", "auto"), ("LaMa big-lama", "lama"),
            ("OpenCV Telea", "telea"), ("OpenCV Navier-Stokes", "ns")]
@@ -59,6 +60,7 @@ def _run(image, mask, method, dilation, strategy, working_size, margin):
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=60)
 def inpaint_upload(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128):
     """Inpaint ``image`` where ``mask`` is white (any size; resized with nearest-neighbour)."""
     return _run(image, mask, method, dilation, strategy, working_size, margin)
@@ -66,6 +68,7 @@ def inpaint_upload(image, mask, method="auto", dilation=0, strategy="crop", work
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=60)
 def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
     from core.pipelines.inpaint import mask_from_editor

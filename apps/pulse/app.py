@@ -16,11 +16,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import gradio as gr
+import torch
 from PIL import Image
 
 from core import images, ui
 from core.pipelines import pulse
-from core.weights import availability
+from core.weights import availability, load_model
 
 TITLE = "PULSE face upsampling"
 DESCRIPTION = (
@@ -40,6 +41,16 @@ SEARCH_LABELS = [("256 px, then 1024 px for the last 10% of the steps", "256+102
                  ("256 px only, render 1024 px once (fastest)", "256"), ("1024 px all the way (slowest)", "1024")]
 
 
+# GPU seconds per search step and sample on a ZeroGPU slice (estimates; bench/gpu_check.py measures them).
+GPU_SECONDS_PER_STEP = {"dcgan.faces64": 0.005, "stylegan2.ffhq1024": 0.08}
+ui.preload_on_zero_gpu(MODEL_IDS, load=lambda model_id: load_model(model_id, dtype=torch.float32))
+
+
+def gpu_seconds(image, generator="dcgan.faces64", size=16, steps=100, eps=None, samples=4, *args, **kwargs) -> float:
+    """The ZeroGPU window one search asks for: start-up plus steps x samples."""
+    return 15 + int(steps) * int(samples) * GPU_SECONDS_PER_STEP.get(generator, max(GPU_SECONDS_PER_STEP.values()))
+
+
 def weights_notice() -> str:
     missing = [m for m in MODEL_IDS if not availability(m)[0]]
     return "\n\n".join(f"**{GENERATORS[m]}: weights missing.** {ui.missing_weights_message(m)}" for m in missing)
@@ -53,6 +64,7 @@ def shown(image: Image.Image, side: int = 128) -> Image.Image:
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_seconds)
 def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
              face=0, stylegan2_search="256+1024", request: gr.Request = None, progress=gr.Progress()):
     """Find `samples` high-resolution faces that downscale to the input face (size x size) within eps.

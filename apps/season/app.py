@@ -26,6 +26,7 @@ DESCRIPTION = (
     "the size and aspect ratio of your photo."
 )
 MODEL_IDS = ["cyclegan.vintage", "cyclegan.summer2winter", "cyclegan.winter2summer"]
+ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 DIRECTIONS = [
     ("Modern -> vintage look (not a season; works offline)", "cyclegan.vintage"),
     ("Summer -> winter (Yosemite)", "cyclegan.summer2winter"),
@@ -48,6 +49,7 @@ def weights_status(model_id: str) -> str:
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=90)
 def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", progress=gr.Progress()):
     """Translate ``image`` with the CycleGAN ``model_id`` (``tiled``: full resolution, ``resize``: fast)."""
     from core.images import load_image, resize_max_side

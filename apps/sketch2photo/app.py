@@ -36,6 +36,7 @@ MODELS = [
     ("Day -> night (upload a photo)", "pix2pix.day2night"),
 ]
 MODEL_IDS = [model_id for _, model_id in MODELS]
+ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
@@ -64,6 +65,7 @@ def _run(sketch, model_id, paper_mode, variations, seed):
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=30)
 def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0):
     """Turn a sketch image (black strokes on white) into photos: one per variation in paper mode."""
     if sketch is None:
@@ -73,6 +75,7 @@ def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, v
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=30)
 def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0):
     """The same for the sketch pad's value (a dict with the drawn composite)."""
     from core.sketch import sketch_from_editor

@@ -32,6 +32,18 @@ PROMPTS = ["a lighthouse on a cliff at sunset, oil painting", "a red fox in the 
 _running = {}  # session -> the Generation that Stop cancels
 
 
+# GPU seconds per denoising step of one 512x512 image on a ZeroGPU slice (estimate; guidance doubles it).
+GPU_SECONDS_PER_STEP = 0.1
+ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: t2i.load_taesd() if m == t2i.TAESD_ID else t2i.load_pipeline(m))
+
+
+def gpu_seconds(model, prompt="", negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
+                num_images=1, *args, **kwargs) -> float:
+    """The ZeroGPU window one request asks for: start-up plus steps x images x pixels (x2 with guidance)."""
+    passes = 2 if float(guidance) > 1 else 1
+    return 20 + int(steps) * int(num_images) * passes * GPU_SECONDS_PER_STEP * int(width) * int(height) / 512**2
+
+
 def about(model_id):
     entry = get_entry(model_id)
     return f"**{entry.title}**: {entry.info.get('card', '')}\n\n*Licence:* {entry.license}"
@@ -53,6 +65,7 @@ def model_settings(model_id):
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_seconds)
 def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
              num_images=1, fast_decode=False, request: gr.Request = None, progress=gr.Progress()):
     """Generate images from a prompt. Streams previews, then the PNGs (with their parameters), the seed used

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 import yaml
 
-from core import spaces
+from core import spaces, weights
 from tests.support.live import free_port
 
 
@@ -29,9 +29,46 @@ def test_front_matter_is_what_spaces_reads(space):
     meta = read_front_matter((space / "README.md").read_text())
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
     assert meta["app_file"] == "app.py" and (space / meta["app_file"]).is_file()
-    assert meta["python_version"] == "3.11" and meta["license"] == "mit"
+    assert meta["python_version"] == "3.11"
     assert meta["suggested_hardware"] == "cpu-basic"
     assert "hardware" not in meta  # not a Spaces key
+
+
+def test_licence_comes_from_the_models(space):
+    # The summer <-> winter weights carry no licence and are non-commercial: the Space cannot say MIT.
+    meta = read_front_matter((space / "README.md").read_text())
+    assert meta["license"] == "other" and meta["license_name"] == "per-model-licences"
+    listing = (space / meta["license_link"]).read_text()
+    assert "`cyclegan.vintage`" in listing and "`cyclegan.summer2winter`" in listing
+    assert "Commercial use: not allowed" in listing and "Commercial use: allowed" in listing
+    assert spaces.space_licence(["diffusers.taesd"]) == {"license": "mit"}
+    assert spaces.space_licence(["genegan.eyeglasses64"])["license"] == "other"  # MIT code, non-commercial data
+
+
+@pytest.fixture(scope="module")
+def pulse_space(tmp_path_factory):
+    return spaces.build("pulse", tmp_path_factory.mktemp("space") / "pulse")
+
+
+def test_pulse_space_wraps_its_handler_and_preloads_pinned_files(pulse_space):
+    from tests.apps.test_zero_gpu import probe
+
+    assert probe(pulse_space, "pulse")["apps"]["pulse"]["upsample"] is True
+    meta = read_front_matter((pulse_space / "README.md").read_text())
+    assert meta["suggested_hardware"] == "zero-a10g" and meta["license"] == "other"
+    # The Spaces configuration format: repo id, comma-separated files, commit.
+    assert meta["preload_from_hub"] == [
+        "akhaliq/OneshotCLIP-stylegan2-ffhq stylegan2-ffhq-config-f.pt 024390a9508cb2d124dfaa8ec1caee3ad1a9da59"]
+    requirements = (pulse_space / "requirements.txt").read_text().lower()
+    for tool in ("pytest", "playwright", "scikit-image", "psutil", "spaces"):
+        assert tool not in requirements
+
+
+def test_preload_lines_list_files_or_nothing():
+    entries = weights.load_manifest()
+    assert spaces.preload_line(entries["diffusers.taesd"].sources[0]) == (
+        "madebyollin/taesd config.json,diffusion_pytorch_model.safetensors 614f76814bbe30edbe2e627ace1c2234c81a2c0e")
+    assert spaces.preload_line(entries["diffusers.sd_turbo"].sources[0]) is None  # glob patterns: fetched on first use
 
 
 def test_folder_holds_only_what_the_app_needs(space):
