@@ -25,6 +25,9 @@ ARCHITECTURES: dict[str, str] = {
     "genegan": "genegan:GeneGAN",
     "glasses_classifier": "glasses_classifier:GlassesClassifier",
     "pix2pix_unet": "pix2pix_unet:Pix2PixUNet",
+    "mtcnn_pnet": "mtcnn:PNet",
+    "mtcnn_rnet": "mtcnn:RNet",
+    "mtcnn_onet": "mtcnn:ONet",
 }
 
 
