@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # left/right as seen in the image
@@ -64,8 +63,10 @@ class AlignedFace:
         return self.image.size[0]
 
 
-def _detector(device: torch.device | str):
+def _detector(device: "torch.device | str"):
     """MTCNN's three networks in fp32 on ``device``, each loaded once (shared model cache)."""
+    import torch
+
     from core.weights import load_model
 
     return tuple(load_model(model_id, device=device, dtype=torch.float32) for model_id in DETECTOR_IDS)
@@ -77,8 +78,8 @@ def plausible_landmarks(points: np.ndarray, box: tuple[float, float, float, floa
     Measured in the face's own frame (x along the eye line, y towards the mouth, in units of
     the eye distance): the nose lies below the eyes, the mouth below the nose, the mouth's
     centre roughly under the eyes' centre with a plausible width, and the eye distance is a
-    plausible fraction of the box. The bounds (:data:`PLAUSIBLE`) hold every face of the
-    project's photos, 96 LFW faces and 63 DCGAN faces with a margin (README, "Faces").
+    plausible fraction of the box. The bounds (:data:`PLAUSIBLE`) hold, with a margin, every
+    face MTCNN finds on the project's photos, 96 LFW faces and 63 DCGAN faces.
     """
     eye_left, eye_right = points[0], points[1]
     across = eye_right - eye_left
@@ -110,14 +111,16 @@ PLAUSIBLE = {"eye_distance_over_box": (0.18, 0.6), "nose_below_eyes": (0.15, 1.4
              "nose_across": (-0.9, 0.9), "mouth_across": (-0.6, 0.6), "mouth_width": (0.4, 1.6)}
 
 
-def detect_faces(image: Image.Image, min_score: float = MIN_SCORE, device: torch.device | str = "cpu",
+def detect_faces(image: Image.Image, min_score: float = MIN_SCORE, device: "torch.device | str" = "cpu",
                  checks: bool = True) -> list[Face]:
     """All faces in an RGB image, most confident first.
 
-    Runs on the CPU by default (~N ms for a 512 px photo), so that detection needs no GPU time;
+    Runs on the CPU by default (~0.2 s of CPU for a 512 px photo), so it needs no GPU time;
     pass ``device`` to run it elsewhere. ``checks=False`` keeps the detections that fail the
     mirror or landmark checks (for measurements only).
     """
+    import torch
+
     from core.models.mtcnn import THRESHOLDS, detect, mirrored_scores
 
     rgb = np.asarray(image.convert("RGB"))

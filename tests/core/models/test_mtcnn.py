@@ -94,7 +94,7 @@ def test_nms_by_union_and_by_smaller_box():
 
 def test_pyramid_and_proposal_geometry():
     scales = mtcnn.pyramid_scales(512, 600, min_face_size=20)
-    assert scales[0] == pytest.approx(0.6) and len(scales) == 10  # 512 * 0.6 * 0.709**9 = 13.9 >= 12 > 9.9 (the next one)
+    assert scales[0] == pytest.approx(0.6) and len(scales) == 10  # 512 * 0.6 * 0.709**9 = 13.9 >= 12 > 9.9
     np.testing.assert_allclose(np.diff(np.log(scales)), np.log(0.709))
     probability = torch.zeros(5, 6)
     probability[2, 4] = 0.9  # row 2, column 4 of the P-Net map
