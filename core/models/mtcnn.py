@@ -49,7 +49,7 @@ class PNet(nn.Module):
 
 def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, W*H*C): the flattening order the converted dense weights expect."""
-    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+    return x.permute(0, 3, 2, 1).flatten(1)
 
 
 class RNet(nn.Module):
@@ -201,7 +201,7 @@ def _crops(image: torch.Tensor, boxes: torch.Tensor, side: int) -> tuple[torch.T
 
 
 def _run_batched(net: nn.Module, batch: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, ...]:
-    outputs = [net(batch[i:i + chunk]) for i in range(0, batch.shape[0], chunk)]
+    outputs = [net(batch[i:i + chunk]) for i in range(0, max(batch.shape[0], 1), chunk)]  # an empty batch too
     return tuple(torch.cat(parts) for parts in zip(*outputs))
 
 

@@ -121,3 +121,5 @@ def test_empty_image_gives_no_faces():
     nets = [core.models.load(arch, random_state(arch)) for arch in ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")]
     boxes, scores, points = mtcnn.detect(*nets, torch.zeros(3, 11, 40))  # below P-Net's 12 px window
     assert boxes.shape == (0, 4) and scores.shape == (0,) and points.shape == (0, 5, 2)
+    offsets, marks, probability = mtcnn._run_batched(nets[2], torch.zeros(0, 3, 48, 48))  # every crop was empty
+    assert offsets.shape == (0, 4) and marks.shape == (0, 10) and probability.shape == (0,)
