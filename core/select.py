@@ -38,6 +38,7 @@ GRABCUT_SIDE = 640  # GrabCut runs at most this size (its cost grows with the pi
 FORMAT_HELP = "write +x,y (include), -x,y (exclude) or box left,top,right,bottom, separated by ; or new lines"
 _NUMBER = r"\s*(-?\d+(?:\.\d+)?)\s*"
 _POINT = re.compile(rf"^([+-]?){_NUMBER},{_NUMBER}$")
+_CORNER = re.compile(rf"corner{_NUMBER},{_NUMBER}$", re.IGNORECASE)
 _BOX = re.compile(rf"^box\s*[:=]?{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$", re.IGNORECASE)
 
 Point = tuple[float, float]
@@ -98,6 +99,8 @@ def parse_prompts(text: str | dict | None) -> Prompts:
             if box is not None:
                 raise ValueError("Give at most one box.")
             box = tuple(float(v) for v in match.groups())
+        elif _CORNER.match(item):
+            raise ValueError(f"The box has one corner so far ({item}): click its opposite corner, or delete it.")
         elif match := _POINT.match(item):
             (exclude if match.group(1) == "-" else include).append((float(match.group(2)), float(match.group(3))))
         else:
@@ -129,22 +132,21 @@ def validate(prompts: Prompts, size: tuple[int, int]) -> Prompts:
 
 def add_click(text: str | None, x: float, y: float, mode: str) -> str:
     """The prompt text after a click at (x, y): ``include``, ``exclude``, or ``box`` (two clicks = two corners)."""
-    prompts = parse_prompts(text)
-    if mode == "include":
-        prompts = Prompts(prompts.include + ((x, y),), prompts.exclude, prompts.box)
-    elif mode == "exclude":
-        prompts = Prompts(prompts.include, prompts.exclude + ((x, y),), prompts.box)
-    elif mode == "box":
-        pending = re.search(r"corner\s+(-?[\d.]+),(-?[\d.]+)\s*$", text or "")
-        if pending is None:  # the first corner waits in the text until the second click
-            return (prompts.to_text() + "; " if prompts.to_text() else "") + f"corner {x:g},{y:g}"
+    text = text or ""
+    pending = _CORNER.search(text)
+    if pending is not None:  # a box's first corner: this click completes the box, whatever the mode
         x0, y0 = float(pending.group(1)), float(pending.group(2))
         prompts = parse_prompts(text[:pending.start()].rstrip("; "))
         box = (min(x0, x), min(y0, y), max(x0, x) + 1, max(y0, y) + 1)
-        prompts = Prompts(prompts.include, prompts.exclude, box)
-    else:
-        raise ValueError(f"Unknown click mode {mode!r}; choose include, exclude or box.")
-    return prompts.to_text()
+        return Prompts(prompts.include, prompts.exclude, box).to_text()
+    prompts = parse_prompts(text)
+    if mode == "include":
+        return Prompts(prompts.include + ((x, y),), prompts.exclude, prompts.box).to_text()
+    if mode == "exclude":
+        return Prompts(prompts.include, prompts.exclude + ((x, y),), prompts.box).to_text()
+    if mode == "box":  # the first corner waits in the text until the second click
+        return (prompts.to_text() + "; " if prompts.to_text() else "") + f"corner {x:g},{y:g}"
+    raise ValueError(f"Unknown click mode {mode!r}; choose include, exclude or box.")
 
 
 # --------------------------------------------------------------------------- GrabCut
