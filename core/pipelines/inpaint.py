@@ -83,9 +83,43 @@ def to_mask(mask: Any, size: tuple[int, int] | None = None) -> np.ndarray:
         luminance = np.asarray(mask.convert("L"), dtype=np.uint16)
         hole = luminance * alpha >= 128 * 255
     if size is not None and (hole.shape[1], hole.shape[0]) != tuple(size):
+        _check_proportions((hole.shape[1], hole.shape[0]), tuple(size))
         resized = Image.fromarray(hole.astype(np.uint8) * 255).resize(tuple(size), Image.Resampling.NEAREST)
         hole = np.asarray(resized) > 127
     return np.ascontiguousarray(hole)
+
+
+def _check_proportions(mask_size: tuple[int, int], size: tuple[int, int]) -> None:
+    """A mask is scaled to the photo only when it has the photo's proportions (within a pixel's rounding)."""
+    (mw, mh), (w, h) = mask_size, size
+    if abs(mw * h - mh * w) > max(mw, w) + max(mh, h):
+        raise ValueError(f"The mask is {mw}x{mh} but the photo is {w}x{h}: a mask must have the photo's size or at "
+                         f"least its proportions (it is then scaled to the photo). Download the mask used from a "
+                         f"result to get one of the right size.")
+
+
+def combine_masks(size: tuple[int, int], *masks: Any, dilation: int = 0) -> np.ndarray:
+    """The union of every given mask (painted, uploaded, selected; None skipped) at ``size`` (W, H), then dilated."""
+    hole = np.zeros((size[1], size[0]), dtype=bool)
+    for mask in masks:
+        if mask is not None:
+            hole |= to_mask(mask, size)
+    return dilate(hole, dilation)
+
+
+def mask_image(hole: np.ndarray) -> Image.Image:
+    """A hole mask as the PNG-ready image users download and upload again: white = hole, black = keep."""
+    return Image.fromarray(hole.astype(np.uint8) * 255, mode="L")
+
+
+def editor_value(image: Image.Image, hole: np.ndarray, color=(255, 40, 120), alpha: int = 178) -> dict:
+    """A ``gr.ImageEditor`` value with the photo as background and ``hole`` painted on its layer, so an
+    uploaded or selected mask can be edited further with the brush and the eraser."""
+    layer = np.zeros((hole.shape[0], hole.shape[1], 4), dtype=np.uint8)
+    layer[hole] = (*color, alpha)
+    background = np.dstack([np.asarray(image.convert("RGB")), np.full(hole.shape, 255, np.uint8)])
+    composite = np.where(hole[..., None], (background * 0.3 + layer * 0.7).astype(np.uint8), background)
+    return {"background": background, "layers": [layer], "composite": composite}
 
 
 def mask_from_editor(value: dict | None) -> tuple[Image.Image, np.ndarray]:
@@ -297,3 +331,22 @@ def inpaint(image: Any, mask: Any, method: str = "auto", dilation: int = 0, stra
         result[top:bottom, left:right] = _fill_scaled(pixels[top:bottom, left:right], hole[top:bottom, left:right],
                                                       working_size, fill)
     return InpaintResult(Image.fromarray(result), hole, method, notice, box)
+
+
+def compare_methods(image: Any, mask: Any, methods: list[str], **options) -> list[tuple[InpaintResult, float]]:
+    """The same mask filled by each of ``methods`` (in order, duplicates once): (result, seconds) each."""
+    import time
+
+    chosen = list(dict.fromkeys(methods or []))
+    if not chosen:
+        raise ValueError(f"Choose at least one method to compare ({', '.join(m for m in METHODS if m != 'auto')}).")
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        raise ValueError(f"Unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}.")
+    photo = load_image(image)
+    runs = []
+    for method in chosen:
+        start = time.perf_counter()
+        result = inpaint(photo, mask, method=method, **options)
+        runs.append((result, time.perf_counter() - start))
+    return runs

@@ -290,3 +290,46 @@ def test_bad_arguments_are_value_errors():
         ip.inpaint(photo(), np.zeros((64, 96), bool), strategy="tiles")
     with pytest.raises(ValueError, match="No mask"):
         ip.inpaint(photo(), None)
+
+
+# --------------------------------------------------------------------------- masks as files, comparison
+
+
+def test_paint_upload_and_selection_combine_as_a_union_then_dilation():
+    painted = square_mask((40, 30), (2, 2, 6, 6))
+    uploaded = Image.fromarray(square_mask((80, 60), (40, 40, 50, 50)).astype(np.uint8) * 255)  # 2x: scaled
+    selected = square_mask((40, 30), (30, 5, 31, 6))
+    union = ip.combine_masks((40, 30), painted, None, uploaded, selected)
+    assert np.array_equal(union, painted | square_mask((40, 30), (20, 20, 25, 25)) | selected)
+    grown = ip.combine_masks((40, 30), painted, uploaded, selected, dilation=2)
+    assert np.array_equal(grown, ip.dilate(union, 2))
+    assert not ip.combine_masks((40, 30)).any()
+
+
+def test_a_mask_with_other_proportions_is_refused():
+    with pytest.raises(ValueError, match="The mask is 30x10 but the photo is 40x30"):
+        ip.to_mask(np.zeros((10, 30), dtype=bool), (40, 30))
+    assert ip.to_mask(np.zeros((15, 21), dtype=bool), (40, 30)).shape == (30, 40)  # one pixel of rounding is fine
+
+
+def test_the_mask_file_and_the_editor_round_trip():
+    image = photo((40, 30))
+    hole = square_mask((40, 30), (5, 6, 20, 12))
+    hole[25, 35] = True
+    png = ip.mask_image(hole)
+    assert png.mode == "L" and png.size == (40, 30)
+    assert np.array_equal(ip.to_mask(png), hole)  # downloaded, then uploaded again: the same mask
+    again_image, again_hole = ip.mask_from_editor(ip.editor_value(image, hole))
+    assert np.array_equal(again_hole, hole) and np.array_equal(np.asarray(again_image), np.asarray(image))
+
+
+def test_compare_methods_runs_each_once_on_the_same_mask(tiny_migan_id):
+    image, hole = photo(), square_mask((96, 64), (30, 20, 50, 40))
+    runs = ip.compare_methods(image, hole, ["telea", "migan", "telea", "ns"], migan_id=tiny_migan_id)
+    assert [result.method for result, _ in runs] == ["telea", "migan", "ns"]
+    for result, seconds in runs:
+        assert seconds >= 0 and np.array_equal(np.asarray(result.image)[~hole], np.asarray(image)[~hole])
+    with pytest.raises(ValueError, match="at least one method"):
+        ip.compare_methods(image, hole, [])
+    with pytest.raises(ValueError, match="Unknown method 'magic'"):
+        ip.compare_methods(image, hole, ["telea", "magic"])
