@@ -209,7 +209,8 @@ def grabcut_mask(image: np.ndarray, prompts: Prompts, iterations: int = 5) -> np
 # --------------------------------------------------------------------------- Segment Anything
 
 
-def _load_sam(model_id: str, device=None):
+def load_sam(model_id: str = SAM_ID, device=None):
+    """(SamModel, SamProcessor, device) from the pinned snapshot, once per process (shared cache)."""
     from core.cache import MODEL_CACHE, module_bytes
     from core.device import get_device
     from core.weights import resolve_snapshot
@@ -233,7 +234,7 @@ def sam_mask(image: np.ndarray, prompts: Prompts, model_id: str = SAM_ID, device
     """The selected object as bool [H, W]: Segment Anything's best mask (by predicted IoU)."""
     import torch
 
-    model, processor, device = _load_sam(model_id, device)
+    model, processor, device = load_sam(model_id, device)
     points = list(prompts.include + prompts.exclude)
     kwargs = {}
     if points:

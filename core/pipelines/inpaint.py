@@ -42,6 +42,7 @@ METHODS = {
     "telea": "OpenCV Telea (fast marching)",
     "ns": "OpenCV Navier-Stokes",
 }
+METHOD_TITLES = {"migan": "MI-GAN 512", "lama": "LaMa big-lama", "telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes"}
 STRATEGIES = ("crop", "full")
 DEFAULT_MARGIN = 128
 DEFAULT_WORKING_SIZE = 768
@@ -350,3 +351,14 @@ def compare_methods(image: Any, mask: Any, methods: list[str], **options) -> lis
         result = inpaint(photo, mask, method=method, **options)
         runs.append((result, time.perf_counter() - start))
     return runs
+
+
+def summary(result: InpaintResult, seconds: float, size: tuple[int, int]) -> str:
+    """What happened, for the user: the notice, and which method filled how much of a ``size`` photo."""
+    notes = [f"**Note:** {result.notice}"] if result.notice else []
+    if result.method != "none":
+        left, top, right, bottom = result.box
+        notes.append(f"Filled {int(result.mask.sum()):,} pixels with **{METHOD_TITLES[result.method]}** in "
+                     f"{seconds:.1f} s; region processed: {right - left}x{bottom - top} at ({left}, {top}) of a "
+                     f"{size[0]}x{size[1]} photo.")
+    return "\n\n".join(notes)
