@@ -197,9 +197,16 @@ def grabcut_mask(image: np.ndarray, prompts: Prompts, iterations: int = 5) -> np
     radius = max(2, round(0.01 * min(sh, sw)))
     _disc(mask, include, radius, cv2.GC_FGD)
     _disc(mask, exclude, radius, cv2.GC_BGD)
+    if not np.isin(mask, (cv2.GC_BGD, cv2.GC_PR_BGD)).any() or not np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
+        raise ValueError("GrabCut needs some background around the object to tell them apart: draw a smaller box, "
+                         "or use a larger photo.")
     background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(small[..., ::-1])
-    cv2.grabCut(bgr, mask, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
+    try:
+        cv2.grabCut(bgr, mask, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error as e:  # e.g. a region of one flat colour gives no sample to learn from
+        raise ValueError("GrabCut could not separate the object from its background here; draw a box around the "
+                         "object or add include and exclude points.") from e
     fg = _keep_touching((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), include)
     if scale < 1:
         fg = cv2.resize(fg.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) >= 0.5

@@ -158,3 +158,8 @@ def test_sam_from_a_pinned_snapshot_on_the_local_hub(local_hub, write_manifest, 
                                                          inputs["reshaped_input_sizes"])[0][0]
     expected = masks[int(out.iou_scores[0, 0].argmax())].numpy()
     assert selection.mask.shape == (48, 80) and np.array_equal(selection.mask, expected)
+
+
+def test_grabcut_without_any_background_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs some background"):
+        select_object(Image.new("RGB", (1, 1), (200, 120, 90)), "+0,0", method="grabcut")
