@@ -37,10 +37,10 @@ def prompts_for(mask: np.ndarray, margin: int = 8) -> dict[str, Prompts]:
 
 
 def main() -> int:
-    from core.pipelines.inpaint import weights_here
     from core.select import SAM_ID
+    from core.weights import weights_present
 
-    methods = ["grabcut"] + (["sam"] if weights_here(SAM_ID) else [])
+    methods = ["grabcut"] + (["sam"] if weights_present(SAM_ID) else [])
     print("| photo | prompt | " + " | ".join(f"{m} IoU | {m} s" for m in methods) + " |")
     print("|---|---|" + "---|---|" * len(methods))
     for mask_path in sorted(EXAMPLES.glob("*_mask.png")):

@@ -281,9 +281,9 @@ def select_object(image: Any, prompts: str | dict | Prompts, method: str = "auto
     pixels = np.asarray(photo)
     notice = ""
     if method == "auto":
-        from core.pipelines.inpaint import weights_here
+        from core.weights import weights_present
 
-        method = "sam" if weights_here(model_id) else "grabcut"
+        method = "sam" if weights_present(model_id) else "grabcut"
         if method == "grabcut":
             notice = (f"Selected with OpenCV GrabCut: Segment Anything (`{model_id}`) is not on this machine "
                       f"(`python -m core.weights fetch {model_id}`, about 375 MB).")

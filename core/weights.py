@@ -696,6 +696,15 @@ def availability(model_id: str) -> tuple[bool, str]:
     return False, "not downloaded"
 
 
+def weights_present(model_id: str) -> bool:
+    """Whether ``model_id``'s weights are on this machine without downloading (False for an id the
+    manifest lacks), for choices such as "the best method whose weights are here"."""
+    try:
+        return availability(model_id)[0]
+    except ValueError:
+        return False
+
+
 def autocast_for(model_id: str, device):
     """The reduced-precision context ``model_id`` runs under on ``device`` (its manifest's
     ``cpu_autocast``; see :func:`core.device.autocast`)."""

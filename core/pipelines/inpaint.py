@@ -236,23 +236,13 @@ def run_opencv(image: np.ndarray, hole: np.ndarray, method: str, radius: int = O
 # --------------------------------------------------------------------------- procedure
 
 
-def weights_here(model_id: str) -> bool:
-    """Whether ``model_id``'s weights are on this machine (False for an id the manifest lacks)."""
-    from core.weights import availability
-
-    try:
-        return availability(model_id)[0]
-    except ValueError:
-        return False
-
-
 def _choose_method(method: str, model_ids: dict[str, str]) -> tuple[str, str]:
-    from core.weights import get_entry, how_to_provide
+    from core.weights import get_entry, how_to_provide, weights_present
 
     if method != "auto":
         return method, ""
     for learned in ("migan", "lama"):
-        if weights_here(model_ids[learned]):
+        if weights_present(model_ids[learned]):
             return learned, ""
     try:
         entry = get_entry(model_ids["migan"])
