@@ -32,6 +32,12 @@ def activation(x: torch.Tensor) -> torch.Tensor:
     return (F.leaky_relu(x, 0.2) * math.sqrt(2)).clamp(-256, 256)
 
 
+def _activation_(x: torch.Tensor) -> torch.Tensor:
+    """:func:`activation` in place, for the fresh outputs of convolutions (these elementwise passes
+    over full-resolution maps cost as much as the convolutions on a CPU; in place they cost half)."""
+    return F.leaky_relu_(x, 0.2).mul_(math.sqrt(2)).clamp_(-256, 256)
+
+
 def fir_kernel(gain: float) -> torch.Tensor:
     """The separable [1, 3, 3, 1] low-pass as a normalised 4x4 kernel, times ``gain``."""
     taps = torch.tensor(_FIR)
@@ -62,6 +68,9 @@ class Upsample2d(nn.Module):
 
     The zeros are inserted as the reference does: nearest-neighbour x2, times a fixed mask that
     is 1 at even rows and columns (``filter_const``, of the output's size), then pad (2, 1, 2, 1).
+    When ``filter_const`` is that mask (as in every published checkpoint), the same sums are
+    computed in one strided transposed convolution with the flipped filter instead (about 3x
+    cheaper on a CPU: no full-size intermediate maps).
     """
 
     def __init__(self, channels: int, resolution: int):
@@ -72,8 +81,14 @@ class Upsample2d(nn.Module):
         self.filter = _depthwise_fir(channels, 4.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._inserts_zeros():
+            return F.conv_transpose2d(x, self.filter.weight.flip(2, 3), stride=2, padding=1, groups=x.shape[1])
         x = F.interpolate(x, scale_factor=2, mode="nearest") * self.filter_const
         return self.filter(F.pad(x, (2, 1, 2, 1)))
+
+    def _inserts_zeros(self) -> bool:
+        mask = self.filter_const
+        return bool(mask[..., ::2, ::2].eq(1).all()) and float(mask.abs().sum()) == mask[..., ::2, ::2].numel()
 
 
 class SeparableConv2d(nn.Module):
@@ -93,15 +108,15 @@ class SeparableConv2d(nn.Module):
             self.noise_const = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = activation(self.conv1(x))
+        x = _activation_(self.conv1(x))
         if self.downsample is not None:
             x = self.downsample(x)
         x = self.conv2(x)
         if self.upsample is not None:
             x = self.upsample(x)
         if self.noise_const is not None:
-            x = x + self.noise_const * self.noise_strength
-        return activation(x)
+            x = x.add_(self.noise_const * self.noise_strength)
+        return _activation_(x)
 
 
 class EncoderBlock(nn.Module):
@@ -115,7 +130,7 @@ class EncoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor | None, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.fromrgb is not None:
-            y = activation(self.fromrgb(image))
+            y = _activation_(self.fromrgb(image))
             x = y if x is None else x + y
         feature = self.conv1(x)
         return self.conv2(feature), feature
