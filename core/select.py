@@ -162,7 +162,8 @@ def _keep_touching(fg: np.ndarray, seeds) -> np.ndarray:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
     if count <= 1:
         return np.zeros_like(fg)
-    keep = {labels[int(round(y)), int(round(x))] for x, y in seeds} - {0}
+    height, width = fg.shape
+    keep = {labels[min(height - 1, int(round(y))), min(width - 1, int(round(x)))] for x, y in seeds} - {0}
     if not keep:
         keep = {1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))}
     kept = np.isin(labels, list(keep)).astype(np.uint8)
