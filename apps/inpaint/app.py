@@ -182,7 +182,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     clicks.select(on_click, [prompts, click_mode], prompts, api_visibility="private")
     edit_upload.click(ui.user_errors(api.editor_with_mask), [photo, mask], editor, api_visibility="private")
     add_select.click(select_mask, [clicks, prompts, selector, dilation], [selection, used, notes],
-                     api_visibility="private").success(ui.user_errors(api.editor_with_mask),
+                     api_name="add_selection", api_visibility="private").success(ui.user_errors(api.editor_with_mask),
                                                        [clicks, used, editor], editor, api_visibility="private")
     gr.Examples([[str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "coffee_mask.png")],
                  [str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "astronaut_mask.png")]], [photo, mask])
