@@ -148,3 +148,33 @@ def test_strict_loading_and_the_fixed_input_size():
         loaded(torch.randn(1, 4, 32, 32))
     with pytest.raises(ValueError, match="power of two"):
         core.models.build("migan", resolution=300)
+
+
+def test_a_torchscript_copy_converts_by_its_tensors_and_is_md5_checked(tmp_path, write_manifest, isolated_cache):
+    """IOPaint's ``migan_traced.pt`` route: a traced generator, read for its tensors (never run), md5 pinned."""
+    import hashlib
+
+    from core.weights import WeightsUnavailableError, load_model
+
+    source = randomised(core.models.build("migan", **TINY), seed=5)
+    x = torch.randn(1, 4, 16, 16)
+    torch.jit.trace(source, x).save(str(tmp_path / "migan_traced.pt"))
+    digest = hashlib.md5((tmp_path / "migan_traced.pt").read_bytes()).hexdigest()
+
+    def manifest(md5):
+        return {"migan.tiny": {"arch": "migan", "config": TINY, "title": "tiny MI-GAN", "license": "MIT",
+                               "sources": [{"kind": "local", "path": str(tmp_path / "migan_traced.pt"), "md5": md5,
+                                            "sha256": None, "format": {"type": "torchscript_tensors"}}]}}
+
+    write_manifest(manifest("0" * 32))
+    with pytest.raises(WeightsUnavailableError, match="md5 mismatch"):
+        load_model("migan.tiny", device="cpu")
+    write_manifest(manifest(digest))
+    from core.cache import MODEL_CACHE
+
+    MODEL_CACHE.clear()
+    try:
+        with torch.no_grad():
+            assert torch.equal(load_model("migan.tiny", device="cpu")(x), source(x))
+    finally:
+        MODEL_CACHE.clear()
