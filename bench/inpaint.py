@@ -1,14 +1,16 @@
 """Seconds per inpainting edit on this machine (CPU), through ``core.pipelines.inpaint.inpaint``.
 
-LaMa runs with random weights of the real big-lama size (51 M parameters; the cost is the same as
-with the trained ones), given to the resolver as ``$GANHUB_WEIGHTS_DIR/lama.big_lama.safetensors``.
+MI-GAN and LaMa run with random weights of their real sizes (MI-GAN 512: 6.0 M parameters, LaMa
+big-lama: 51 M; the cost is the same as with the trained ones), given to the resolver as
+``$GANHUB_WEIGHTS_DIR/<id>.safetensors``.
 
 Cases, measured side by side in one run:
-1. LaMa on a 512x512 photo (whole image).
-2. A small mask (a 120x90 blob) on a 3000x2000 photo: LaMa with the crop strategy, and without it
-   (the whole 6 MP image at full resolution, as the reference script does); the same for OpenCV Telea.
+1. A 512x512 photo with a 160x120 hole, whole image: MI-GAN, LaMa, OpenCV Telea.
+2. A small mask (a 120x90 blob) on a 4000x3000 (12 MP) photo, crop strategy: MI-GAN, LaMa, Telea;
+   and Telea on the whole image. ``--full`` adds whole-image LaMa on 12 MP (the reference
+   script's way: minutes and many GB).
 
-Usage: ``python bench/inpaint.py [--threads 1] [--repeats 3] [--skip-full]``
+Usage: ``python bench/inpaint.py [--threads 1] [--repeats 3] [--full]``
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-full", action="store_true", help="skip whole-image LaMa on 6 MP (minutes)")
+    parser.add_argument("--full", action="store_true", help="also whole-image LaMa on 12 MP (minutes, GBs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -52,22 +54,25 @@ def main() -> None:
     from core.pipelines.inpaint import FULL_MAX_PIXELS, inpaint
     from safetensors.torch import save_file
 
-    weights_dir = tempfile.mkdtemp(prefix="bench_lama_")
+    weights_dir = tempfile.mkdtemp(prefix="bench_inpaint_")
     atexit.register(shutil.rmtree, weights_dir, ignore_errors=True)
     torch.manual_seed(0)
     save_file(core.models.build("lama").state_dict(), os.path.join(weights_dir, "lama.big_lama.safetensors"))
+    migan = core.models.build("migan", resolution=512, ch_base=32768, ch_max=512)
+    save_file(migan.state_dict(), os.path.join(weights_dir, "migan.places2_512.safetensors"))
     os.environ["GANHUB_WEIGHTS_DIR"] = weights_dir
     os.environ["GANHUB_DEVICE"] = "cpu"
 
     small = Image.fromarray(data.astronaut())  # 512x512
     small_mask = Image.new("L", small.size, 0)
-    ImageDraw.Draw(small_mask).ellipse((180, 300, 340, 420), fill=255)
-    big = Image.fromarray(data.coffee()).resize((3000, 2000), Image.Resampling.BICUBIC)
+    ImageDraw.Draw(small_mask).ellipse((180, 300, 340, 420), fill=255)  # 160x120
+    big = Image.fromarray(data.coffee()).resize((4000, 3000), Image.Resampling.BICUBIC)
     big_mask = Image.new("L", big.size, 0)
     ImageDraw.Draw(big_mask).ellipse((1650, 1200, 1770, 1290), fill=255)  # a 120x90 blob
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU: {os.cpu_count()} cores visible")
-    inpaint(small, small_mask, method="lama", strategy="full")  # warm-up: load the model, first-call costs
+    for method in ("lama", "migan"):  # warm-up: load the models, first-call costs
+        inpaint(small, small_mask, method=method, strategy="full")
     rows = []
 
     def case(name, image, mask, repeats=args.repeats, **kwargs):
@@ -76,18 +81,23 @@ def main() -> None:
         print(f"{name:58s} {seconds:8.2f} s   (runs: {', '.join(f'{r:.2f}' for r in runs)})", flush=True)
         return seconds
 
-    case("LaMa, 512x512, whole image", small, small_mask, method="lama", strategy="full")
-    crop = case("LaMa, 3000x2000, 120x90 mask, crop strategy", big, big_mask, method="lama", strategy="crop")
-    telea_crop = case("Telea, 3000x2000, 120x90 mask, crop strategy", big, big_mask, method="telea", strategy="crop")
-    telea_full = case("Telea, 3000x2000, 120x90 mask, whole image", big, big_mask, method="telea", strategy="full")
-    if not args.skip_full:
+    results = {}
+    for method, title in (("migan", "MI-GAN"), ("lama", "LaMa"), ("telea", "Telea")):
+        results[method, "512"] = case(f"{title}, 512x512, 160x120 hole, whole image", small, small_mask,
+                                      method=method, strategy="full")
+    for method, title in (("migan", "MI-GAN"), ("lama", "LaMa"), ("telea", "Telea")):
+        results[method, "12mp"] = case(f"{title}, 4000x3000, 120x90 mask, crop strategy", big, big_mask,
+                                       method=method, strategy="crop")
+    case("Telea, 4000x3000, 120x90 mask, whole image", big, big_mask, method="telea", strategy="full")
+    if args.full:
         import core.pipelines.inpaint as pipeline
 
-        pipeline.FULL_MAX_PIXELS = max(FULL_MAX_PIXELS, 6_000_000)
-        full = case("LaMa, 3000x2000, 120x90 mask, whole image (no crop)", big, big_mask, repeats=1,
+        pipeline.FULL_MAX_PIXELS = max(FULL_MAX_PIXELS, 12_000_000)
+        full = case("LaMa, 4000x3000, 120x90 mask, whole image (no crop)", big, big_mask, repeats=1,
                     method="lama", strategy="full")
-        print(f"\nLaMa whole image / crop strategy on 3000x2000: {full / crop:.0f}x")
-    print(f"Telea whole image / crop strategy on 3000x2000: {telea_full / telea_crop:.1f}x")
+        print(f"\nLaMa whole image / crop strategy on 4000x3000: {full / results['lama', '12mp']:.0f}x")
+    print(f"\nLaMa / MI-GAN: {results['lama', '512'] / results['migan', '512']:.1f}x at 512x512, "
+          f"{results['lama', '12mp'] / results['migan', '12mp']:.1f}x on the 12 MP photo (crop strategy)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ that name other classes (PyTorch Lightning checkpoints, TorchScript archives), w
 :class:`RestrictedUnpickler`, which never imports or calls anything it was not built with.
 
 Format fields (all optional except ``type``):
-- ``type``: ``safetensors`` | ``torch_pickle`` | ``lightning_ckpt`` | ``torchscript_tensors``
+- ``type``: ``safetensors`` | ``torch_pickle`` | ``lightning_ckpt`` | ``torchscript_tensors`` |
+  ``onnx_initializers`` (the stored weights of an ONNX file, :mod:`core.onnx_tensors`; the graph
+  is never run)
 - ``key``: a dotted path into the loaded object (``"netG_state_dict"``, ``"g_ema"``, ``"state_dict"``)
 - ``select_prefix``: keep only keys with this prefix, and strip it (``"generator."``)
 - ``drop_keys``: exact keys to drop
@@ -231,11 +233,18 @@ def _read_torchscript_tensors(path: Path, fmt: Mapping[str, Any]) -> Any:
     return tensors
 
 
+def _read_onnx_initializers(path: Path, fmt: Mapping[str, Any]) -> Any:
+    from core.onnx_tensors import read_initializers
+
+    return read_initializers(path)
+
+
 READERS: dict[str, Callable[[Path, Mapping[str, Any]], Any]] = {
     "safetensors": _read_safetensors,
     "torch_pickle": _read_torch_pickle,
     "lightning_ckpt": _read_lightning_ckpt,
     "torchscript_tensors": _read_torchscript_tensors,
+    "onnx_initializers": _read_onnx_initializers,
 }
 
 

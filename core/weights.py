@@ -45,6 +45,8 @@ from filelock import FileLock
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = REPO_ROOT / "weights_manifest.json"
 SOURCE_KINDS = ("hf", "url", "pypi", "local")
+# Entries whose files are used as a whole Hub snapshot by their own library, never converted.
+SNAPSHOT_ARCHS = ("diffusers", "transformers")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -148,7 +150,7 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
         for key in ("arch", "title", "license", "paper", "training_data", "card", "apps", "sources", "input"):
             if key not in raw:
                 problems.append(f"{where} missing {key!r}")
-        if raw.get("arch") not in ARCHITECTURES and raw.get("arch") not in ("diffusers", "external"):
+        if raw.get("arch") not in ARCHITECTURES and raw.get("arch") not in (*SNAPSHOT_ARCHS, "external"):
             problems.append(f"{where} unknown arch {raw.get('arch')!r}")
         if raw.get("cpu_autocast", "bfloat16") != "bfloat16":
             problems.append(f"{where} cpu_autocast must be 'bfloat16' (or absent for fp32)")
@@ -206,6 +208,18 @@ def sha256_of(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_md5(path: Path, expected: str | None, what: str) -> None:
+    """For sources whose publishers give only an md5 (checked in addition to any sha256)."""
+    if not expected:
+        return
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ChecksumError(f"md5 mismatch for {what}: expected {expected[:12]}..., got {digest.hexdigest()[:12]}...")
 
 
 def _check_sha(path: Path, expected: str | None, what: str) -> str:
@@ -545,7 +559,7 @@ def model_lock(model_id: str):
 
 
 def how_to_provide(entry: ModelEntry) -> str:
-    if entry.arch == "diffusers":
+    if entry.arch in SNAPSHOT_ARCHS:
         return (
             f"To provide it: run `python -m core.weights fetch {entry.id}` on a machine that can reach the "
             f"Hugging Face Hub, then copy its Hugging Face cache ($HF_HOME/hub) here (or share HF_HOME)."
@@ -563,7 +577,7 @@ def resolve(model_id: str, download: bool = True, rehash: bool = False) -> Path:
 
     ``rehash`` hashes a cached converted file even when its size and mtime are unchanged."""
     entry = get_entry(model_id)
-    if entry.arch in ("diffusers", "external"):
+    if entry.arch in (*SNAPSHOT_ARCHS, "external"):
         raise ValueError(f"{model_id} is a {entry.arch} model; use its own loader (resolve_snapshot / resolve_file).")
     override = override_path(model_id)
     if override is not None and override.is_file():
@@ -577,6 +591,7 @@ def resolve(model_id: str, download: bool = True, rehash: bool = False) -> Path:
             try:
                 raw = _FETCHERS[src.kind](src, download)
                 _check_sha(raw, src.sha256, src.describe())
+                check_md5(raw, src.spec.get("md5"), src.describe())
                 return _convert(entry, src, raw, converted)
             except Exception as e:  # each failure is reported, then the next source is tried
                 failures.append(f"{src.describe()}: {type(e).__name__}: {e}")
@@ -662,7 +677,7 @@ def availability(model_id: str) -> tuple[bool, str]:
     if override is not None and override.is_file():
         return True, f"override {override}"
     for src in entry.sources:
-        if entry.arch not in ("diffusers", "external") and _converted_path(entry, src).is_file():
+        if entry.arch not in (*SNAPSHOT_ARCHS, "external") and _converted_path(entry, src).is_file():
             return True, "converted cache"
         if src.kind == "hf" and "filename" not in src.spec:
             try:
@@ -679,6 +694,15 @@ def availability(model_id: str) -> tuple[bool, str]:
         except Exception:
             continue
     return False, "not downloaded"
+
+
+def weights_present(model_id: str) -> bool:
+    """Whether ``model_id``'s weights are on this machine without downloading (False for an id the
+    manifest lacks), for choices such as "the best method whose weights are here"."""
+    try:
+        return availability(model_id)[0]
+    except ValueError:
+        return False
 
 
 def autocast_for(model_id: str, device):
@@ -751,7 +775,7 @@ def resolve_snapshot(model_id: str, download: bool = True) -> Path:
 def fetch(model_id: str) -> Path:
     """Download (and convert) whatever ``model_id`` needs; return the local path."""
     arch = get_entry(model_id).arch
-    if arch == "diffusers":
+    if arch in SNAPSHOT_ARCHS:
         return resolve_snapshot(model_id)
     if arch == "external":
         return resolve_file(model_id)
@@ -799,7 +823,7 @@ def _cli(argv: list[str] | None = None) -> int:
         status = 0
         for model_id in args.ids or sorted(load_manifest()):
             entry = get_entry(model_id)
-            if entry.arch in ("diffusers", "external"):
+            if entry.arch in (*SNAPSHOT_ARCHS, "external"):
                 available, where = availability(model_id)
                 print(f"{model_id}: {'present' if available else 'missing'} ({where})")
                 continue

@@ -1,14 +1,17 @@
-"""Inpainting: paint over an object or a hole and get a plausible fill (LaMa, or OpenCV offline).
+"""Inpainting: remove an object or fill a hole (MI-GAN, LaMa, or OpenCV offline); extend the canvas.
 
-Paint the mask on the photo (any brush colour: the painted pixels are the hole) or upload a
-separate mask (white = hole; a mask of another size is resized with nearest-neighbour). Only
-masked pixels change; everything else is the input, bit for bit. Run: ``python apps/inpaint/app.py``.
-API: ``/inpaint`` (image, mask, method, dilation, strategy, working_size, margin) and
-``/inpaint_editor`` (editor value, same parameters) -> (result, [before, after], mask used, notes).
+The hole comes from the brush, an uploaded mask (white = hole) or a selection by clicking
+(GrabCut offline, Segment Anything when downloaded); they combine as a union, then dilation.
+Only masked pixels change. Run: ``python apps/inpaint/app.py``. API (settings = method,
+dilation, strategy, working_size, margin): ``/inpaint`` (image, mask, settings),
+``/inpaint_editor`` (editor value, settings), ``/remove_object`` (image, prompts, selector, mask,
+settings) -> (result, [before, after], mask PNG, notes); ``/select_mask`` (image, prompts,
+selector, dilation) -> (preview, mask PNG, notes); ``/compare_methods`` (image, mask, methods,
+dilation, strategy, working_size, margin) -> (gallery, [first, second], mask PNG, notes);
+``/extend_canvas`` (image, left, top, right, bottom, method) -> (result, mask PNG, notes).
 """
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -17,53 +20,32 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
-from core.images import resize_max_side
+from core.pipelines import inpaint_api as api
 
 TITLE = "Inpainting"
 DESCRIPTION = (
-    "Remove an object or fill a hole: paint over it, get a fill that matches the surroundings. "
-    "**LaMa** (a GAN with Fourier convolutions) invents plausible texture and structure; **OpenCV Telea / "
-    "Navier-Stokes** work offline and are good for thin scratches. Only painted pixels change."
+    "Remove an object or fill a hole: paint over it, upload a mask, or click on it; get a fill that matches the "
+    "surroundings. **MI-GAN** (fast) and **LaMa** invent texture and structure; **OpenCV Telea / Navier-Stokes** "
+    "work offline and are good for thin scratches. Only masked pixels change."
 )
-MODEL_IDS = ["lama.big_lama"]
-ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
+MODEL_IDS = ["migan.places2_512", "lama.big_lama", "sam.vit_base"]
+ui.preload_on_zero_gpu(MODEL_IDS[:2])  # ZeroGPU only: models go on the GPU at start-up
+ui.preload_on_zero_gpu(MODEL_IDS[2:], load=lambda model_id: api.load_selector(model_id, "cuda"))
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-METHODS = [("Auto: LaMa if downloaded, else Telea", "auto"), ("LaMa big-lama", "lama"),
-           ("OpenCV Telea", "telea"), ("OpenCV Navier-Stokes", "ns")]
+METHODS = [("Auto: MI-GAN, else LaMa if downloaded, else Telea", "auto"), ("MI-GAN 512 (fast)", "migan"),
+           ("LaMa big-lama", "lama"), ("OpenCV Telea", "telea"), ("OpenCV Navier-Stokes", "ns")]
+SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("OpenCV GrabCut (offline)", "grabcut"),
+             ("Segment Anything ViT-B", "sam")]
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
-METHOD_LABELS = {value: label for label, value in METHODS}
-PREVIEW_SIDE = 1536  # before/after and mask previews; the result image is full resolution
-
-
-def _run(image, mask, method, dilation, strategy, working_size, margin):
-    from core.images import load_image
-    from core.pipelines.inpaint import inpaint, overlay_mask
-
-    photo = load_image(image)
-    start = time.perf_counter()
-    result = inpaint(photo, mask, method=method, dilation=int(dilation), strategy=strategy,
-                     working_size=int(working_size), margin=int(margin))
-    seconds = time.perf_counter() - start
-    notes = []
-    if result.notice:
-        gr.Warning(result.notice)
-        notes.append(f"**Note:** {result.notice}")
-    if result.method != "none":
-        left, top, right, bottom = result.box
-        notes.append(f"Filled {int(result.mask.sum()):,} pixels with **{METHOD_LABELS[result.method]}** in "
-                     f"{seconds:.1f} s; region processed: {right - left}x{bottom - top} at ({left}, {top}) of a "
-                     f"{photo.width}x{photo.height} photo.")
-    preview = (resize_max_side(photo, PREVIEW_SIDE), resize_max_side(result.image, PREVIEW_SIDE))
-    used = resize_max_side(overlay_mask(photo, result.mask), PREVIEW_SIDE)
-    return result.image, preview, used, "\n\n".join(notes)
 
 
 @ui.user_errors
 @ui.heavy
 @ui.gpu(duration=60)
 def inpaint_upload(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128):
-    """Inpaint ``image`` where ``mask`` is white (any size; resized with nearest-neighbour)."""
-    return _run(image, mask, method, dilation, strategy, working_size, margin)
+    """Inpaint ``image`` where ``mask`` is white (any size with the photo's proportions; nearest-neighbour)."""
+    return api.inpaint_outputs(image, mask, notify=gr.Warning, method=method, dilation=dilation, strategy=strategy,
+                               working_size=working_size, margin=margin)
 
 
 @ui.user_errors
@@ -74,11 +56,54 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
     from core.pipelines.inpaint import mask_from_editor
 
     image, hole = mask_from_editor(editor)
-    return _run(image, hole, method, dilation, strategy, working_size, margin)
+    return api.inpaint_outputs(image, hole, notify=gr.Warning, method=method, dilation=dilation, strategy=strategy,
+                               working_size=working_size, margin=margin)
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=60)
+def select_mask(image, prompts, selector="auto", dilation=0):
+    """The object under ``prompts`` (``+x,y``, ``-x,y``, ``box l,t,r,b`` or JSON) as a mask PNG of the photo's size."""
+    return api.select_outputs(image, prompts, selector, dilation)
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=60)
+def remove_object(image, prompts, selector="auto", mask=None, method="auto", dilation=4, strategy="crop",
+                  working_size=768, margin=128):
+    """Select the object under ``prompts`` (union with ``mask`` if given), dilate, inpaint: one call."""
+    return api.remove_outputs(image, prompts, selector, mask, gr.Warning, method=method, dilation=dilation,
+                              strategy=strategy, working_size=working_size, margin=margin)
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=120)
+def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strategy="crop", working_size=768,
+                    margin=128):
+    """The same mask filled by each method: a gallery, and a slider between the first two."""
+    return api.compare_outputs(image, mask, methods, dilation=dilation, strategy=strategy, working_size=working_size,
+                               margin=margin)
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=60)
+def extend_canvas(image, left=0, top=0, right=0, bottom=0, method="auto"):
+    """Grow the photo by the given pixels on each side; the new area is filled by ``method``."""
+    return api.extend_outputs(image, left, top, right, bottom, method)
 
 
 def brush(size):
     return gr.ImageEditor(brush=gr.Brush(default_size=int(size), colors=[("#ff2878", 0.7)], color_mode="fixed"))
+
+
+def on_click(prompts, mode, event: gr.SelectData):
+    from core.select import add_click
+
+    return add_click(prompts, *event.index, mode)
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -97,7 +122,33 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 with gr.Row():
                     photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard"], elem_id="photo")
                     mask = ui.MaskInput(label="Mask (white = hole)", sources=["upload", "clipboard"], elem_id="mask")
-                run_upload = gr.Button("Inpaint", variant="primary", elem_id="run_upload")
+                with gr.Row():
+                    run_upload = gr.Button("Inpaint", variant="primary", elem_id="run_upload")
+                    edit_upload = gr.Button("Edit this mask with the brush")
+                compare = gr.CheckboxGroup([m for m in METHODS if m[1] != "auto"], value=["telea", "migan"],
+                                           label="Methods to compare")
+                run_compare = gr.Button("Compare methods on this mask")
+            with gr.Tab("Select by clicking"):
+                clicks = ui.ImageInput(label="Photo: click on the object", sources=["upload", "clipboard"])
+                click_mode = gr.Radio(["include", "exclude", "box"], value="include", label="A click adds",
+                                      info="box: click two opposite corners")
+                prompts = gr.Textbox(label="Prompts", placeholder="+120,80; -200,150; box 10,20,300,400",
+                                     info="+x,y include, -x,y exclude, box left,top,right,bottom (pixels) or JSON")
+                selector = gr.Radio(SELECTORS, value="auto", label="Selector")
+                extra_mask = ui.MaskInput(label="Optional mask to add (white = hole)", sources=["upload", "clipboard"])
+                with gr.Row():
+                    run_select = gr.Button("Preview the selection")
+                    add_select = gr.Button("Add it to the brush mask")
+                    run_remove = gr.Button("Remove it", variant="primary")
+                selection = gr.Image(label="Selection (dilated)", type="pil", format="png")
+            with gr.Tab("Extend the canvas"):
+                canvas_photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard"])
+                sides = [ui.Slider(0, 1024, value=v, step=8, label=f"{s} (px)")
+                         for s, v in (("Left", 0), ("Top", 0), ("Right", 128), ("Bottom", 0))]
+                gr.Markdown("Telea / Navier-Stokes only smear the border colours outwards: fine for a few pixels, "
+                            "streaks beyond that. MI-GAN and LaMa invent texture but were trained on holes inside "
+                            "photos, so wide bands repeat and blur what is near the border.")
+                run_extend = gr.Button("Extend", variant="primary")
             method = gr.Radio(METHODS, value="auto", label="Method")
             dilation = ui.Slider(0, 64, value=4, step=1, label="Mask dilation (px)",
                                  info="Grow the hole to cover edges and shadows of the object")
@@ -109,20 +160,35 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",
                               buttons=["download", "fullscreen"], elem_id="result")
-            slider = gr.ImageSlider(label="Before / after", type="pil", format="png")
-            used = gr.Image(label="Mask used", format="png", type="pil")
+            slider = gr.ImageSlider(label="Before / after (compare: first / second method)", type="pil", format="png")
+            used = gr.Image(label="Mask used (PNG of the photo's size, white = hole)", format="png", type="pil",
+                            image_mode="L", buttons=["download"], elem_id="mask_used")
+            gallery = gr.Gallery(label="Methods compared", format="png", columns=2)
             notes = gr.Markdown(label="Notes")
     settings = [method, dilation, strategy, working_size, margin]
     outputs = [result, slider, used, notes]
-    run_upload.click(inpaint_upload, [photo, mask, *settings], outputs, api_name="inpaint",
-                     concurrency_id="model", concurrency_limit=1)
-    run_editor.click(inpaint_editor, [editor, *settings], outputs, api_name="inpaint_editor",
-                     concurrency_id="model", concurrency_limit=1)
+    heavy = dict(concurrency_id="model", concurrency_limit=1)
+    run_upload.click(inpaint_upload, [photo, mask, *settings], outputs, api_name="inpaint", **heavy)
+    run_editor.click(inpaint_editor, [editor, *settings], outputs, api_name="inpaint_editor", **heavy)
+    run_select.click(select_mask, [clicks, prompts, selector, dilation], [selection, used, notes],
+                     api_name="select_mask", **heavy)
+    run_remove.click(remove_object, [clicks, prompts, selector, extra_mask, *settings], outputs,
+                     api_name="remove_object", **heavy)
+    run_compare.click(compare_methods, [photo, mask, compare, dilation, strategy, working_size, margin],
+                      [gallery, slider, used, notes], api_name="compare_methods", **heavy)
+    run_extend.click(extend_canvas, [canvas_photo, *sides, method], [result, used, notes], api_name="extend_canvas",
+                     **heavy)
     brush_size.release(brush, brush_size, editor, api_visibility="private")
+    clicks.select(on_click, [prompts, click_mode], prompts, api_visibility="private")
+    edit_upload.click(ui.user_errors(api.editor_with_mask), [photo, mask], editor, api_visibility="private")
+    add_select.click(select_mask, [clicks, prompts, selector, dilation], [selection, used, notes],
+                     api_name="add_selection", api_visibility="private").success(ui.user_errors(api.editor_with_mask),
+                                                       [clicks, used, editor], editor, api_visibility="private")
     gr.Examples([[str(EXAMPLES / "coffee.jpg"), str(EXAMPLES / "coffee_mask.png")],
                  [str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "astronaut_mask.png")]], [photo, mask])
-    gr.Markdown("Tips: the editor opens on the image tool; pick the brush to paint. A white-on-black mask of "
-                "another size is resized (nearest-neighbour). A blank mask returns the photo unchanged.")
+    gr.Markdown("Tips: the editor opens on the image tool; pick the brush to paint. *Edit this mask with the brush* "
+                "and *Add it to the brush mask* put a mask into the editor (union with what is painted there); the "
+                "eraser removes from it. A blank mask returns the photo unchanged.")
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

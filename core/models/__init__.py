@@ -21,6 +21,7 @@ ARCHITECTURES: dict[str, str] = {
     "cyclegan_resnet": "cyclegan_resnet:CycleGANResnet",
     "dcgan": "dcgan:DCGANGenerator",
     "lama": "lama:LamaGenerator",
+    "migan": "migan:MIGANGenerator",
     "stylegan2": "stylegan2:StyleGAN2Generator",
     "genegan": "genegan:GeneGAN",
     "glasses_classifier": "glasses_classifier:GlassesClassifier",

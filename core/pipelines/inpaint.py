@@ -1,10 +1,12 @@
-"""Inpainting: fill the masked part of a photo with LaMa, or OpenCV Telea / Navier-Stokes offline.
+"""Inpainting: fill the masked part of a photo with MI-GAN or LaMa, or OpenCV Telea / Navier-Stokes offline.
 
 Conventions (those of LaMa's ``bin/predict.py``): image RGB in [0, 1], mask 1 = hole; the
 generator sees ``cat(image * (1 - mask), mask)`` padded at the bottom/right to a multiple of 8
 with symmetric (edge-repeating mirror) padding; only masked pixels are taken from its output,
 so every pixel outside the mask is the input's, bit for bit. Results are rounded to uint8 (the
-reference truncates).
+reference truncates). MI-GAN (fixed 512x512 input, mask 1 = known) gets the window padded to a
+square (symmetric), resized to 512 (bicubic, as its ``scripts/demo.py``) and its fill resized back
+(bicubic); a pixel is a hole at 512 when any of its source pixels is.
 
 Masks given as images follow the usual editor convention: **white = hole**. Transparent pixels
 count as black (keep), so a white stroke on a transparent layer is a hole too. A mask of another
@@ -32,12 +34,15 @@ from PIL import Image
 from core.images import load_image
 
 LAMA_ID = "lama.big_lama"
+MIGAN_ID = "migan.places2_512"
 METHODS = {
-    "auto": "LaMa if its weights are here, else OpenCV Telea",
+    "auto": "MI-GAN if its weights are here, else LaMa if its weights are here, else OpenCV Telea",
+    "migan": "MI-GAN 512 Places2 (fast mobile GAN)",
     "lama": "LaMa big-lama (FFC ResNet GAN)",
     "telea": "OpenCV Telea (fast marching)",
     "ns": "OpenCV Navier-Stokes",
 }
+METHOD_TITLES = {"migan": "MI-GAN 512", "lama": "LaMa big-lama", "telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes"}
 STRATEGIES = ("crop", "full")
 DEFAULT_MARGIN = 128
 DEFAULT_WORKING_SIZE = 768
@@ -50,7 +55,7 @@ _OPENCV_FLAGS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 class InpaintResult:
     image: Image.Image  # same size as the input; only masked pixels differ
     mask: np.ndarray  # bool [H, W], the hole actually filled (after resizing and dilation)
-    method: str  # the method that ran: lama, telea, ns, or none (empty mask)
+    method: str  # the method that ran: migan, lama, telea, ns, or none (empty mask)
     notice: str  # a message for the user ("" when there is nothing to say)
     box: tuple[int, int, int, int] | None  # (left, top, right, bottom) of the region processed
 
@@ -79,9 +84,43 @@ def to_mask(mask: Any, size: tuple[int, int] | None = None) -> np.ndarray:
         luminance = np.asarray(mask.convert("L"), dtype=np.uint16)
         hole = luminance * alpha >= 128 * 255
     if size is not None and (hole.shape[1], hole.shape[0]) != tuple(size):
+        _check_proportions((hole.shape[1], hole.shape[0]), tuple(size))
         resized = Image.fromarray(hole.astype(np.uint8) * 255).resize(tuple(size), Image.Resampling.NEAREST)
         hole = np.asarray(resized) > 127
     return np.ascontiguousarray(hole)
+
+
+def _check_proportions(mask_size: tuple[int, int], size: tuple[int, int]) -> None:
+    """A mask is scaled to the photo only when it has the photo's proportions (within a pixel's rounding)."""
+    (mw, mh), (w, h) = mask_size, size
+    if abs(mw * h - mh * w) > max(mw, w) + max(mh, h):
+        raise ValueError(f"The mask is {mw}x{mh} but the photo is {w}x{h}: a mask must have the photo's size or at "
+                         f"least its proportions (it is then scaled to the photo). Download the mask used from a "
+                         f"result to get one of the right size.")
+
+
+def combine_masks(size: tuple[int, int], *masks: Any, dilation: int = 0) -> np.ndarray:
+    """The union of every given mask (painted, uploaded, selected; None skipped) at ``size`` (W, H), then dilated."""
+    hole = np.zeros((size[1], size[0]), dtype=bool)
+    for mask in masks:
+        if mask is not None:
+            hole |= to_mask(mask, size)
+    return dilate(hole, dilation)
+
+
+def mask_image(hole: np.ndarray) -> Image.Image:
+    """A hole mask as the PNG-ready image users download and upload again: white = hole, black = keep."""
+    return Image.fromarray(hole.astype(np.uint8) * 255, mode="L")
+
+
+def editor_value(image: Image.Image, hole: np.ndarray, color=(255, 40, 120), alpha: int = 178) -> dict:
+    """A ``gr.ImageEditor`` value with the photo as background and ``hole`` painted on its layer, so an
+    uploaded or selected mask can be edited further with the brush and the eraser."""
+    layer = np.zeros((hole.shape[0], hole.shape[1], 4), dtype=np.uint8)
+    layer[hole] = (*color, alpha)
+    background = np.dstack([np.asarray(image.convert("RGB")), np.full(hole.shape, 255, np.uint8)])
+    composite = np.where(hole[..., None], (background * 0.3 + layer * 0.7).astype(np.uint8), background)
+    return {"background": background, "layers": [layer], "composite": composite}
 
 
 def mask_from_editor(value: dict | None) -> tuple[Image.Image, np.ndarray]:
@@ -163,6 +202,31 @@ def run_lama(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray) -> np.
     return np.where(hole[..., None], filled, image)
 
 
+def run_migan(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """MI-GAN on uint8 RGB [H, W, 3] and a bool hole [H, W]; returns uint8 [H, W, 3], composited.
+
+    The window is padded to a square (symmetric, bottom/right), resized to the model's fixed
+    resolution (PIL bicubic for the image; a pixel is a hole if any source pixel under it is), and
+    fed as ``cat(known - 0.5, image * known)`` with the image in [-1, 1] and known = 1 - hole.
+    """
+    resolution = model.resolution
+    height, width = hole.shape
+    side = max(height, width)
+    square, _ = pad_symmetric(image, side)
+    square_hole, _ = pad_symmetric(hole, side)
+    small = np.asarray(Image.fromarray(square).resize((resolution, resolution), Image.Resampling.BICUBIC))
+    small_hole = cv2.resize(square_hole.astype(np.float32), (resolution, resolution), interpolation=cv2.INTER_AREA) > 0
+    known = (~small_hole).astype(np.float32)[None]
+    pixels = small.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    x = torch.from_numpy(np.concatenate([known - 0.5, pixels * known])[None])
+    parameter = next(model.parameters())
+    with torch.inference_mode():
+        prediction = model(x.to(parameter.device, parameter.dtype))[0].float().permute(1, 2, 0).cpu().numpy()
+    filled = (np.clip(prediction * 0.5 + 0.5, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    filled = cv2.resize(filled, (side, side), interpolation=cv2.INTER_CUBIC)[:height, :width]
+    return np.where(hole[..., None], filled, image)
+
+
 def run_opencv(image: np.ndarray, hole: np.ndarray, method: str, radius: int = OPENCV_RADIUS) -> np.ndarray:
     """``cv2.inpaint`` (Telea or Navier-Stokes) on uint8 RGB; only masked pixels change."""
     filled = cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8) * 255, radius, _OPENCV_FLAGS[method])
@@ -172,27 +236,32 @@ def run_opencv(image: np.ndarray, hole: np.ndarray, method: str, radius: int = O
 # --------------------------------------------------------------------------- procedure
 
 
-def _choose_method(method: str, model_id: str) -> tuple[str, str]:
-    from core.weights import availability, get_entry, how_to_provide
+def _choose_method(method: str, model_ids: dict[str, str]) -> tuple[str, str]:
+    from core.weights import get_entry, how_to_provide, weights_present
 
     if method != "auto":
         return method, ""
-    if availability(model_id)[0]:
-        return "lama", ""
-    entry = get_entry(model_id)
+    for learned in ("migan", "lama"):
+        if weights_present(model_ids[learned]):
+            return learned, ""
+    try:
+        entry = get_entry(model_ids["migan"])
+    except ValueError:
+        entry = get_entry(model_ids["lama"])
     return "telea", (
-        f"OpenCV Telea was used: {entry.title} (`{model_id}`) would be used, but its weights are not on this "
-        f"machine. Choose the LaMa method to download them from the Hugging Face Hub (about 410 MB), or: "
-        + how_to_provide(entry))
+        f"OpenCV Telea was used: {entry.title} (`{entry.id}`) would be used, but its weights are not on this "
+        f"machine. Choose the MI-GAN or LaMa method to download them from the Hugging Face Hub (about 28 MB or "
+        f"410 MB), or: " + how_to_provide(entry))
 
 
-def _fill(image: np.ndarray, hole: np.ndarray, method: str, model_id: str, device) -> np.ndarray:
-    if method == "lama":
+def _fill(image: np.ndarray, hole: np.ndarray, method: str, model_ids: dict[str, str], device) -> np.ndarray:
+    if method in ("lama", "migan"):
         from core.weights import autocast_for, load_model
 
+        model_id = model_ids[method]
         model = load_model(model_id, device=device)
         with autocast_for(model_id, next(model.parameters()).device):
-            return run_lama(model, image, hole)
+            return (run_lama if method == "lama" else run_migan)(model, image, hole)
     return run_opencv(image, hole, method)
 
 
@@ -212,8 +281,10 @@ def _fill_scaled(image: np.ndarray, hole: np.ndarray, working_size: int, fill) -
 
 def inpaint(image: Any, mask: Any, method: str = "auto", dilation: int = 0, strategy: str = "crop",
             margin: int = DEFAULT_MARGIN, working_size: int = DEFAULT_WORKING_SIZE, model_id: str = LAMA_ID,
-            device=None) -> InpaintResult:
-    """Fill the hole of ``image`` (anything :func:`core.images.load_image` reads) given by ``mask``."""
+            device=None, migan_id: str = MIGAN_ID) -> InpaintResult:
+    """Fill the hole of ``image`` (anything :func:`core.images.load_image` reads) given by ``mask``.
+
+    ``model_id`` is the LaMa model's id and ``migan_id`` MI-GAN's (manifest ids)."""
     # 1. Check inputs.
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
@@ -231,10 +302,11 @@ def inpaint(image: Any, mask: Any, method: str = "auto", dilation: int = 0, stra
     if hole.all():
         raise ValueError("The mask covers the whole image, so there is nothing to fill it from. Paint only over "
                          "what should be removed (and lower the mask dilation).")
-    method, notice = _choose_method(method, model_id)
+    model_ids = {"lama": model_id, "migan": migan_id}
+    method, notice = _choose_method(method, model_ids)
 
     def fill(img: np.ndarray, msk: np.ndarray) -> np.ndarray:
-        return _fill(img, msk, method, model_id, device)
+        return _fill(img, msk, method, model_ids, device)
 
     # 3. Fill the chosen region, and paste it back.
     if strategy == "full":
@@ -250,3 +322,33 @@ def inpaint(image: Any, mask: Any, method: str = "auto", dilation: int = 0, stra
         result[top:bottom, left:right] = _fill_scaled(pixels[top:bottom, left:right], hole[top:bottom, left:right],
                                                       working_size, fill)
     return InpaintResult(Image.fromarray(result), hole, method, notice, box)
+
+
+def compare_methods(image: Any, mask: Any, methods: list[str], **options) -> list[tuple[InpaintResult, float]]:
+    """The same mask filled by each of ``methods`` (in order, duplicates once): (result, seconds) each."""
+    import time
+
+    chosen = list(dict.fromkeys(methods or []))
+    if not chosen:
+        raise ValueError(f"Choose at least one method to compare ({', '.join(m for m in METHODS if m != 'auto')}).")
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        raise ValueError(f"Unknown method {unknown[0]!r}; choose among {', '.join(METHODS)}.")
+    photo = load_image(image)
+    runs = []
+    for method in chosen:
+        start = time.perf_counter()
+        result = inpaint(photo, mask, method=method, **options)
+        runs.append((result, time.perf_counter() - start))
+    return runs
+
+
+def summary(result: InpaintResult, seconds: float, size: tuple[int, int]) -> str:
+    """What happened, for the user: the notice, and which method filled how much of a ``size`` photo."""
+    notes = [f"**Note:** {result.notice}"] if result.notice else []
+    if result.method != "none":
+        left, top, right, bottom = result.box
+        notes.append(f"Filled {int(result.mask.sum()):,} pixels with **{METHOD_TITLES[result.method]}** in "
+                     f"{seconds:.1f} s; region processed: {right - left}x{bottom - top} at ({left}, {top}) of a "
+                     f"{size[0]}x{size[1]} photo.")
+    return "\n\n".join(notes)

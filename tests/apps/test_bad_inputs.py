@@ -88,6 +88,7 @@ def files(tmp_path_factory):
         "mask_full": save("mask_full.png", Image.new("L", (512, 512), 255)),
         "mask_other_size": save("mask_small.png", Image.fromarray(
             np.pad(np.full((40, 40), 255, np.uint8), ((60, 156), (80, 136))))),  # 256x256 for a 512x512 photo
+        "mask_wide": save("mask_wide.png", Image.new("L", (512, 128), 255)),
         "mask_square": save("mask_square.png", Image.fromarray(
             np.pad(np.full((64, 64), 255, np.uint8), ((200, 248), (200, 248))))),
     }
@@ -100,6 +101,11 @@ ENDPOINTS = {
     "sketch2photo ": ("/sketch_to_photo", lambda f, fs: ([handle_file(f)], {"model_id": "pix2pix.edges2faces64",
                                                                              "variations": 1, "seed": 0})),
     "inpaint": ("/inpaint", lambda f, fs: ([handle_file(f), handle_file(fs["mask_square"])], {"method": "telea"})),
+    # The other inpainting endpoints (the trailing spaces keep the keys apart; the app is "inpaint").
+    "inpaint ": ("/remove_object", lambda f, fs: ([handle_file(f), "+0,0"], {"selector": "grabcut", "method": "telea"})),
+    "inpaint  ": ("/select_mask", lambda f, fs: ([handle_file(f), "+0,0", "grabcut"], {})),
+    "inpaint   ": ("/compare_methods", lambda f, fs: ([handle_file(f), handle_file(fs["mask_square"]), ["telea"]], {})),
+    "inpaint    ": ("/extend_canvas", lambda f, fs: ([handle_file(f), 0, 0, 8, 0, "telea"], {})),
     "pulse": ("/upsample", lambda f, fs: ([handle_file(f)], {"generator": "dcgan.faces64", "size": 16, "steps": 10,
                                                               "samples": 1, "seed": 1})),
     "glasses": ("/swap", lambda f, fs: ([handle_file(f), handle_file(FACE_B)], {})),
@@ -229,6 +235,54 @@ def test_text2image_bad_arguments(hub, kwargs, expected):
     base = {"model": "diffusers.sd_turbo", "prompt": "a red bicycle", "negative_prompt": "", "steps": 1,
             "guidance": 0.0, "width": 512, "height": 512, "seed": 1, "num_images": 1}
     message = clear_error(lambda: hub("text2image").predict(**{**base, **kwargs}, api_name="/generate"))
+    assert expected in message.lower()
+
+
+@pytest.mark.parametrize("prompts, expected", [
+    ("", "nothing is selected"),
+    ("   ;  ", "nothing is selected"),
+    ("-100,100", "exclude points alone"),
+    ("box 400,400,700,700", "must lie inside the 512x512 photo"),
+    ("box -20,10,100,100", "must lie inside"),
+    ("+600,10", "outside the 512x512 photo"),
+    ("box 300,300,200,400", "left < right"),
+    ("remove the cup", "cannot read"),
+    ('{"include": [[10, 20]', "json"),
+])
+@pytest.mark.parametrize("api_name", ["/select_mask", "/remove_object"])
+def test_inpaint_bad_clicks_and_boxes(hub, files, prompts, expected, api_name):
+    message = clear_error(lambda: hub("inpaint").predict(handle_file(str(files["photo"])), prompts, "grabcut",
+                                                         api_name=api_name))
+    assert expected in message.lower()
+
+
+def test_inpaint_masks_of_another_size(hub, files):
+    # The photo's proportions: scaled (nearest-neighbour), in every endpoint that takes a mask.
+    gallery, _, used, _ = hub("inpaint").predict(handle_file(str(files["photo"])),
+                                                 handle_file(str(files["mask_other_size"])), ["telea"], 0,
+                                                 api_name="/compare_methods")
+    hole = np.asarray(Image.open(used).convert("L")) > 127
+    assert hole.shape == (512, 512) and hole[120:200, 160:240].all() and hole.sum() == 80 * 80
+    # Other proportions: refused, in every endpoint, with the two sizes named.
+    for api_name, args in [("/inpaint", ["telea"]), ("/compare_methods", [["telea"]])]:
+        message = clear_error(lambda: hub("inpaint").predict(handle_file(str(files["photo"])),
+                                                             handle_file(str(files["mask_wide"])), *args,
+                                                             api_name=api_name))
+        assert "512x128" in message and "512x512" in message
+    message = clear_error(lambda: hub("inpaint").predict(handle_file(str(files["photo"])), "+256,300", "grabcut",
+                                                         handle_file(str(files["mask_wide"])), "telea",
+                                                         api_name="/remove_object"))
+    assert "proportions" in message
+
+
+@pytest.mark.parametrize("sides, expected", [
+    ((0, 0, 0, 0), "at least one side"),
+    ((-8, 0, 0, 0), "left"),
+    ((0, 5000, 0, 0), "top"),
+])
+def test_inpaint_bad_canvas_extensions(hub, files, sides, expected):
+    message = clear_error(lambda: hub("inpaint").predict(handle_file(str(files["photo"])), *sides, "telea",
+                                                         api_name="/extend_canvas"))
     assert expected in message.lower()
 
 

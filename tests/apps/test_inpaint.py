@@ -1,7 +1,8 @@
-"""The inpainting app through gradio_client (one live server): both endpoints, fallbacks, edge cases.
+"""The inpainting app through gradio_client (one live server): every endpoint, fallbacks, edge cases.
 
-LaMa runs with tiny random weights provided as ``lama.big_lama`` through $GANHUB_WEIGHTS_DIR (a
-manifest copy gives the id the tiny config); before they are provided, the real id is missing.
+LaMa and MI-GAN run with tiny random weights provided as ``lama.big_lama`` and
+``migan.places2_512`` through $GANHUB_WEIGHTS_DIR (a manifest copy gives the ids the tiny
+configs); before they are provided, the real ids are missing and Auto falls back to Telea.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from skimage import data
 
 import core.models
 from core.weights import MANIFEST_PATH
+from tests.core.models.test_migan import randomised
+from tests.core.test_select import disc_photo
 from tests.support.live import live_client
 
 TINY = dict(ngf=8, n_downsampling=3, n_blocks=1)
+TINY_MIGAN = dict(resolution=32, ch_base=128, ch_max=16)
 SIZE = (160, 120)
 
 
@@ -30,10 +34,13 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inpaint_app")
     manifest = json.loads(MANIFEST_PATH.read_text())
     manifest["models"]["lama.big_lama"]["config"] = TINY
+    manifest["models"]["migan.places2_512"]["config"] = TINY_MIGAN
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     (tmp / "weights").mkdir()
     torch.manual_seed(0)
     save_file(core.models.build("lama", **TINY).state_dict(), str(tmp / "weights" / "lama.big_lama.safetensors"))
+    migan = randomised(core.models.build("migan", **TINY_MIGAN))
+    save_file(migan.state_dict(), str(tmp / "weights" / "migan.places2_512.safetensors"))
     photo = Image.fromarray(data.chelsea()).resize(SIZE, Image.Resampling.BILINEAR)
     photo.save(tmp / "photo.png")
     hole = np.zeros(SIZE[::-1], dtype=bool)
@@ -62,24 +69,30 @@ def read(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def test_auto_without_lama_weights_uses_telea_and_says_so(client, env):
+def test_auto_without_weights_uses_telea_and_says_so(client, env):
     result, slider, used, notes = client.predict(handle_file(env["tmp"] / "photo.png"),
                                                  handle_file(env["tmp"] / "mask.png"), dilation=0, api_name="/inpaint")
     out, photo, hole = read(result), env["photo"], env["hole"]
     assert out.shape == photo.shape
     assert np.array_equal(out[~hole], photo[~hole])  # bit for bit through the PNG output
     assert not np.array_equal(out[hole], photo[hole])
-    assert "OpenCV Telea" in notes and "LaMa big-lama (`lama.big_lama`) would be used" in notes
-    assert "python -m core.weights fetch lama.big_lama" in notes
+    assert "OpenCV Telea" in notes and "MI-GAN 512 (Places2) (`migan.places2_512`) would be used" in notes
+    assert "python -m core.weights fetch migan.places2_512" in notes
     before, after = slider
     assert np.array_equal(read(before), photo) and np.array_equal(read(after), out)
-    assert read(used).shape == photo.shape
+    mask_png = Image.open(used)
+    assert mask_png.size == SIZE and np.array_equal(np.asarray(mask_png.convert("L")) > 127, hole)  # white = hole
 
 
-def test_lama_through_the_api_once_its_weights_are_provided(client, env, monkeypatch):
+def test_migan_is_the_default_and_lama_stays_on_the_menu_once_weights_are_provided(client, env, monkeypatch):
     monkeypatch.setenv("GANHUB_WEIGHTS_DIR", str(env["tmp"] / "weights"))
     result, _, _, notes = client.predict(handle_file(env["tmp"] / "photo.png"), handle_file(env["tmp"] / "mask.png"),
-                                         "auto", 0, "crop", 768, 16, api_name="/inpaint")
+                                         "auto", 0, api_name="/inpaint")
+    out, photo, hole = read(result), env["photo"], env["hole"]
+    assert "**MI-GAN 512**" in notes and "Note" not in notes
+    assert np.array_equal(out[~hole], photo[~hole]) and not np.array_equal(out[hole], photo[hole])
+    result, _, _, notes = client.predict(handle_file(env["tmp"] / "photo.png"), handle_file(env["tmp"] / "mask.png"),
+                                         "lama", 0, "crop", 768, 16, api_name="/inpaint")
     out, photo, hole = read(result), env["photo"], env["hole"]
     assert "**LaMa big-lama**" in notes and "Note" not in notes
     assert "region processed: 72x62 at (44, 24)" in notes  # the crop strategy: box grown by the margin
@@ -130,3 +143,79 @@ def test_empty_and_full_masks(client, env):
     result, _, _, _ = client.predict(handle_file(env["tmp"] / "photo.png"), handle_file(env["tmp"] / "mask.png"),
                                      "telea", api_name="/inpaint")
     assert read(result).shape == env["photo"].shape
+
+
+def test_a_mask_with_other_proportions_is_refused(client, env):
+    Image.new("L", (90, 30), 255).save(env["tmp"] / "wide_mask.png")
+    with pytest.raises(AppError, match="The mask is 90x30 but the photo is 160x120"):
+        client.predict(handle_file(env["tmp"] / "photo.png"), handle_file(env["tmp"] / "wide_mask.png"), "telea",
+                       api_name="/inpaint")
+
+
+@pytest.fixture(scope="module")
+def disc(env):
+    image, truth = disc_photo()
+    image.save(env["tmp"] / "disc.png")
+    return env["tmp"] / "disc.png", truth
+
+
+def test_select_mask_offline_with_grabcut(client, disc):
+    path, truth = disc
+    preview, mask_png, notes = client.predict(handle_file(path), "box 65,25,135,95", "auto", 0,
+                                              api_name="/select_mask")
+    selected = np.asarray(Image.open(mask_png).convert("L")) > 127
+    assert selected.shape == truth.shape and (selected & truth).sum() / (selected | truth).sum() > 0.9
+    assert "GrabCut" in notes and "sam.vit_base" in notes  # says why Segment Anything was not used
+    assert Image.open(preview).size == (160, 120)
+
+
+def test_remove_object_at_a_point_in_one_call(client, disc, env):
+    path, truth = disc
+    Image.fromarray(np.pad(np.ones((4, 4), np.uint8) * 255, ((4, 112), (4, 152)))).save(env["tmp"] / "corner.png")
+    result, _, used, notes = client.predict(handle_file(path), '{"include": [[100, 60]]}', "grabcut",
+                                            handle_file(env["tmp"] / "corner.png"), "telea", 3, api_name="/remove_object")
+    hole = np.asarray(Image.open(used).convert("L")) > 127
+    corner = np.zeros_like(hole)
+    corner[4:8, 4:8] = True
+    assert hole[truth].mean() > 0.95 and hole[corner].all()  # the selection and the uploaded mask, united
+    assert hole.sum() > (truth | corner).sum()  # then dilated by 3 px
+    out, photo = read(result), np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(out[~hole], photo[~hole]) and "OpenCV Telea" in notes
+    red = out[truth].astype(int)
+    assert (red[:, 0] - red[:, 1]).mean() < 60  # the red disc is gone (it was ~170 redder than green)
+
+
+@pytest.mark.parametrize("prompts, message", [
+    ("", "Nothing is selected"),
+    ("box 100,20,400,90", "must lie inside the 160x120 photo"),
+    ("+170,10", "outside the 160x120 photo"),
+    ("here please", "Cannot read"),
+])
+def test_selection_errors_are_clear(client, disc, prompts, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(disc[0]), prompts, "grabcut", 0, api_name="/select_mask")
+
+
+def test_compare_methods_gallery_and_slider(client, env, monkeypatch):
+    monkeypatch.setenv("GANHUB_WEIGHTS_DIR", str(env["tmp"] / "weights"))
+    gallery, pair, used, notes = client.predict(handle_file(env["tmp"] / "photo.png"),
+                                                handle_file(env["tmp"] / "mask.png"), ["telea", "migan", "ns"], 0,
+                                                api_name="/compare_methods")
+    assert [item["caption"].split(":")[0] for item in gallery] == ["OpenCV Telea", "MI-GAN 512", "OpenCV Navier-Stokes"]
+    images = [read(item["image"]) for item in gallery]
+    assert np.array_equal(read(pair[0]), images[0]) and np.array_equal(read(pair[1]), images[1])
+    for image in images:
+        assert np.array_equal(image[~env["hole"]], env["photo"][~env["hole"]])
+    assert not np.array_equal(images[0], images[1])
+    assert np.array_equal(np.asarray(Image.open(used).convert("L")) > 127, env["hole"])
+
+
+def test_extend_canvas_offline(client, env):
+    result, used, notes = client.predict(handle_file(env["tmp"] / "photo.png"), 16, 0, 0, 8, "telea",
+                                         api_name="/extend_canvas")
+    out = read(result)
+    assert out.shape == (128, 176, 3) and np.array_equal(out[:120, 16:], env["photo"])
+    new_area = np.asarray(Image.open(used).convert("L")) > 127
+    assert new_area.sum() == 176 * 128 - 160 * 120 and "OpenCV Telea" in notes
+    with pytest.raises(AppError, match="at least one side"):
+        client.predict(handle_file(env["tmp"] / "photo.png"), 0, 0, 0, 0, "telea", api_name="/extend_canvas")

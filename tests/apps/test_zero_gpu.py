@@ -11,7 +11,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GPU_ENDPOINTS = {
-    "inpaint": {"inpaint", "inpaint_editor"}, "sketch2photo": {"sketch_to_photo", "sketch_to_photo_pad"},
+    "inpaint": {"inpaint", "inpaint_editor", "select_mask", "remove_object", "compare_methods", "extend_canvas",
+                "add_selection"},  # add_selection: the UI's "add it to the brush mask" (private), runs select_mask
+    "sketch2photo": {"sketch_to_photo", "sketch_to_photo_pad"},
     "season": {"translate"}, "pulse": {"upsample"}, "glasses": {"swap"}, "text2image": {"generate"},
 }
 

@@ -55,6 +55,13 @@ def test_inpaint_example(hub, monkeypatch):
     original = np.asarray(Image.open(REPO_ROOT / "apps/inpaint/examples/coffee.jpg").convert("RGB"))
     changed = (np.asarray(result.convert("RGB")) != original).any(-1)
     assert 0 < changed.mean() < 0.2  # only the spoon's region changes
+    assert Image.open(out["mask_used"]).size == (600, 400)
+    removed = np.asarray(Image.open(out["removed"]).convert("RGB"))
+    removed_hole = np.asarray(Image.open(out["removed_mask"]).convert("L")) > 127
+    assert removed_hole[280, 365] and 0 < removed_hole.mean() < 0.2
+    assert np.array_equal(removed[~removed_hole], original[~removed_hole])
+    assert [item["caption"].split(":")[0] for item in out["gallery"]] == ["OpenCV Telea", "OpenCV Navier-Stokes"]
+    assert_real_image(out["extended"], (664, 400))
 
 
 def test_pulse_example(hub, monkeypatch):

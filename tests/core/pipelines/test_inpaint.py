@@ -14,6 +14,7 @@ from core.pipelines import inpaint as ip
 from core.weights import WeightsUnavailableError
 
 TINY = dict(ngf=8, n_downsampling=3, n_blocks=1)
+TINY_MIGAN = dict(resolution=32, ch_base=128, ch_max=16)
 
 
 def tiny_lama(seed=0):
@@ -37,6 +38,26 @@ def tiny_lama_id(tmp_path, write_manifest, isolated_cache, monkeypatch):
              "sha256": None, "format": {"type": "lightning_ckpt", "key": "state_dict"}}]},
     })
     return "lama.tiny"
+
+
+def tiny_migan(seed=0):
+    from tests.core.models.test_migan import randomised
+
+    return randomised(core.models.build("migan", **TINY_MIGAN), seed)
+
+
+@pytest.fixture
+def tiny_migan_id(tiny_lama_id, tmp_path, write_manifest):
+    """The tiny LaMa's manifest plus a tiny random MI-GAN (``migan.tiny``) in the same override folder."""
+    import json
+    import os
+
+    save_file(tiny_migan().state_dict(), os.path.join(os.environ["GANHUB_WEIGHTS_DIR"], "migan.tiny.safetensors"))
+    models = json.loads((tmp_path / "weights_manifest.json").read_text())["models"]
+    models["migan.tiny"] = {"arch": "migan", "title": "MI-GAN 512", "license": "MIT", "config": TINY_MIGAN,
+                            "sources": []}
+    write_manifest(models)
+    return "migan.tiny"
 
 
 def photo(size=(96, 64)) -> Image.Image:
@@ -179,6 +200,47 @@ def test_auto_uses_lama_when_its_weights_are_here_and_telea_otherwise(tiny_lama_
         ip.inpaint(image, hole, method="lama", model_id="lama.big_lama")
 
 
+def test_migan_input_convention_and_composite():
+    model = tiny_migan(2)
+    image = np.asarray(photo((40, 24)))  # not square: padded to 40x40, then resized to 32x32
+    hole = square_mask((40, 24), (10, 5, 22, 15))
+    out = ip.run_migan(model, image, hole)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.array_equal(out[~hole], image[~hole])  # bit for bit outside the hole
+    # What the reference feeds: mask channel first, 1 = known, cat(known - 0.5, image * known), image in [-1, 1].
+    square = np.pad(image, ((0, 16), (0, 0), (0, 0)), mode="symmetric")
+    small = np.asarray(Image.fromarray(square).resize((32, 32), Image.Resampling.BICUBIC)).astype(np.float32)
+    square_hole = np.pad(hole, ((0, 16), (0, 0)), mode="symmetric")
+    small_hole = torch.nn.functional.interpolate(torch.from_numpy(square_hole.astype(np.float32))[None, None],
+                                                 size=(32, 32), mode="area")[0, 0].numpy() > 0
+    known = (~small_hole).astype(np.float32)
+    x = np.concatenate([known[None] - 0.5, (small.transpose(2, 0, 1) / 127.5 - 1) * known[None]])
+    with torch.no_grad():
+        y = model(torch.from_numpy(x)[None])[0].permute(1, 2, 0).numpy()
+    fill = (np.clip(y * 0.5 + 0.5, 0, 1) * 255).round().astype(np.uint8)
+    import cv2
+
+    expected = cv2.resize(fill, (40, 40), interpolation=cv2.INTER_CUBIC)[:24, :40]
+    assert np.array_equal(out[hole], expected[hole])
+    assert not np.array_equal(out[hole], image[hole])
+
+
+def test_auto_prefers_migan_when_its_weights_are_here(tiny_migan_id):
+    image, hole = photo(), square_mask((96, 64), (30, 20, 50, 40))
+    result = ip.inpaint(image, hole, model_id="lama.tiny", migan_id=tiny_migan_id)
+    assert result.method == "migan" and result.notice == ""
+    out = np.asarray(result.image)
+    assert np.array_equal(out[~hole], np.asarray(image)[~hole])
+    assert not np.array_equal(out[hole], np.asarray(image)[hole])
+    box = result.box
+    window = np.asarray(image)[box[1]:box[3], box[0]:box[2]]
+    alone = ip.run_migan(tiny_migan(), window, hole[box[1]:box[3], box[0]:box[2]])
+    assert np.array_equal(out[box[1]:box[3], box[0]:box[2]], alone)
+    # LaMa and the OpenCV methods stay on the menu.
+    assert ip.inpaint(image, hole, method="lama", model_id="lama.tiny", migan_id=tiny_migan_id).method == "lama"
+    assert ip.inpaint(image, hole, method="ns", migan_id=tiny_migan_id).method == "ns"
+
+
 def test_whole_image_lama_has_a_size_limit(tiny_lama_id, monkeypatch):
     monkeypatch.setattr(ip, "FULL_MAX_PIXELS", 5000)
     with pytest.raises(ValueError, match="use the crop strategy"):
@@ -228,3 +290,46 @@ def test_bad_arguments_are_value_errors():
         ip.inpaint(photo(), np.zeros((64, 96), bool), strategy="tiles")
     with pytest.raises(ValueError, match="No mask"):
         ip.inpaint(photo(), None)
+
+
+# --------------------------------------------------------------------------- masks as files, comparison
+
+
+def test_paint_upload_and_selection_combine_as_a_union_then_dilation():
+    painted = square_mask((40, 30), (2, 2, 6, 6))
+    uploaded = Image.fromarray(square_mask((80, 60), (40, 40, 50, 50)).astype(np.uint8) * 255)  # 2x: scaled
+    selected = square_mask((40, 30), (30, 5, 31, 6))
+    union = ip.combine_masks((40, 30), painted, None, uploaded, selected)
+    assert np.array_equal(union, painted | square_mask((40, 30), (20, 20, 25, 25)) | selected)
+    grown = ip.combine_masks((40, 30), painted, uploaded, selected, dilation=2)
+    assert np.array_equal(grown, ip.dilate(union, 2))
+    assert not ip.combine_masks((40, 30)).any()
+
+
+def test_a_mask_with_other_proportions_is_refused():
+    with pytest.raises(ValueError, match="The mask is 30x10 but the photo is 40x30"):
+        ip.to_mask(np.zeros((10, 30), dtype=bool), (40, 30))
+    assert ip.to_mask(np.zeros((15, 21), dtype=bool), (40, 30)).shape == (30, 40)  # one pixel of rounding is fine
+
+
+def test_the_mask_file_and_the_editor_round_trip():
+    image = photo((40, 30))
+    hole = square_mask((40, 30), (5, 6, 20, 12))
+    hole[25, 35] = True
+    png = ip.mask_image(hole)
+    assert png.mode == "L" and png.size == (40, 30)
+    assert np.array_equal(ip.to_mask(png), hole)  # downloaded, then uploaded again: the same mask
+    again_image, again_hole = ip.mask_from_editor(ip.editor_value(image, hole))
+    assert np.array_equal(again_hole, hole) and np.array_equal(np.asarray(again_image), np.asarray(image))
+
+
+def test_compare_methods_runs_each_once_on_the_same_mask(tiny_migan_id):
+    image, hole = photo(), square_mask((96, 64), (30, 20, 50, 40))
+    runs = ip.compare_methods(image, hole, ["telea", "migan", "telea", "ns"], migan_id=tiny_migan_id)
+    assert [result.method for result, _ in runs] == ["telea", "migan", "ns"]
+    for result, seconds in runs:
+        assert seconds >= 0 and np.array_equal(np.asarray(result.image)[~hole], np.asarray(image)[~hole])
+    with pytest.raises(ValueError, match="at least one method"):
+        ip.compare_methods(image, hole, [])
+    with pytest.raises(ValueError, match="Unknown method 'magic'"):
+        ip.compare_methods(image, hole, ["telea", "magic"])

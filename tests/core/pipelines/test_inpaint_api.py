@@ -1,0 +1,38 @@
+"""The inpainting app's endpoint functions without gradio: outputs, notices, the editor hand-over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.pipelines import inpaint as ip
+from core.pipelines import inpaint_api as api
+from tests.core.test_select import disc_photo
+
+
+def test_editor_with_mask_unites_with_what_the_editor_holds_for_the_same_photo():
+    image, disc = disc_photo()
+    painted = np.zeros_like(disc)
+    painted[2:6, 2:6] = True
+    editor = ip.editor_value(image, painted)
+    _, hole = ip.mask_from_editor(api.editor_with_mask(image, disc, editor))
+    assert np.array_equal(hole, disc | painted)
+    other, _ = disc_photo((80, 60), (40, 30), 10)  # another photo in the editor: replaced, not united
+    _, hole = ip.mask_from_editor(api.editor_with_mask(image, disc, ip.editor_value(other, np.ones((60, 80), bool))))
+    assert np.array_equal(hole, disc)
+    with pytest.raises(ValueError, match="Upload a photo"):
+        api.editor_with_mask(None, disc)
+
+
+def test_outputs_carry_the_mask_png_and_the_notices(isolated_cache):
+    image, disc = disc_photo()
+    notices = []
+    result, (before, after), mask_png, notes = api.inpaint_outputs(image, disc, notify=notices.append,
+                                                                   method="auto", dilation=2.0)
+    assert mask_png.size == image.size and np.array_equal(np.asarray(mask_png) > 127, ip.dilate(disc, 2))
+    assert notices and notices[0] in notes and "OpenCV Telea" in notes  # no learned weights in the test cache
+    preview, selected, notes = api.select_outputs(image, "box 65,25,135,95", "grabcut", 0)
+    assert selected.size == image.size and "Selected" in notes and "OpenCV GrabCut" in notes
+    extended, new_area, notes = api.extend_outputs(image, 0, 4, 0, 0, "ns")
+    assert extended.size == (160, 124) and (np.asarray(new_area) > 127).sum() == 160 * 4
+    assert "160x124 photo" in notes
