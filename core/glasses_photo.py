@@ -1,0 +1,109 @@
+"""Glasses removal and addition at a photo's own resolution, with the 64 px GeneGAN as a guide.
+
+- :func:`remove_glasses`: the frame mask of :mod:`core.glasses_mask` is inpainted with the
+  project's inpainting (:func:`core.pipelines.inpaint.inpaint`, ``method="auto"``: a learned
+  model where its weights are here, OpenCV otherwise). Only masked pixels change; the eyes behind
+  transparent lenses are never masked. If the classifier still sees glasses on the result, the
+  mask is searched once more with a lower threshold and a wider margin.
+- :func:`add_glasses`: the glasses go where GeneGAN puts them on B (a matte from where its output
+  departs from its reconstruction of B, cleaned of specks), in the shape and colours of A's real
+  frames, sampled from A's photo and warped to B through the two alignments; composited with that
+  alpha times the strength, so every pixel outside the matte (lens interiors included) is B's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from core.faces import AlignedFace
+from core.glasses_mask import GlassesMask, find_frames, model_evidence, occlusion_drop
+from core.synthetic_glasses import eye_band
+
+MATTE_LEVEL = 18.0  # GeneGAN change (0..255, mean over RGB) above which a 64 px pixel is "glasses"
+MIN_SPECK = 4  # connected pieces of the 64 px matte smaller than this many pixels are dropped
+GATE_REACH = 0.1  # A's frames are kept up to this far (x B's eye distance) from the model's matte
+
+
+@dataclass
+class Removal:
+    image: Image.Image
+    mask: GlassesMask
+    method: str  # the inpainting method that ran
+    notice: str  # the inpainting's message ("" when none)
+    probability: float  # the classifier's P(glasses) on the result
+
+
+def _to_photo(crop_map: np.ndarray, aligned: AlignedFace, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
+    """A float map in crop coordinates, warped to the photo's resolution (0 outside the crop)."""
+    inverse = cv2.invertAffineTransform(aligned.matrix)
+    return cv2.warpAffine(crop_map.astype(np.float32), inverse, aligned.source_size, flags=interpolation,
+                          borderValue=0)
+
+
+def frame_mask(photo: Image.Image, aligned: AlignedFace, eyes: np.ndarray, swap: dict, classifier,
+               sensitivity: float = 1.0, margin: float | None = None) -> GlassesMask:
+    """The glasses of ``photo`` located with the models' evidence and refined on the photo itself."""
+    crop = np.asarray(aligned.image)
+    evidence = model_evidence(swap["a_rec"], swap["a_without"], occlusion_drop(classifier, crop))
+    return find_frames(np.asarray(photo), eyes, _to_photo(evidence, aligned), sensitivity, margin)
+
+
+def remove_glasses(photo: Image.Image, aligned: AlignedFace, eyes: np.ndarray, swap: dict, classifier,
+                   judge: Callable[[Image.Image], float], method: str = "auto", threshold: float = 0.5) -> Removal:
+    """``photo`` without its glasses: the frames inpainted, every other pixel bit for bit the same.
+
+    ``judge(image)`` is the classifier's P(glasses) on an image aligned like ``aligned``.
+    """
+    from core.pipelines.inpaint import inpaint
+
+    mask, result = None, None
+    for sensitivity, margin_scale in ((1.0, 1.0), (1.6, 2.0)):
+        distance = float(np.hypot(*(eyes[1] - eyes[0])))
+        mask = frame_mask(photo, aligned, eyes, swap, classifier, sensitivity, max(1.0, 0.03 * distance) * margin_scale)
+        result = inpaint(photo, mask.hole, method=method)
+        after = judge(result.image)
+        if after <= threshold:
+            break
+    return Removal(result.image, mask, result.method, result.notice, after)
+
+
+def model_matte(swap: dict, strength_level: float = MATTE_LEVEL) -> np.ndarray:
+    """Bool 64 px matte of the glasses GeneGAN adds to B: where ``join(B, s·x_A)`` departs from
+    ``join(B, 0)`` by more than ``strength_level``, inside the eye band, without specks."""
+    change = np.abs(swap["b_with"] - swap["b_rec"]).mean(-1)
+    matte = (change > strength_level) & eye_band(change.shape[0])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(matte.astype(np.uint8), connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= MIN_SPECK
+    return keep[labels]
+
+
+def _affine3(matrix: np.ndarray) -> np.ndarray:
+    return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+
+def add_glasses(photo_b: Image.Image, aligned_b: AlignedFace, eyes_b: np.ndarray, swap: dict,
+                photo_a: Image.Image, aligned_a: AlignedFace, frames_a: np.ndarray,
+                strength: float) -> tuple[Image.Image, np.ndarray]:
+    """B wearing A's frames: returns the photo and the alpha matte used (float [H, W] in 0..1)."""
+    b = np.asarray(photo_b)
+    width, height = photo_b.size
+    distance = float(np.hypot(*(eyes_b[1] - eyes_b[0])))
+    gate = _to_photo(model_matte(swap).astype(np.float32), aligned_b) > 0.25
+    side = 2 * int(np.ceil(GATE_REACH * distance)) + 1
+    gate = cv2.dilate(gate.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
+    # A's photo coordinates -> the aligned crop -> B's photo coordinates.
+    a_to_b = (np.linalg.inv(_affine3(aligned_b.matrix)) @ _affine3(aligned_a.matrix))[:2]
+    colours = cv2.warpAffine(np.asarray(photo_a), a_to_b, (width, height), flags=cv2.INTER_CUBIC,
+                             borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    coverage = cv2.warpAffine(frames_a.astype(np.float32), a_to_b, (width, height), flags=cv2.INTER_LINEAR,
+                              borderValue=0)
+    alpha = np.clip(coverage, 0, 1) * gate * float(np.clip(strength, 0.0, 1.0))
+    mixed = b.astype(np.float32) * (1 - alpha[..., None]) + colours * alpha[..., None]
+    out = np.where(alpha[..., None] > 0, np.clip(np.rint(mixed), 0, 255).astype(np.uint8), b)
+    return Image.fromarray(out), alpha
