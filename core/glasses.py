@@ -46,6 +46,7 @@ class SwapResult:
     notes: list[str] = field(default_factory=list)
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # photo mode: A's "hole", B's "matte" (photo size)
     probabilities: dict[str, float] = field(default_factory=dict)  # classifier P(glasses): a, b, a_without, b_with
+    previews: list[tuple[Image.Image, str]] = field(default_factory=list)  # photo mode: the masks over the photos
 
 
 def band_alpha(size: int = SIZE, feather: float = FEATHER) -> np.ndarray:
@@ -229,9 +230,25 @@ def _swap_photos(photo_a, photo_b, a: Located, b: Located, strength, model, clas
     out = swap_crops(model, np.asarray(a.aligned.image), np.asarray(b.aligned.image), strength, 1)
     judge = lambda image: float(glasses_probability(classifier, [a.recrop(image)])[0])  # noqa: E731
     removal = remove_glasses(photo_a, a.aligned, a.eyes, out, classifier, judge, method=inpaint_method)
-    if removal.notice:
-        notes.append(removal.notice)
+    if removal.notice:  # a learned inpainting model was wanted but its weights are missing
+        notes.append(f"The frames were filled with OpenCV ({removal.method}); a learned inpainting model, whose "
+                     "weights are not on this machine, fills them better (see the inpainting app).")
     b_with, matte = add_glasses(photo_b, b.aligned, b.eyes, out, photo_a, a.aligned, removal.mask.frames, strength)
     notes.append(f"Removal: {removal.mask.hole.mean():.2%} of A's pixels inpainted ({removal.method}); "
                  f"addition: {(matte > 0).mean():.2%} of B's pixels carry A's frames.")
-    return SwapResult(b_with, removal.image, notes=notes, masks={"hole": removal.mask.hole, "matte": matte})
+    previews = [(mask_preview(photo_a, removal.mask.hole), "A: frames found (inpainted)"),
+                (mask_preview(photo_b, matte > 0), "B: where A's frames go")]
+    return SwapResult(b_with, removal.image, notes=notes, masks={"hole": removal.mask.hole, "matte": matte},
+                      previews=previews)
+
+
+def mask_preview(photo: Image.Image, mask: np.ndarray, margin: float = 0.15) -> Image.Image:
+    """``mask`` tinted over ``photo``, cropped to the mask's box and ``margin`` x its size around it."""
+    from core.pipelines.inpaint import mask_box, overlay_mask
+
+    if not mask.any():
+        return photo.copy()
+    left, top, right, bottom = mask_box(mask)
+    pad = int(margin * max(right - left, bottom - top)) + 2
+    box = (max(0, left - pad), max(0, top - pad), min(photo.width, right + pad), min(photo.height, bottom + pad))
+    return overlay_mask(photo, mask).crop(box)

@@ -42,7 +42,7 @@ SEARCH = (1.0, -0.65, 0.8)  # search box, x the eye distance: beyond each eye; a
 class GlassesMask:
     frames: np.ndarray  # bool [H, W]: the frame pixels themselves (what glasses addition copies)
     hole: np.ndarray  # bool [H, W]: ``frames`` grown by a margin (what removal inpaints)
-    lenses: np.ndarray  # bool [H, W]: the lens interiors inside the rings (kept)
+    lenses: np.ndarray  # bool [H, W]: the lens interiors inside the rings, outside the hole (kept)
     score: np.ndarray  # float [H, W]: the line score that was searched
     coverage: float  # fraction of ring angles where a frame line was found (0..1)
 
@@ -218,7 +218,7 @@ def find_frames(rgb: np.ndarray, eyes: np.ndarray, prior: np.ndarray | None = No
     frames &= ~protected
     margin = max(1.0, 0.03 * distance) if margin is None else margin
     hole = _grow(frames, margin) & ~protected
-    return GlassesMask(frames, hole, (lenses > 0) & ~frames, score, float(strong.mean()))
+    return GlassesMask(frames, hole, (lenses > 0) & ~hole, score, float(strong.mean()))
 
 
 def _close_gaps(strong: np.ndarray) -> np.ndarray:

@@ -22,10 +22,11 @@ from PIL import Image
 
 from core.faces import AlignedFace
 from core.glasses_mask import GlassesMask, find_frames, model_evidence, occlusion_drop
-from core.synthetic_glasses import eye_band
+from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
 
 MATTE_LEVEL = 18.0  # GeneGAN change (0..255, mean over RGB) above which a 64 px pixel is "glasses"
-MIN_SPECK = 4  # connected pieces of the 64 px matte smaller than this many pixels are dropped
+MIN_SPECK = 4  # pieces of the matte smaller than this many 64 px pixels (at the photo's scale) are dropped
+EYE_DISTANCE_64 = float((GLASSES_TEMPLATE[1, 0] - GLASSES_TEMPLATE[0, 0]) * SIZE)  # in the 64 px crop
 GATE_REACH = 0.1  # A's frames are kept up to this far (x B's eye distance) from the model's matte
 
 
@@ -77,9 +78,14 @@ def model_matte(swap: dict, strength_level: float = MATTE_LEVEL) -> np.ndarray:
     ``join(B, 0)`` by more than ``strength_level``, inside the eye band, without specks."""
     change = np.abs(swap["b_with"] - swap["b_rec"]).mean(-1)
     matte = (change > strength_level) & eye_band(change.shape[0])
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(matte.astype(np.uint8), connectivity=8)
+    return _without_specks(matte, MIN_SPECK)
+
+
+def _without_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
+    """``mask`` without its connected pieces (8-connected) of fewer than ``min_area`` pixels."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= MIN_SPECK
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
     return keep[labels]
 
 
@@ -104,6 +110,7 @@ def add_glasses(photo_b: Image.Image, aligned_b: AlignedFace, eyes_b: np.ndarray
     coverage = cv2.warpAffine(frames_a.astype(np.float32), a_to_b, (width, height), flags=cv2.INTER_LINEAR,
                               borderValue=0)
     alpha = np.clip(coverage, 0, 1) * gate * float(np.clip(strength, 0.0, 1.0))
+    alpha *= _without_specks(alpha > 0, MIN_SPECK * (distance / EYE_DISTANCE_64) ** 2)
     mixed = b.astype(np.float32) * (1 - alpha[..., None]) + colours * alpha[..., None]
     out = np.where(alpha[..., None] > 0, np.clip(np.rint(mixed), 0, 255).astype(np.uint8), b)
     return Image.fromarray(out), alpha
