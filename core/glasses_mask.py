@@ -7,8 +7,8 @@ GeneGAN and the classifier work on 64x64 crops; a photo's frames are a few pixel
    where blurring a 7x7 patch lowers the classifier's "glasses" logit (occlusion saliency), each
    normalised inside the eye band and averaged. It is warped to the photo as a soft prior.
 2. **Photo evidence** (:func:`line_score`, full resolution): thin dark lines (morphological
-   black-hat of the lightness, kernel 0.08 x the eye distance) and, at half weight, thin bright
-   ones (metal frames), times the prior.
+   black-hat of the lightness, kernel 0.08 x the eye distance), at half weight thin bright ones
+   (metal frames), and lines of another hue (a*, b*; coloured plastic), times the prior.
 3. **Frames** (:func:`find_frames`): around each eye, the strongest closed ring of that score
    (a smooth radius per angle, found by dynamic programming in polar coordinates), its measured
    thickness, plus the strong line pieces that touch the rings between and beside the eyes
@@ -28,13 +28,15 @@ from core.synthetic_glasses import eye_band
 
 ANGLES = 96
 RADII = 56
-RING_RADII = (0.28, 0.85)  # ring radius range, x the eye distance (horizontally; vertically x ASPECT)
+RING_RADII = (0.22, 0.85)  # ring radius range, x the eye distance (horizontally; vertically x ASPECT)
 ASPECT = 0.72  # lenses are wider than tall
+COLOUR_WEIGHT = 1.5  # a* / b* line strength counts this much against lightness (Lab, 0..255 scales)
 OUTWARD_BIAS = 0.3  # the ring score grows by this much from the smallest radius to the largest
-EYE_AXES = (0.25, 0.13)  # protected ellipse at each eye landmark, x the eye distance
+EYE_AXES = (0.23, 0.09)  # protected ellipse at each eye landmark, x the eye distance
 MAX_HALF_THICKNESS = 0.07  # x the eye distance, on each side of the ring's centre line
 GAP_ANGLES = 16  # weak stretches of a rim up to this many angles (60 degrees) between strong ones are kept
-ATTACH_REACH = 0.15  # bridge and hinge pieces are kept up to this far from the rings, x the eye distance
+ATTACH_REACH = 0.08  # bridge and hinge pieces are kept up to this far from the rings, x the eye distance
+ATTACH_LEVEL = 0.6  # ... when their line score is above this fraction of the rings' threshold
 SEARCH = (1.0, -0.65, 0.8)  # search box, x the eye distance: beyond each eye; above and below the eye line
 
 
@@ -43,6 +45,7 @@ class GlassesMask:
     frames: np.ndarray  # bool [H, W]: the frame pixels themselves (what glasses addition copies)
     hole: np.ndarray  # bool [H, W]: ``frames`` grown by a margin (what removal inpaints)
     lenses: np.ndarray  # bool [H, W]: the lens interiors inside the rings, outside the hole (kept)
+    eyes: np.ndarray  # bool [H, W]: the protected ellipses at the eye landmarks (never in ``hole``)
     score: np.ndarray  # float [H, W]: the line score that was searched
     coverage: float  # fraction of ring angles where a frame line was found (0..1)
 
@@ -90,13 +93,18 @@ def model_evidence(with_object: np.ndarray, without_object: np.ndarray, occlusio
 
 
 def line_score(rgb: np.ndarray, eye_distance: float) -> np.ndarray:
-    """Thin-line strength per pixel (lightness levels): dark lines fully, bright lines at half weight."""
-    lightness = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+    """Thin-line strength per pixel (Lab levels): dark lines fully, bright lines at half weight, and
+    lines of another colour than their surroundings."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     side = 2 * max(1, round(0.08 * eye_distance)) + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-    dark = cv2.morphologyEx(lightness, cv2.MORPH_BLACKHAT, kernel)
-    bright = cv2.morphologyEx(lightness, cv2.MORPH_TOPHAT, kernel)
-    return cv2.GaussianBlur(np.maximum(dark, 0.5 * bright), (0, 0), max(0.5, 0.012 * eye_distance))
+    line = lambda channel, op: cv2.morphologyEx(lab[..., channel], op, kernel)  # noqa: E731
+    dark, bright = line(0, cv2.MORPH_BLACKHAT), line(0, cv2.MORPH_TOPHAT)
+    # Coloured frames on skin of a similar lightness: lines that differ in a* or b* (either way).
+    colour = np.maximum(line(1, cv2.MORPH_TOPHAT) + line(1, cv2.MORPH_BLACKHAT),
+                        line(2, cv2.MORPH_TOPHAT) + line(2, cv2.MORPH_BLACKHAT))
+    score = np.maximum(np.maximum(dark, 0.5 * bright), COLOUR_WEIGHT * colour)
+    return cv2.GaussianBlur(score, (0, 0), max(0.5, 0.012 * eye_distance))
 
 
 def _face_frame(eyes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -214,11 +222,11 @@ def find_frames(rgb: np.ndarray, eyes: np.ndarray, prior: np.ndarray | None = No
             cv2.fillConvexPoly(drawn, quad, 1)
     frames = drawn > 0
     frames &= score >= 0.3 * threshold
-    frames |= _attached_lines(score, frames, lenses > 0, eyes, along, across, distance, threshold)
+    frames |= _attached_lines(score, frames, lenses > 0, eyes, along, across, distance, ATTACH_LEVEL * threshold)
     frames &= ~protected
     margin = max(1.0, 0.03 * distance) if margin is None else margin
     hole = _grow(frames, margin) & ~protected
-    return GlassesMask(frames, hole, (lenses > 0) & ~hole, score, float(strong.mean()))
+    return GlassesMask(frames, hole, (lenses > 0) & ~hole, protected, score, float(strong.mean()))
 
 
 def _close_gaps(strong: np.ndarray) -> np.ndarray:

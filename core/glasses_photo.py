@@ -3,7 +3,8 @@
 - :func:`remove_glasses`: the frame mask of :mod:`core.glasses_mask` is inpainted with the
   project's inpainting (:func:`core.pipelines.inpaint.inpaint`, ``method="auto"``: a learned
   model where its weights are here, OpenCV otherwise). Only masked pixels change; the eyes behind
-  transparent lenses are never masked. If the classifier still sees glasses on the result, the
+  transparent lenses are never masked (they are filled along with the frames, so that the fill
+  comes from the skin, and then restored). If the classifier still sees glasses on the result, the
   mask is searched once more with a lower threshold and a wider margin.
 - :func:`add_glasses`: the glasses go where GeneGAN puts them on B (a matte from where its output
   departs from its reconstruction of B, cleaned of specks), in the shape and colours of A's real
@@ -66,11 +67,14 @@ def remove_glasses(photo: Image.Image, aligned: AlignedFace, eyes: np.ndarray, s
     for sensitivity, margin_scale in ((1.0, 1.0), (1.6, 2.0)):
         distance = float(np.hypot(*(eyes[1] - eyes[0])))
         mask = frame_mask(photo, aligned, eyes, swap, classifier, sensitivity, max(1.0, 0.03 * distance) * margin_scale)
-        result = inpaint(photo, mask.hole, method=method)
-        after = judge(result.image)
+        # The eyes are part of the hole given to the inpainting, so the fill is drawn from the skin
+        # around the frames and not from the lashes; they are then put back, pixel for pixel.
+        result = inpaint(photo, mask.hole | mask.eyes, method=method)
+        image = Image.fromarray(np.where(mask.hole[..., None], np.asarray(result.image), np.asarray(photo)))
+        after = judge(image)
         if after <= threshold:
             break
-    return Removal(result.image, mask, result.method, result.notice, after)
+    return Removal(image, mask, result.method, result.notice, after)
 
 
 def model_matte(swap: dict, strength_level: float = MATTE_LEVEL) -> np.ndarray:

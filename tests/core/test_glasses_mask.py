@@ -46,7 +46,7 @@ def test_drawn_frames_are_found_and_the_eyes_are_never_in_the_mask():
     assert not (mask.hole & mask.lenses).any()
     along, _, distance = glasses_mask._face_frame(EYES)
     for eye in EYES:
-        eye_area = glasses_mask._ellipse(found.shape, eye, along, (0.25 * distance, 0.13 * distance))
+        eye_area = glasses_mask._ellipse(found.shape, eye, along, np.multiply(glasses_mask.EYE_AXES, distance))
         assert not mask.hole[eye_area].any()
     assert mask.lenses[tuple(EYES[0, ::-1].astype(int) + [6, 0])]  # below the left eye, inside its lens
     assert mask.hole[~glasses_mask._grow(truth, 0.1 * distance)].mean() < 0.002  # no wrinkles taken
