@@ -131,8 +131,8 @@ def pad_guide(size: int = 256) -> Image.Image:
     pad = np.full((size, size, 3), 255, np.uint8)
     points = TRAINING_FACE_LAYOUT * size
     eye_distance = points[1, 0] - points[0, 0]
-    centre = (int(round(size / 2)), int(round((points[0, 1] + points[3, 1]) / 2)))
-    axes = (int(round(0.85 * eye_distance)), int(round(1.2 * eye_distance)))
+    centre = (int(round(size / 2)), int(round(points[0, 1] + 0.4 * eye_distance)))  # hairline to chin
+    axes = (int(round(0.88 * eye_distance)), int(round(1.3 * eye_distance)))
     draw = dict(color=GUIDE_COLOUR, thickness=1, lineType=cv2.LINE_AA)
     cv2.ellipse(pad, centre, axes, 0, 0, 360, **draw)
     for eye in points[:2]:
