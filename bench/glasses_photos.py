@@ -104,7 +104,8 @@ def eye_strip(image: Image.Image, box_of: Image.Image, width: int = 288) -> Imag
     eyes = single_face(box_of).points()[:2]
     distance = float(np.hypot(*(eyes[1] - eyes[0])))
     middle = eyes.mean(0)
-    box = (middle[0] - 1.4 * distance, middle[1] - 0.6 * distance, middle[0] + 1.4 * distance, middle[1] + 0.8 * distance)
+    box = (middle[0] - 1.4 * distance, middle[1] - 0.6 * distance,
+           middle[0] + 1.4 * distance, middle[1] + 0.8 * distance)
     crop = image.crop(tuple(int(round(v)) for v in box))
     return crop.resize((width, round(width * crop.height / crop.width)), Image.Resampling.LANCZOS)
 
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
     for a_name, b_name in pairs:
         results = {}
         for mode in ("photo", "auto"):
-            row, results[mode] = measure(a_name, b_name, images, mode, results.get("photo", {}) and results["photo"].masks)
+            photo_masks = results["photo"].masks if "photo" in results else None
+            row, results[mode] = measure(a_name, b_name, images, mode, photo_masks)
             rows.append(row)
             print(json.dumps(row), flush=True)
         a, b = images[a_name], images[b_name]

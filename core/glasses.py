@@ -250,5 +250,6 @@ def mask_preview(photo: Image.Image, mask: np.ndarray, margin: float = 0.15) -> 
         return photo.copy()
     left, top, right, bottom = mask_box(mask)
     pad = int(margin * max(right - left, bottom - top)) + 2
-    box = (max(0, left - pad), max(0, top - pad), min(photo.width, right + pad), min(photo.height, bottom + pad))
-    return overlay_mask(photo, mask).crop(box)
+    left, top, right, bottom = max(0, left - pad), max(0, top - pad), min(photo.width, right + pad), \
+        min(photo.height, bottom + pad)
+    return overlay_mask(photo.crop((left, top, right, bottom)), mask[top:bottom, left:right])

@@ -29,6 +29,8 @@ from core.synthetic_glasses import eye_band
 ANGLES = 96
 RADII = 56
 RING_RADII = (0.22, 0.85)  # ring radius range, x the eye distance (horizontally; vertically x ASPECT)
+SCORE_EYE_DISTANCE = 96  # px: larger faces are scored at this scale
+PRIOR_FLOOR = 0.4  # the line score keeps this weight where the models see no glasses
 ASPECT = 0.72  # lenses are wider than tall
 COLOUR_WEIGHT = 1.5  # a* / b* line strength counts this much against lightness (Lab, 0..255 scales)
 OUTWARD_BIAS = 0.3  # the ring score grows by this much from the smallest radius to the largest
@@ -36,6 +38,7 @@ EYE_AXES = (0.23, 0.09)  # protected ellipse at each eye landmark, x the eye dis
 MAX_HALF_THICKNESS = 0.07  # x the eye distance, on each side of the ring's centre line
 GAP_ANGLES = 16  # weak stretches of a rim up to this many angles (60 degrees) between strong ones are kept
 ATTACH_REACH = 0.08  # bridge and hinge pieces are kept up to this far from the rings, x the eye distance
+RING_LEVEL = 0.3  # ring pixels keep their line score above this fraction of the threshold
 ATTACH_LEVEL = 0.6  # ... when their line score is above this fraction of the rings' threshold
 SEARCH = (1.0, -0.65, 0.8)  # search box, x the eye distance: beyond each eye; above and below the eye line
 
@@ -94,7 +97,15 @@ def model_evidence(with_object: np.ndarray, without_object: np.ndarray, occlusio
 
 def line_score(rgb: np.ndarray, eye_distance: float) -> np.ndarray:
     """Thin-line strength per pixel (Lab levels): dark lines fully, bright lines at half weight, and
-    lines of another colour than their surroundings."""
+    lines of another colour than their surroundings. Faces with eyes more than
+    ``SCORE_EYE_DISTANCE`` px apart are scored at that scale and the score is upscaled back (the
+    morphology's cost grows with the kernel, i.e. with the face)."""
+    height, width = rgb.shape[:2]
+    scale = SCORE_EYE_DISTANCE / eye_distance
+    if scale < 1:
+        small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                           interpolation=cv2.INTER_AREA)
+        return cv2.resize(line_score(small, SCORE_EYE_DISTANCE), (width, height), interpolation=cv2.INTER_LINEAR)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     side = 2 * max(1, round(0.08 * eye_distance)) + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
@@ -195,12 +206,41 @@ def find_frames(rgb: np.ndarray, eyes: np.ndarray, prior: np.ndarray | None = No
     ``prior``: the model evidence at the photo's resolution (0..1; None = no prior).
     ``sensitivity`` > 1 accepts fainter line pieces. ``margin``: how far the inpainting hole
     extends beyond the frames (pixels; default 3% of the eye distance, at least 1 px).
+    The work is done on a window around the eyes, so a large photo costs no more than a small one.
     """
+    eyes = np.asarray(eyes, np.float64)
     height, width = rgb.shape[:2]
-    along, across, distance = _face_frame(np.asarray(eyes, np.float64))
+    left, top, right, bottom = _window(eyes, width, height)
+    offset = np.array([left, top], np.float64)
+    window = _find_in_window(np.ascontiguousarray(rgb[top:bottom, left:right]), eyes - offset,
+                             None if prior is None else prior[top:bottom, left:right], sensitivity, margin)
+    full = {}
+    for name in ("frames", "hole", "lenses", "eyes", "score"):
+        part = getattr(window, name)
+        full[name] = np.zeros((height, width), part.dtype)
+        full[name][top:bottom, left:right] = part
+    return GlassesMask(**full, coverage=window.coverage)
+
+
+def _window(eyes: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """Pixel box (left, top, right, bottom) holding the search box around the eyes, with a margin."""
+    along, across, distance = _face_frame(eyes)
+    beyond, above, below = SEARCH
+    middle = eyes.mean(0)
+    corners = [middle + u * (0.5 + beyond + 0.1) * distance * along + v * distance * across
+               for u in (-1, 1) for v in (above - 0.1, below + 0.1)]
+    corners = np.stack(corners)
+    left, top = np.floor(corners.min(0)).astype(int)
+    right, bottom = np.ceil(corners.max(0)).astype(int) + 1
+    return max(0, left), max(0, top), min(width, right), min(height, bottom)
+
+
+def _find_in_window(rgb, eyes, prior, sensitivity, margin) -> GlassesMask:
+    height, width = rgb.shape[:2]
+    along, across, distance = _face_frame(eyes)
     score = line_score(rgb, distance)
     if prior is not None:
-        score = score * (0.4 + 0.6 * np.clip(prior, 0, 1))
+        score = score * (PRIOR_FLOOR + (1 - PRIOR_FLOOR) * np.clip(prior, 0, 1))
     protected = np.zeros((height, width), bool)
     for eye in eyes:
         protected |= _ellipse((height, width), eye, along, (EYE_AXES[0] * distance, EYE_AXES[1] * distance))
@@ -210,19 +250,21 @@ def find_frames(rgb: np.ndarray, eyes: np.ndarray, prior: np.ndarray | None = No
     for inner, _, _ in found:
         cv2.fillPoly(lenses, [np.round(inner).astype(np.int32)], 1)
     peaks = np.stack([peak for *_, peak in found])
-    background = float(np.median(score[_search_box((height, width), eyes, along, across, distance) & ~protected]))
+    u, v = _face_coordinates((height, width), eyes, along, across)
+    box = _search_box(u, v, distance)
+    background = float(np.median(score[box & ~protected]))
     threshold = max(3.0 / sensitivity, background * 2.0, 0.25 / sensitivity * float(np.median(peaks)))
-    strong = peaks >= threshold
-    strong = np.stack([_close_gaps(keep) for keep in strong])
+    strong = np.stack([_close_gaps(keep) for keep in peaks >= threshold])
     drawn = np.zeros((height, width), np.uint8)
     for (inner, outer, _), keep in zip(found, strong):
         for i in np.flatnonzero(keep):
             j = (i + 1) % ANGLES
             quad = np.round(np.stack([inner[i], outer[i], outer[j], inner[j]])).astype(np.int32)
             cv2.fillConvexPoly(drawn, quad, 1)
-    frames = drawn > 0
-    frames &= score >= 0.3 * threshold
-    frames |= _attached_lines(score, frames, lenses > 0, eyes, along, across, distance, ATTACH_LEVEL * threshold)
+    frames = (drawn > 0) & (score >= RING_LEVEL * threshold)
+    # Bridge and hinges: line pieces above the lens centres that touch the rings.
+    candidates = (score >= ATTACH_LEVEL * threshold) & box & (lenses == 0) & (v <= 0.15 * distance)
+    frames |= _touching(candidates & _grow(frames, ATTACH_REACH * distance), frames)
     frames &= ~protected
     margin = max(1.0, 0.03 * distance) if margin is None else margin
     hole = _grow(frames, margin) & ~protected
@@ -238,23 +280,21 @@ def _close_gaps(strong: np.ndarray) -> np.ndarray:
     return opened[0, ANGLES:2 * ANGLES] > 0
 
 
-def _search_box(shape, eyes, along, across, distance) -> np.ndarray:
+def _face_coordinates(shape, eyes, along, across) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: distance along the eye line and across it (down), from the eyes' midpoint."""
     yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
     middle = (eyes[0] + eyes[1]) / 2
-    u = (xx - middle[0]) * along[0] + (yy - middle[1]) * along[1]
-    v = (xx - middle[0]) * across[0] + (yy - middle[1]) * across[1]
+    dx, dy = xx - middle[0], yy - middle[1]
+    return dx * along[0] + dy * along[1], dx * across[0] + dy * across[1]
+
+
+def _search_box(u: np.ndarray, v: np.ndarray, distance: float) -> np.ndarray:
     beyond, above, below = SEARCH
     return (np.abs(u) <= (0.5 + beyond) * distance) & (v >= above * distance) & (v <= below * distance)
 
 
-def _attached_lines(score, frames, lenses, eyes, along, across, distance, threshold) -> np.ndarray:
-    """Strong line pieces that touch the rings above the lens centres: bridge and hinges."""
-    shape = score.shape
-    candidates = (score >= threshold) & _search_box(shape, eyes, along, across, distance) & ~lenses
-    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
-    middle = (eyes[0] + eyes[1]) / 2
-    v = (xx - middle[0]) * across[0] + (yy - middle[1]) * across[1]
-    candidates &= (v <= 0.15 * distance) & _grow(frames, ATTACH_REACH * distance)
+def _touching(candidates: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The connected pieces of ``candidates`` that touch ``frames``, outside ``frames``."""
     count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
     touching = np.unique(labels[_grow(frames, 1.5) & candidates])
     keep = np.zeros(count, bool)

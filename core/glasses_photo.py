@@ -2,7 +2,8 @@
 
 - :func:`remove_glasses`: the frame mask of :mod:`core.glasses_mask` is inpainted with the
   project's inpainting (:func:`core.pipelines.inpaint.inpaint`, ``method="auto"``: a learned
-  model where its weights are here, OpenCV otherwise). Only masked pixels change; the eyes behind
+  model where its weights are here, OpenCV otherwise), on a window around the glasses at a scale
+  where the eyes are about 96 px apart (the same result for a phone photo as for a thumbnail). Only masked pixels change; the eyes behind
   transparent lenses are never masked (they are filled along with the frames, so that the fill
   comes from the skin, and then restored). If the classifier still sees glasses on the result, the
   mask is searched once more with a lower threshold and a wider margin.
@@ -28,6 +29,8 @@ from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
 MATTE_LEVEL = 18.0  # GeneGAN change (0..255, mean over RGB) above which a 64 px pixel is "glasses"
 MIN_SPECK = 4  # pieces of the matte smaller than this many 64 px pixels (at the photo's scale) are dropped
 EYE_DISTANCE_64 = float((GLASSES_TEMPLATE[1, 0] - GLASSES_TEMPLATE[0, 0]) * SIZE)  # in the 64 px crop
+INPAINT_CONTEXT = 1.5  # context around the frames given to the inpainting, x the eye distance
+INPAINT_EYE_DISTANCE = 96  # px: the inpainting runs at a scale where the eyes are at most this far apart
 GATE_REACH = 0.1  # A's frames are kept up to this far (x B's eye distance) from the model's matte
 
 
@@ -61,15 +64,20 @@ def remove_glasses(photo: Image.Image, aligned: AlignedFace, eyes: np.ndarray, s
 
     ``judge(image)`` is the classifier's P(glasses) on an image aligned like ``aligned``.
     """
-    from core.pipelines.inpaint import inpaint
+    from core.pipelines.inpaint import inpaint, mask_box
 
+    distance = float(np.hypot(*(eyes[1] - eyes[0])))
+    context = int(round(INPAINT_CONTEXT * distance))
     mask, result = None, None
     for sensitivity, margin_scale in ((1.0, 1.0), (1.6, 2.0)):
-        distance = float(np.hypot(*(eyes[1] - eyes[0])))
         mask = frame_mask(photo, aligned, eyes, swap, classifier, sensitivity, max(1.0, 0.03 * distance) * margin_scale)
         # The eyes are part of the hole given to the inpainting, so the fill is drawn from the skin
         # around the frames and not from the lashes; they are then put back, pixel for pixel.
-        result = inpaint(photo, mask.hole | mask.eyes, method=method)
+        hole = mask.hole | mask.eyes
+        left, top, right, bottom = mask_box(hole)
+        window = max(right - left, bottom - top) + 2 * context
+        working_size = max(64, int(window * min(1.0, INPAINT_EYE_DISTANCE / distance)))
+        result = inpaint(photo, hole, method=method, margin=context, working_size=working_size)
         image = Image.fromarray(np.where(mask.hole[..., None], np.asarray(result.image), np.asarray(photo)))
         after = judge(image)
         if after <= threshold:
@@ -103,18 +111,32 @@ def add_glasses(photo_b: Image.Image, aligned_b: AlignedFace, eyes_b: np.ndarray
     """B wearing A's frames: returns the photo and the alpha matte used (float [H, W] in 0..1)."""
     b = np.asarray(photo_b)
     width, height = photo_b.size
+    alpha_full = np.zeros((height, width), np.float32)
     distance = float(np.hypot(*(eyes_b[1] - eyes_b[0])))
     gate = _to_photo(model_matte(swap).astype(np.float32), aligned_b) > 0.25
-    side = 2 * int(np.ceil(GATE_REACH * distance)) + 1
-    gate = cv2.dilate(gate.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
-    # A's photo coordinates -> the aligned crop -> B's photo coordinates.
+    if not gate.any() or not frames_a.any() or strength <= 0:
+        return photo_b.copy(), alpha_full
+    # Work on the window of B that the (grown) matte can reach.
+    reach = int(np.ceil(GATE_REACH * distance))
+    rows, cols = np.flatnonzero(gate.any(1)), np.flatnonzero(gate.any(0))
+    top, left = max(0, rows[0] - reach - 1), max(0, cols[0] - reach - 1)
+    bottom, right = min(height, rows[-1] + reach + 2), min(width, cols[-1] + reach + 2)
+    size = (right - left, bottom - top)
+    side = 2 * reach + 1
+    gate = cv2.dilate(gate[top:bottom, left:right].astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))) > 0
+    # A's photo coordinates -> the aligned crop -> B's photo coordinates -> the window.
     a_to_b = (np.linalg.inv(_affine3(aligned_b.matrix)) @ _affine3(aligned_a.matrix))[:2]
-    colours = cv2.warpAffine(np.asarray(photo_a), a_to_b, (width, height), flags=cv2.INTER_CUBIC,
+    a_to_window = a_to_b - np.array([[0, 0, left], [0, 0, top]], np.float64)
+    colours = cv2.warpAffine(np.asarray(photo_a), a_to_window, size, flags=cv2.INTER_CUBIC,
                              borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-    coverage = cv2.warpAffine(frames_a.astype(np.float32), a_to_b, (width, height), flags=cv2.INTER_LINEAR,
-                              borderValue=0)
+    coverage = cv2.warpAffine(frames_a.astype(np.float32), a_to_window, size, flags=cv2.INTER_LINEAR, borderValue=0)
     alpha = np.clip(coverage, 0, 1) * gate * float(np.clip(strength, 0.0, 1.0))
     alpha *= _without_specks(alpha > 0, MIN_SPECK * (distance / EYE_DISTANCE_64) ** 2)
-    mixed = b.astype(np.float32) * (1 - alpha[..., None]) + colours * alpha[..., None]
-    out = np.where(alpha[..., None] > 0, np.clip(np.rint(mixed), 0, 255).astype(np.uint8), b)
-    return Image.fromarray(out), alpha
+    window = b[top:bottom, left:right]
+    mixed = window.astype(np.float32) * (1 - alpha[..., None]) + colours * alpha[..., None]
+    out = b.copy()
+    out[top:bottom, left:right] = np.where(alpha[..., None] > 0, np.clip(np.rint(mixed), 0, 255).astype(np.uint8),
+                                           window)
+    alpha_full[top:bottom, left:right] = alpha
+    return Image.fromarray(out), alpha_full

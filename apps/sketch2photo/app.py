@@ -2,8 +2,8 @@
 
 Draw on the pad (select the brush first; a faint guide shows where the faces model expects the
 face) or upload a sketch; no stylus? Turn any photo into a training-style sketch with "Photo ->
-sketch" (by default the face is first detected and framed like the faces model's training crops). Paper mode (default) runs the generator as the paper
-and the official test script do: BatchNorm on the sketch's own statistics and dropout on as noise,
+sketch" (by default the face is first detected and framed like the faces model's training
+crops). Paper mode (default) runs the generator as the paper and the official test script do: BatchNorm on the sketch's own statistics and dropout on as noise,
 so each seed gives a different variation; eval mode is deterministic. Run:
 ``python apps/sketch2photo/app.py``. API: ``/sketch_to_photo`` (sketch image, model, paper_mode,
 variations, seed) -> (gallery, notes); ``/sketch_to_photo_pad`` (the pad's value, same options);

@@ -74,3 +74,13 @@ def test_model_evidence_stays_in_the_eye_band(shape):
     evidence = glasses_mask.model_evidence(with_object, with_object * 0.5, rng.uniform(0, 1, (64, 64)))
     assert evidence.shape == (64, 64)
     assert evidence[~eye_band()].max() == 0 and 0.5 < evidence.max() <= 1.0
+
+
+def test_a_large_photo_gives_the_same_frames_as_a_small_one():
+    image, _ = drawn_face()
+    small = glasses_mask.find_frames(image, EYES).frames
+    scale = 3  # eyes 180 px apart: scored at glasses_mask.SCORE_EYE_DISTANCE, then upscaled
+    big_image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    big = glasses_mask.find_frames(big_image, EYES * scale + (scale - 1) / 2).frames
+    shrunk = cv2.resize(big.astype(np.uint8), small.shape[::-1], interpolation=cv2.INTER_AREA) > 0
+    assert (shrunk & small).sum() / (shrunk | small).sum() > 0.6
