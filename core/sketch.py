@@ -125,6 +125,16 @@ def photo_to_face_sketch(photo, *, detail: float = 0.4) -> tuple[Image.Image, Im
     return training_sketch(face, detail=detail), face
 
 
+def sketch_of_photo(photo, *, detail: float = 0.4, frame_face: bool = True, max_side: int = 512) -> Image.Image:
+    """The app's "Photo -> sketch": the face framed like the training crops (256 px), or with
+    ``frame_face=False`` the whole photo (reduced to ``max_side`` px at most)."""
+    from core.images import resize_max_side
+
+    if frame_face:
+        return photo_to_face_sketch(photo, detail=detail)[0]
+    return photo_to_sketch(resize_max_side(load_image(photo), max_side), detail=detail)
+
+
 def pad_guide(size: int = 256) -> Image.Image:
     """A white pad with a faint outline of where a face sits in the training crops: face oval,
     eyes, nose and mouth at the mean landmark layout (:data:`TRAINING_FACE_LAYOUT`)."""

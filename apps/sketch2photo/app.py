@@ -95,15 +95,11 @@ def photo_to_sketch(photo, detail=0.4, frame_face=True):
 
     ``frame_face``: detect the photo's one face and frame it like the faces model's training crops
     (a 256 px sketch); otherwise the whole photo is sketched (512 px at most)."""
-    from core.images import load_image, resize_max_side
-    from core.sketch import photo_to_face_sketch
-    from core.sketch import photo_to_sketch as make_sketch
+    from core.sketch import sketch_of_photo
 
     if photo is None:
         raise ValueError("Upload a photo first.")
-    if frame_face:
-        return photo_to_face_sketch(photo, detail=float(detail))[0]
-    return make_sketch(resize_max_side(load_image(photo), 512), detail=float(detail))
+    return sketch_of_photo(photo, detail=float(detail), frame_face=bool(frame_face))
 
 
 def difference_map(gallery):
