@@ -165,7 +165,7 @@ def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1
     """``photo_a`` wears glasses, ``photo_b`` does not; returns B with A's glasses and A without them.
 
     ``mode``: ``photo`` (default: A's real frames found, inpainted away and carried to B at full
-    resolution), ``residual`` (add the model's change), ``direct`` (paste the decoded band) or
+    resolution; ``strength`` sets how strongly B wears them, A loses them whatever it is), ``residual`` (add the model's change), ``direct`` (paste the decoded band) or
     ``auto`` (residual for B, direct for A). ``removal_passes`` (64 px modes): 1 is the paper's
     ``join(A, 0)``; 2 (default) runs the removal once more on its own result.
     ``inpaint_method``: the :func:`core.pipelines.inpaint.inpaint` method of the photo mode.
@@ -227,9 +227,12 @@ def _swap_photos(photo_a, photo_b, a: Located, b: Located, strength, model, clas
         empty = np.zeros((photo_a.height, photo_a.width), bool)
         return SwapResult(photo_b.copy(), photo_a.copy(), notes=notes,
                           masks={"hole": empty, "matte": np.zeros((photo_b.height, photo_b.width), np.float32)})
-    out = swap_crops(model, np.asarray(a.aligned.image), np.asarray(b.aligned.image), strength, 1)
+    crop_a, crop_b = np.asarray(a.aligned.image), np.asarray(b.aligned.image)
+    out = swap_crops(model, crop_a, crop_b, strength, 1)
+    # A's frames are found from the full removal, join(A, 0), whatever strength B gets.
+    full = out if strength == 1.0 else swap_crops(model, crop_a, crop_b, 1.0, 1)
     judge = lambda image: float(glasses_probability(classifier, [a.recrop(image)])[0])  # noqa: E731
-    removal = remove_glasses(photo_a, a.aligned, a.eyes, out, classifier, judge, method=inpaint_method)
+    removal = remove_glasses(photo_a, a.aligned, a.eyes, full, classifier, judge, method=inpaint_method)
     if removal.notice:  # a learned inpainting model was wanted but its weights are missing
         notes.append(f"The frames were filled with OpenCV ({removal.method}); a learned inpainting model, whose "
                      "weights are not on this machine, fills them better (see the inpainting app).")

@@ -61,7 +61,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         image_b = ui.ImageInput(label="B: face without glasses", sources=["upload", "clipboard"])
     with gr.Row():
         strength = ui.Slider(0.0, 1.0, value=1.0, step=0.05, label="Attribute strength",
-                             info="How much of A's glasses object B receives (A keeps 1 - strength of it)")
+                             info="How strongly B wears A's glasses (64 px modes: A keeps 1 - strength of them)")
         blend = gr.Radio(list(BLENDS), value=next(iter(BLENDS)), label="Blend into the photo")
         passes = ui.Slider(1, 3, value=2, step=1, label="Removal passes (64 px modes)",
                            info="1 = the paper's join(A, 0); more passes take off more of thick frames (more blur)")
