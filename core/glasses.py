@@ -2,20 +2,21 @@
 
 Recipe (:func:`swap_glasses`):
 
-1. each photo's one face is found with :mod:`core.faces` (YuNet, 5 landmarks) and aligned by a
+1. each photo's one face is found with :mod:`core.faces` (5 landmarks) and aligned by a
    similarity transform to :data:`core.synthetic_glasses.GLASSES_TEMPLATE` at 64x64 (the layout
    the model was trained on); a 64x64 input is taken as already aligned;
 2. GeneGAN splits both crops, ``B`` gets ``strength * x_A`` and ``A`` gets
    ``(1 - strength) * x_A`` (the official interpolation of the object part);
-3. only the eye band (:func:`core.synthetic_glasses.eye_band`) changes: the *change* the model
-   makes there (``join(B, x_A) - join(B, 0)``, ``mode="residual"``) is warped back
-   to the photo's resolution and added to the original pixels with a feathered mask, so the
-   photo keeps its own sharpness and every pixel outside the band stays bit-for-bit the same.
-   ``mode="direct"`` pastes the decoded band itself (the paper's output) instead, with
-   :func:`core.faces.paste_back`; ``mode="auto"`` (the default) adds the change for B and pastes
-   the output for A (an added change cannot take sharp glasses off).
+3. ``mode="photo"`` (the default) uses the 64 px results only as a guide, at the photos' own
+   resolution (:mod:`core.glasses_photo`): A's frames are found (:mod:`core.glasses_mask`) and
+   inpainted, B gets A's real frames where GeneGAN puts glasses. Only those pixels change.
+   The 64 px paths of the paper are kept for comparison: ``mode="residual"`` adds the model's
+   change inside the eye band (:func:`core.synthetic_glasses.eye_band`) to the photo,
+   ``"direct"`` pastes the decoded band (:func:`core.faces.paste_back`), ``"auto"`` does
+   residual for B and direct for A. Every pixel outside the band stays bit-for-bit the same.
 
-A small classifier (``genegan.glasses_classifier64``) refuses a ``B`` that already wears glasses.
+A small classifier (``genegan.glasses_classifier64``) refuses a ``B`` that already wears glasses
+and judges the results.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.faces import AlignedFace, align_face, paste_back, single_face
+from core.faces import AlignedFace, Face, align_face, paste_back, single_face
 from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
 
 MODEL_ID = "genegan.eyeglasses64"
 CLASSIFIER_ID = "genegan.glasses_classifier64"
 FEATHER = 3.0  # px (in the 64 px crop) over which the band fades in
 GLASSES_THRESHOLD = 0.5
+MODES = ("photo", "auto", "residual", "direct")
 
 
 @dataclass
@@ -42,6 +44,9 @@ class SwapResult:
     a_without_glasses: Image.Image  # photo A without glasses (same size as A)
     crops: dict[str, Image.Image] = field(default_factory=dict)  # the 64 px aligned inputs and outputs
     notes: list[str] = field(default_factory=list)
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # photo mode: A's "hole", B's "matte" (photo size)
+    probabilities: dict[str, float] = field(default_factory=dict)  # classifier P(glasses): a, b, a_without, b_with
+    previews: list[tuple[Image.Image, str]] = field(default_factory=list)  # photo mode: the masks over the photos
 
 
 def band_alpha(size: int = SIZE, feather: float = FEATHER) -> np.ndarray:
@@ -52,13 +57,32 @@ def band_alpha(size: int = SIZE, feather: float = FEATHER) -> np.ndarray:
     return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
 
 
-def prepare(image: Image.Image, what: str) -> AlignedFace:
+@dataclass
+class Located:
+    aligned: AlignedFace
+    eyes: np.ndarray  # (2, 2) eye positions in the photo (left and right as seen)
+    face: Face | None  # None for a 64x64 input taken as already aligned
+
+    def recrop(self, image: Image.Image) -> np.ndarray:
+        """``image`` (the photo, edited) cropped exactly as the photo was."""
+        if self.face is None:
+            return np.asarray(image.convert("RGB"))
+        return np.asarray(align_face(image, self.face, SIZE, template=GLASSES_TEMPLATE).image)
+
+
+def locate(image: Image.Image, what: str) -> Located:
     """The face of ``image`` aligned to the model's 64 px layout (a 64x64 image is used as it is)."""
     image = image.convert("RGB")
     if image.size == (SIZE, SIZE):
-        return AlignedFace(image, np.array([[1.0, 0, 0], [0, 1.0, 0]]), image.size)
+        aligned = AlignedFace(image, np.array([[1.0, 0, 0], [0, 1.0, 0]]), image.size)
+        return Located(aligned, GLASSES_TEMPLATE[:2] * SIZE, None)
     face = single_face(image, what)
-    return align_face(image, face, SIZE, template=GLASSES_TEMPLATE)
+    return Located(align_face(image, face, SIZE, template=GLASSES_TEMPLATE), face.points()[:2], face)
+
+
+def prepare(image: Image.Image, what: str) -> AlignedFace:
+    """The face of ``image`` aligned to the model's 64 px layout (a 64x64 image is used as it is)."""
+    return locate(image, what).aligned
 
 
 def _to_tensor(images: list[np.ndarray], device, dtype) -> torch.Tensor:
@@ -135,29 +159,29 @@ def glasses_probability(classifier, crops: list[np.ndarray]) -> np.ndarray:
         return classifier.probability(_to_tensor(crops, p.device, p.dtype)).float().cpu().numpy()
 
 
-def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1.0, mode: str = "auto",
-                 removal_passes: int = 2, model=None, classifier=None, check_b: bool = True) -> SwapResult:
+def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1.0, mode: str = "photo",
+                 removal_passes: int = 2, model=None, classifier=None, check_b: bool = True,
+                 inpaint_method: str = "auto") -> SwapResult:
     """``photo_a`` wears glasses, ``photo_b`` does not; returns B with A's glasses and A without them.
 
-    ``mode``: ``residual`` (add the model's change), ``direct`` (paste the decoded band) or ``auto``
-    (residual for B, direct for A: adding the change cannot take sharp glasses off, because the
-    model's blurry reconstruction only cancels their blurry part). ``removal_passes``: 1 is the
-    paper's ``join(A, 0)``; 2 (default) runs the removal once more on its own result.
+    ``mode``: ``photo`` (default: A's real frames found, inpainted away and carried to B at full
+    resolution; ``strength`` sets how strongly B wears them, A loses them whatever it is), ``residual`` (add the model's change), ``direct`` (paste the decoded band) or
+    ``auto`` (residual for B, direct for A). ``removal_passes`` (64 px modes): 1 is the paper's
+    ``join(A, 0)``; 2 (default) runs the removal once more on its own result.
+    ``inpaint_method``: the :func:`core.pipelines.inpaint.inpaint` method of the photo mode.
     """
     from core.weights import load_model
 
-    if mode not in ("auto", "residual", "direct"):
-        raise ValueError(f"mode must be 'auto', 'residual' or 'direct', not {mode!r}")
-    mode_b = "residual" if mode == "auto" else mode
-    mode_a = "direct" if mode == "auto" else mode
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
     if not 0.0 <= strength <= 1.5:
         raise ValueError(f"strength must be between 0 and 1.5, got {strength}")
     if removal_passes not in (1, 2, 3):
         raise ValueError(f"removal_passes must be 1, 2 or 3, got {removal_passes}")
     photo_a, photo_b = photo_a.convert("RGB"), photo_b.convert("RGB")
-    a = prepare(photo_a, "image A (the face wearing glasses)")
-    b = prepare(photo_b, "image B (the face without glasses)")
-    crop_a, crop_b = np.asarray(a.image), np.asarray(b.image)
+    a = locate(photo_a, "image A (the face wearing glasses)")
+    b = locate(photo_b, "image B (the face without glasses)")
+    crop_a, crop_b = np.asarray(a.aligned.image), np.asarray(b.aligned.image)
     notes = []
     classifier = classifier if classifier is not None else load_model(CLASSIFIER_ID)
     prob_a, prob_b = glasses_probability(classifier, [crop_a, crop_b])
@@ -167,13 +191,68 @@ def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1
     if prob_a < GLASSES_THRESHOLD:
         notes.append(f"Image A does not seem to wear glasses (classifier: {prob_a:.0%}); there may be nothing to move.")
     model = model if model is not None else load_model(MODEL_ID)
-    out = swap_crops(model, crop_a, crop_b, strength, removal_passes)
+    if mode == "photo":
+        result = _swap_photos(photo_a, photo_b, a, b, strength, model, classifier, prob_a, inpaint_method, notes)
+    else:
+        result = _swap_bands(photo_a, photo_b, a.aligned, b.aligned, strength, mode, removal_passes, model, notes)
+    judged = glasses_probability(classifier, [a.recrop(result.a_without_glasses), b.recrop(result.b_with_glasses)])
+    result.probabilities = {"a": float(prob_a), "b": float(prob_b), "a_without": float(judged[0]),
+                            "b_with": float(judged[1])}
+    result.crops = {"a": a.aligned.image, "b": b.aligned.image,
+                    "b_with": Image.fromarray(b.recrop(result.b_with_glasses)),
+                    "a_without": Image.fromarray(a.recrop(result.a_without_glasses))}
+    notes.append(f"Classifier, P(glasses): A {prob_a:.0%} -> {judged[0]:.0%} after removal; "
+                 f"B {prob_b:.0%} -> {judged[1]:.0%} after addition.")
+    return result
+
+
+def _swap_bands(photo_a, photo_b, a: AlignedFace, b: AlignedFace, strength, mode, removal_passes, model,
+                notes) -> SwapResult:
+    """The paper's 64 px results written back into the photos' eye bands."""
+    mode_b = "residual" if mode == "auto" else mode
+    mode_a = "direct" if mode == "auto" else mode
+    out = swap_crops(model, np.asarray(a.image), np.asarray(b.image), strength, removal_passes)
     alpha = band_alpha()
     b_with = _apply(photo_b, b, out["b_with"], out["b_rec"], mode_b, alpha)
     a_without = _apply(photo_a, a, out["a_without"], out["a_rec"], mode_a, alpha)
-    crops = {
-        "a": a.image, "b": b.image,
-        "b_with": Image.fromarray(composite(crop_b, out["b_with"], out["b_rec"], mode_b, alpha)),
-        "a_without": Image.fromarray(composite(crop_a, out["a_without"], out["a_rec"], mode_a, alpha)),
-    }
-    return SwapResult(b_with, a_without, crops, notes)
+    return SwapResult(b_with, a_without, notes=notes)
+
+
+def _swap_photos(photo_a, photo_b, a: Located, b: Located, strength, model, classifier, prob_a, inpaint_method,
+                 notes) -> SwapResult:
+    """Full-resolution removal (frames inpainted) and addition (A's frames where GeneGAN puts glasses)."""
+    from core.glasses_photo import add_glasses, remove_glasses
+
+    if prob_a < GLASSES_THRESHOLD:  # no frames to find: both photos are returned as they are
+        empty = np.zeros((photo_a.height, photo_a.width), bool)
+        return SwapResult(photo_b.copy(), photo_a.copy(), notes=notes,
+                          masks={"hole": empty, "matte": np.zeros((photo_b.height, photo_b.width), np.float32)})
+    crop_a, crop_b = np.asarray(a.aligned.image), np.asarray(b.aligned.image)
+    out = swap_crops(model, crop_a, crop_b, strength, 1)
+    # A's frames are found from the full removal, join(A, 0), whatever strength B gets.
+    full = out if strength == 1.0 else swap_crops(model, crop_a, crop_b, 1.0, 1)
+    judge = lambda image: float(glasses_probability(classifier, [a.recrop(image)])[0])  # noqa: E731
+    removal = remove_glasses(photo_a, a.aligned, a.eyes, full, classifier, judge, method=inpaint_method)
+    if removal.notice:  # a learned inpainting model was wanted but its weights are missing
+        notes.append(f"The frames were filled with OpenCV ({removal.method}); a learned inpainting model, whose "
+                     "weights are not on this machine, fills them better (see the inpainting app).")
+    b_with, matte = add_glasses(photo_b, b.aligned, b.eyes, out, photo_a, a.aligned, removal.mask.frames, strength)
+    notes.append(f"Removal: {removal.mask.hole.mean():.2%} of A's pixels inpainted ({removal.method}); "
+                 f"addition: {(matte > 0).mean():.2%} of B's pixels carry A's frames.")
+    previews = [(mask_preview(photo_a, removal.mask.hole), "A: frames found (inpainted)"),
+                (mask_preview(photo_b, matte > 0), "B: where A's frames go")]
+    return SwapResult(b_with, removal.image, notes=notes, masks={"hole": removal.mask.hole, "matte": matte},
+                      previews=previews)
+
+
+def mask_preview(photo: Image.Image, mask: np.ndarray, margin: float = 0.15) -> Image.Image:
+    """``mask`` tinted over ``photo``, cropped to the mask's box and ``margin`` x its size around it."""
+    from core.pipelines.inpaint import mask_box, overlay_mask
+
+    if not mask.any():
+        return photo.copy()
+    left, top, right, bottom = mask_box(mask)
+    pad = int(margin * max(right - left, bottom - top)) + 2
+    left, top, right, bottom = max(0, left - pad), max(0, top - pad), min(photo.width, right + pad), \
+        min(photo.height, bottom + pad)
+    return overlay_mask(photo.crop((left, top, right, bottom)), mask[top:bottom, left:right])

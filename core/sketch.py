@@ -6,6 +6,11 @@ edge-preserving blur, Canny with thresholds set from the image's own gradient di
 the edge density is similar for dark and bright photos), removal of short fragments, optional
 thickening, black on white. :func:`prepare_sketch` turns a user drawing (any size, any mode) into
 the model input the same way the training sketches were made.
+
+The edges -> faces model was trained on raw 64 px DCGAN faces sketched by :func:`face_sketch`.
+:func:`photo_to_face_sketch` frames a photo's face the same way (:data:`TRAINING_FACE_LAYOUT`, the
+median landmark layout of those DCGAN faces) before sketching it with the same recipe, and
+:func:`pad_guide` draws that framing faintly for the drawing pad.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import numpy as np
 from PIL import Image
 
 from core.images import load_image
+from core.synthetic_glasses import GLASSES_TEMPLATE
+
+# The edges -> faces training crops are raw DCGAN samples; GLASSES_TEMPLATE is the median of 497
+# YuNet detections on such samples, so a face aligned to it is framed like a training crop.
+TRAINING_FACE_LAYOUT = GLASSES_TEMPLATE
+TRAINING_FACE_SIZE = 64
+GUIDE_COLOUR = (190, 215, 245)  # light blue: visible on white, lighter than an "empty pad" (grey > 200)
 
 
 def edge_map(image: Image.Image, *, detail: float = 0.5, min_fragment: int | None = None) -> np.ndarray:
@@ -81,6 +93,13 @@ def prepare_sketch(sketch, size: int) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
+def training_sketch(face: Image.Image, *, work_size: int = 256, detail: float = 0.4, stroke: int = 3) -> Image.Image:
+    """The ``work_size`` sketch of a small face crop, before :func:`face_sketch` shrinks it: the
+    crop upscaled (bicubic) and its edges drawn with ``stroke`` px lines."""
+    big = load_image(face).resize((work_size, work_size), Image.Resampling.BICUBIC)
+    return photo_to_sketch(big, detail=detail, thickness=stroke)
+
+
 def face_sketch(face: Image.Image, size: int, *, work_size: int = 256, detail: float = 0.4,
                 stroke: int = 3) -> Image.Image:
     """Training-style sketch of a small face crop: edges drawn at ``work_size``, then area-downscaled.
@@ -88,24 +107,80 @@ def face_sketch(face: Image.Image, size: int, *, work_size: int = 256, detail: f
     Drawing ``stroke`` px lines at 256 px and shrinking gives the lines a user's drawing on the
     app's 256 px sketch pad (brush 3) has once it is reduced to the model's ``size``.
     """
-    big = load_image(face).resize((work_size, work_size), Image.Resampling.BICUBIC)
-    return prepare_sketch(photo_to_sketch(big, detail=detail, thickness=stroke), size)
+    return prepare_sketch(training_sketch(face, work_size=work_size, detail=detail, stroke=stroke), size)
+
+
+def align_like_training_faces(photo, size: int = TRAINING_FACE_SIZE):
+    """The photo's one face (``core.faces``) aligned to :data:`TRAINING_FACE_LAYOUT` at ``size`` px."""
+    from core.faces import align_face, single_face
+
+    pil = load_image(photo)
+    return align_face(pil, single_face(pil, "the photo"), size, template=TRAINING_FACE_LAYOUT)
+
+
+def photo_to_face_sketch(photo, *, detail: float = 0.4) -> tuple[Image.Image, Image.Image]:
+    """(256 px sketch, 64 px aligned face): the photo's face framed and sketched exactly as the
+    edges -> faces training pairs were (aligned at 64 px, then :func:`training_sketch`)."""
+    face = align_like_training_faces(photo).image
+    return training_sketch(face, detail=detail), face
+
+
+def sketch_of_photo(photo, *, detail: float = 0.4, frame_face: bool = True, max_side: int = 512) -> Image.Image:
+    """The app's "Photo -> sketch": the face framed like the training crops (256 px), or with
+    ``frame_face=False`` the whole photo (reduced to ``max_side`` px at most)."""
+    from core.images import resize_max_side
+
+    if frame_face:
+        return photo_to_face_sketch(photo, detail=detail)[0]
+    return photo_to_sketch(resize_max_side(load_image(photo), max_side), detail=detail)
+
+
+def pad_guide(size: int = 256) -> Image.Image:
+    """A white pad with a faint outline of where a face sits in the training crops: face oval,
+    eyes, nose and mouth at the mean landmark layout (:data:`TRAINING_FACE_LAYOUT`)."""
+    pad = np.full((size, size, 3), 255, np.uint8)
+    points = TRAINING_FACE_LAYOUT * size
+    eye_distance = points[1, 0] - points[0, 0]
+    centre = (int(round(size / 2)), int(round(points[0, 1] + 0.4 * eye_distance)))  # hairline to chin
+    axes = (int(round(0.88 * eye_distance)), int(round(1.3 * eye_distance)))
+    draw = dict(color=GUIDE_COLOUR, thickness=1, lineType=cv2.LINE_AA)
+    cv2.ellipse(pad, centre, axes, 0, 0, 360, **draw)
+    for eye in points[:2]:
+        cv2.ellipse(pad, tuple(int(round(v)) for v in eye), (int(0.22 * eye_distance), int(0.09 * eye_distance)),
+                    0, 0, 360, **draw)
+    nose, mouth_left, mouth_right = points[2], points[3], points[4]
+    cv2.line(pad, (int(nose[0]), int(points[0, 1] + 0.25 * eye_distance)), tuple(int(v) for v in nose), **draw)
+    cv2.ellipse(pad, (int(size / 2), int(mouth_left[1] - 0.1 * eye_distance)),
+                (int((mouth_right[0] - mouth_left[0]) / 2), int(0.15 * eye_distance)), 0, 20, 160, **draw)
+    return Image.fromarray(pad)
 
 
 def sketch_from_editor(value) -> Image.Image:
     """The drawing of a ``gr.Sketchpad`` value (``{"composite", "background", "layers"}``) as RGB on white.
 
-    Transparent pixels become white. Raises ``ValueError`` when nothing was drawn.
+    The drawn layers are composited on white (the background, e.g. :func:`pad_guide`, is left
+    out); without layers, the composite or the background is the drawing. Transparent pixels
+    become white. Raises ``ValueError`` when nothing was drawn.
     """
     if isinstance(value, dict):
-        composite = value.get("composite")
-        if composite is None:
-            layers = [layer for layer in value.get("layers") or [] if layer is not None]
-            composite = layers[0] if layers else value.get("background")
-        value = composite
+        layers = [layer for layer in value.get("layers") or [] if layer is not None]
+        # The strokes are the layers; the background may be the pad's guide, which is not part of the sketch.
+        if layers:
+            value = _layers_on_white(layers)
+        else:
+            value = value.get("composite") if value.get("composite") is not None else value.get("background")
     if value is None:
         raise ValueError("Draw a sketch first (select the brush tool, then draw black strokes on the white pad).")
     image = load_image(value)
     if np.asarray(image.convert("L")).min() > 200:
         raise ValueError("The sketch is empty: draw some strokes first (select the brush tool on the pad).")
     return image
+
+
+def _layers_on_white(layers: list) -> Image.Image:
+    base = None
+    for layer in layers:
+        rgba = load_image(layer, keep_alpha=True).convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (255, 255, 255, 255)) if base is None else base
+        base.alpha_composite(rgba.resize(base.size) if rgba.size != base.size else rgba)
+    return base.convert("RGB")

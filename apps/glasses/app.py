@@ -1,8 +1,9 @@
 """Eyeglasses transfer (GeneGAN, Zhou et al. 2017): B wearing A's glasses, and A without them.
 
-Each photo's face is found and aligned offline (YuNet landmarks, ``core.faces``), GeneGAN swaps
-the "object" part of the two 64x64 crops, and only the eye band is written back into the photos,
-feathered, so everything else stays untouched. Run: ``python apps/glasses/app.py``.
+Each photo's face is found and aligned offline (``core.faces``), GeneGAN swaps the "object" part
+of the two 64x64 crops, and by default its result only guides full-resolution edits
+(``core.glasses_photo``): A's frames are found and inpainted, and B gets A's real frames where
+GeneGAN puts glasses; every other pixel stays untouched. Run: ``python apps/glasses/app.py``.
 API: ``/swap`` (image_a, image_b, strength, blend, removal_passes) -> (b_with_glasses, a_without_glasses,
 crops, notes).
 """
@@ -21,13 +22,15 @@ TITLE = "Eyeglasses transfer (GeneGAN)"
 DESCRIPTION = (
     "Put the exact eyeglasses of person **A** on person **B**, and take them off A. Upload a photo of "
     "A wearing glasses and one of B without; each must show one clear, frontal face (a 64x64 face "
-    "aligned like the examples is used as it is). The model works on 64x64 aligned faces: only the "
-    "eye band of each photo is changed, the rest stays exactly as it was."
+    "aligned like the examples is used as it is). The model works on 64x64 aligned faces; by default it "
+    "only shows *where* the glasses are: A's frames are then found and filled in at the photo's resolution, "
+    "and B receives A's real frames. Eyes behind clear lenses and everything else stay exactly as they were."
 )
 MODEL_IDS = ["genegan.eyeglasses64", "genegan.glasses_classifier64"]
 ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 BLENDS = {
+    "Photo (A's real frames, inpainted removal)": "photo",
     "Auto (add the change to B, paste the output on A)": "auto",
     "Add the model's change (keeps photo detail)": "residual",
     "Paste the model's output (paper)": "direct",
@@ -43,9 +46,10 @@ def swap(image_a, image_b, strength, blend, passes=2):
     if image_a is None or image_b is None:
         raise ValueError("Please give both images: A (wearing glasses) and B (without glasses).")
     result = swap_glasses(image_a, image_b, strength=float(strength),
-                          mode=BLENDS.get(blend, "auto"), removal_passes=int(passes))
+                          mode=BLENDS.get(blend, "photo"), removal_passes=int(passes))
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
+    crops += result.previews
     notes = "\n".join(f"- {n}" for n in result.notes) or "Done."
     return result.b_with_glasses, result.a_without_glasses, crops, notes
 
@@ -57,20 +61,22 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         image_b = ui.ImageInput(label="B: face without glasses", sources=["upload", "clipboard"])
     with gr.Row():
         strength = ui.Slider(0.0, 1.0, value=1.0, step=0.05, label="Attribute strength",
-                             info="How much of A's glasses object B receives (A keeps 1 - strength of it)")
+                             info="How strongly B wears A's glasses (64 px modes: A keeps 1 - strength of them)")
         blend = gr.Radio(list(BLENDS), value=next(iter(BLENDS)), label="Blend into the photo")
-        passes = ui.Slider(1, 3, value=2, step=1, label="Removal passes",
+        passes = ui.Slider(1, 3, value=2, step=1, label="Removal passes (64 px modes)",
                            info="1 = the paper's join(A, 0); more passes take off more of thick frames (more blur)")
     run = gr.Button("Swap glasses", variant="primary")
     with gr.Row():
         b_with = gr.Image(label="B with A's glasses", format="png", type="pil")
         a_without = gr.Image(label="A without glasses", format="png", type="pil")
-    crops = gr.Gallery(label="Aligned 64x64 crops (model input and output)", columns=4, format="png", height=240)
+    crops = gr.Gallery(label="Aligned 64x64 crops (model input and result), and the masks used", columns=4,
+                       format="png", height=240)
     notes = gr.Markdown()
     run.click(swap, [image_a, image_b, strength, blend, passes], [b_with, a_without, crops, notes], api_name="swap",
               concurrency_id="model", concurrency_limit=1)
     if EXAMPLES.exists():
-        gr.Examples([[str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_face64.png")],
+        gr.Examples([[str(EXAMPLES / "grace_hopper.jpg"), str(EXAMPLES / "b_photo.jpg")],
+                     [str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_face64.png")],
                      [str(EXAMPLES / "a_photo_glasses.jpg"), str(EXAMPLES / "b_face64.png")],
                      [str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_photo.jpg")]],
                     [image_a, image_b])

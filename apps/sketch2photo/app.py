@@ -1,12 +1,13 @@
 """Sketch to photo with pix2pix (Isola et al., CVPR 2017): draw black strokes on white, get a photo.
 
-Draw on the pad (select the brush first) or upload a sketch; no stylus? Turn any photo into a
-training-style sketch with "Photo -> sketch". Paper mode (default) runs the generator as the paper
-and the official test script do: BatchNorm on the sketch's own statistics and dropout on as noise,
+Draw on the pad (select the brush first; a faint guide shows where the faces model expects the
+face) or upload a sketch; no stylus? Turn any photo into a training-style sketch with "Photo ->
+sketch" (by default the face is first detected and framed like the faces model's training
+crops). Paper mode (default) runs the generator as the paper and the official test script do: BatchNorm on the sketch's own statistics and dropout on as noise,
 so each seed gives a different variation; eval mode is deterministic. Run:
 ``python apps/sketch2photo/app.py``. API: ``/sketch_to_photo`` (sketch image, model, paper_mode,
 variations, seed) -> (gallery, notes); ``/sketch_to_photo_pad`` (the pad's value, same options);
-``/photo_to_sketch`` (photo, detail) -> sketch.
+``/photo_to_sketch`` (photo, detail, frame_face) -> sketch.
 """
 
 import sys
@@ -19,6 +20,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
+from core.pipelines.translate import DIFFERENCE_GAIN
+from core.sketch import pad_guide
 
 TITLE = "Sketch to photo (pix2pix)"
 DESCRIPTION = (
@@ -49,7 +52,7 @@ def weights_status(model_id: str) -> str:
 
 
 def _run(sketch, model_id, paper_mode, variations, seed):
-    from core.pipelines.translate import native_size, sketch_to_photo
+    from core.pipelines.translate import native_size, sketch_to_photo, variation_difference
 
     if model_id not in MODEL_IDS:
         raise ValueError(f"Unknown model {model_id!r}; choose one of {', '.join(MODEL_IDS)}.")
@@ -60,6 +63,9 @@ def _run(sketch, model_id, paper_mode, variations, seed):
              f"{time.perf_counter() - start:.1f} s.")
     if paper_mode and len(images) < int(variations):
         notes += " This generator has no dropout: it gives one deterministic result."
+    if len(images) > 1:
+        notes += (f" The variations differ by {variation_difference(images)[0]:.1f} of 255 levels per pixel on "
+                  "average (dropout is the only noise); the map below shows where.")
     return [(image, f"seed {int(seed) + i}") for i, image in enumerate(images)], notes
 
 
@@ -84,14 +90,25 @@ def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, 
 
 
 @ui.user_errors
-def photo_to_sketch(photo, detail=0.4):
-    """Thin black edges on white, like the edges pix2pix was trained on (OpenCV Canny, cleaned)."""
-    from core.images import load_image, resize_max_side
-    from core.sketch import photo_to_sketch as make_sketch
+def photo_to_sketch(photo, detail=0.4, frame_face=True):
+    """Thin black edges on white, like the edges pix2pix was trained on (OpenCV Canny, cleaned).
+
+    ``frame_face``: detect the photo's one face and frame it like the faces model's training crops
+    (a 256 px sketch); otherwise the whole photo is sketched (512 px at most)."""
+    from core.sketch import sketch_of_photo
 
     if photo is None:
         raise ValueError("Upload a photo first.")
-    return make_sketch(resize_max_side(load_image(photo), 512), detail=float(detail))
+    return sketch_of_photo(photo, detail=float(detail), frame_face=bool(frame_face))
+
+
+def difference_map(gallery):
+    """The spread of the variations shown in the gallery (None for a single image)."""
+    from core.images import load_image
+    from core.pipelines.translate import variation_difference
+
+    images = [load_image(item[0]) for item in gallery or []]
+    return variation_difference(images)[1].resize((256, 256), 0) if len(images) > 1 else None
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -99,7 +116,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Draw"):
-                pad = gr.Sketchpad(type="numpy", image_mode="RGBA", canvas_size=(256, 256), layers=False,
+                pad = gr.Sketchpad(value=pad_guide(), type="numpy", image_mode="RGBA", canvas_size=(256, 256),
+                                   layers=False,
                                    transforms=(), label="Sketch pad: select the brush, draw black strokes",
                                    brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
                                    eraser=gr.Eraser(default_size=12))
@@ -113,6 +131,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 with gr.Accordion("No sketch? Make one from a photo", open=False):
                     photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard", "webcam"])
                     detail = ui.Slider(0, 1, value=0.4, step=0.05, label="Detail (more edges)")
+                    frame_face = gr.Checkbox(value=True, label="Frame the face like the faces model's training "
+                                                               "crops (detect, align, crop)")
                     to_sketch = gr.Button("Photo -> sketch")
                     gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo")
             model = gr.Dropdown(MODELS, value="pix2pix.edges2faces64", label="Model")
@@ -125,15 +145,20 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         with gr.Column():
             gallery = gr.Gallery(label="Photos", format="png", columns=2, height=520, object_fit="contain")
             notes = gr.Markdown()
+            spread = gr.Image(label=f"Where the variations differ (range x{DIFFERENCE_GAIN}, white = most)",
+                              format="png", type="pil", height=200, interactive=False)
     settings = [model, paper_mode, variations, seed]
     run_upload.click(sketch_to_photo, [sketch, *settings], [gallery, notes], api_name="sketch_to_photo",
-                     concurrency_id="model", concurrency_limit=1)
+                     concurrency_id="model", concurrency_limit=1).then(
+        difference_map, gallery, spread, api_visibility="private")
     run_pad.click(sketch_to_photo_pad, [pad, *settings], [gallery, notes], api_name="sketch_to_photo_pad",
-                  concurrency_id="model", concurrency_limit=1)
-    to_sketch.click(photo_to_sketch, [photo, detail], sketch, api_name="photo_to_sketch")
+                  concurrency_id="model", concurrency_limit=1).then(
+        difference_map, gallery, spread, api_visibility="private")
+    to_sketch.click(photo_to_sketch, [photo, detail, frame_face], sketch, api_name="photo_to_sketch")
     model.change(weights_status, model, status, api_visibility="private")
-    gr.Markdown("The faces model answers best to face-like sketches filling the square (face outline, eyes, "
-                "nose, mouth, hair), drawn with the thin brush; the shoe models expect a shoe in side view.")
+    gr.Markdown("The faces model answers best to face-like sketches framed like its training faces (the pad's "
+                "faint guide: face outline, eyes, nose, mouth; add the hair around it), drawn with the thin brush; "
+                "the shoe models expect a shoe in side view.")
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

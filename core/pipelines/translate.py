@@ -12,6 +12,7 @@
   official test script do): BatchNorm on the statistics of the image itself and dropout on as
   noise, so each seed gives a variation; ``mode="eval"``: running statistics, no dropout,
   deterministic. ResNet generators (instance norm, no dropout) are deterministic either way.
+  :func:`variation_difference` measures how much the variations differ, and shows where.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -131,3 +133,20 @@ def sketch_to_photo(model_id: str, sketch, mode: str = "paper", seed: int = 0,
             y = model(x, batch_stats=True, dropout=True, generator=make_generator(int(seed) + i))
             outputs.append(to_pil(y.float()))
     return outputs
+
+
+DIFFERENCE_GAIN = 4  # the spread map shows 4x the per-pixel range of the variations
+
+
+def variation_difference(images: list[Image.Image]) -> tuple[float, Image.Image]:
+    """(mean absolute difference between pairs of variations in 0..255 levels, a spread map).
+
+    The map is the per-pixel range (max - min over the variations, largest over RGB) times
+    :data:`DIFFERENCE_GAIN`, white on black, so small differences are visible.
+    """
+    if len(images) < 2:
+        raise ValueError("Comparing variations needs at least two images.")
+    stack = np.stack([np.asarray(image.convert("RGB"), np.float32) for image in images])
+    pairs = [np.abs(stack[i] - stack[j]).mean() for i in range(len(stack)) for j in range(i + 1, len(stack))]
+    spread = (stack.max(0) - stack.min(0)).max(-1) * DIFFERENCE_GAIN
+    return float(np.mean(pairs)), Image.fromarray(np.clip(spread, 0, 255).astype(np.uint8), "L").convert("RGB")

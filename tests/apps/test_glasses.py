@@ -59,6 +59,19 @@ def test_photos_in_photos_out(client):
     assert Image.open(a_without).size == Image.open(EXAMPLES / "a_photo_glasses.jpg").size
 
 
+PHOTO = "Photo (A's real frames, inpainted removal)"
+
+
+def test_photo_mode_changes_only_the_frames_of_real_portraits(client):
+    b_with, a_without, crops, notes = call(client, "grace_hopper.jpg", "b_photo.jpg", 1.0, PHOTO)
+    for out, src in ((b_with, "b_photo.jpg"), (a_without, "grace_hopper.jpg")):
+        out, src = np.asarray(Image.open(out).convert("RGB")), np.asarray(Image.open(EXAMPLES / src).convert("RGB"))
+        assert out.shape == src.shape
+        assert 0.002 < (out != src).any(-1).mean() < 0.05  # frames only, not the eye band
+    assert len(crops) == 6  # the four 64 px crops and the two masks
+    assert "Classifier" in notes and "after removal" in notes
+
+
 def test_user_errors_are_clear_and_the_server_keeps_serving(client, tmp_path):
     import skimage.data
 

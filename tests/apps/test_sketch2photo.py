@@ -65,7 +65,7 @@ def test_sketch_to_photo_paper_mode_gives_seeded_variations(client):
     assert [item["caption"] for item in gallery] == ["seed 5", "seed 6", "seed 7"]
     again = images(client.predict(sketch, "pix2pix.edges2faces64", True, 3, 5, api_name="/sketch_to_photo")[0])
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert "paper mode" in notes
+    assert "paper mode" in notes and "The variations differ by" in notes
 
 
 def test_eval_mode_is_deterministic_and_differs_from_paper_mode(client):
@@ -87,7 +87,9 @@ def test_sketch_pad_value_and_empty_pad(client, tmp_path):
     strokes[60:64, 40:220, 3] = 255
     strokes[100:200, 126:130, 3] = 255
     Image.fromarray(strokes, "RGBA").save(tmp_path / "layer.png")
-    Image.new("RGBA", (256, 256), (255, 255, 255, 255)).save(tmp_path / "white.png")
+    from core.sketch import pad_guide
+
+    pad_guide().convert("RGBA").save(tmp_path / "white.png")  # the pad's background is its faint guide
     value = {"background": handle_file(str(tmp_path / "white.png")),
              "layers": [handle_file(str(tmp_path / "layer.png"))], "composite": None}
     gallery, _ = client.predict(value, "pix2pix.edges2faces64", True, 2, 0, api_name="/sketch_to_photo_pad")
@@ -100,12 +102,25 @@ def test_sketch_pad_value_and_empty_pad(client, tmp_path):
 def test_photo_to_sketch_gives_thin_black_edges_on_white(client):
     from gradio_client import handle_file
 
-    path = client.predict(handle_file(str(EXAMPLES / "astronaut.jpg")), 0.4, api_name="/photo_to_sketch")
-    sketch = np.asarray(Image.open(path).convert("L"))
-    assert sketch.shape == (512, 512)
-    assert set(np.unique(sketch)) <= {0, 255}
-    dark = (sketch == 0).mean()
-    assert 0.01 < dark < 0.2  # lines, not regions
+    whole = client.predict(handle_file(str(EXAMPLES / "astronaut.jpg")), 0.4, False, api_name="/photo_to_sketch")
+    framed = client.predict(handle_file(str(EXAMPLES / "astronaut.jpg")), 0.4, api_name="/photo_to_sketch")
+    for path, side in ((whole, 512), (framed, 256)):  # framing the face is the default
+        sketch = np.asarray(Image.open(path).convert("L"))
+        assert sketch.shape == (side, side)
+        assert set(np.unique(sketch)) <= {0, 255}
+        dark = (sketch == 0).mean()
+        assert 0.01 < dark < 0.25  # lines, not regions
+
+
+def test_photo_to_sketch_without_a_face_says_so(client, tmp_path):
+    import skimage.data
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    Image.fromarray(skimage.data.coffee()).save(tmp_path / "coffee.png")
+    with pytest.raises(AppError, match="No face was found in the photo"):
+        client.predict(handle_file(str(tmp_path / "coffee.png")), 0.4, True, api_name="/photo_to_sketch")
+    assert client.predict(handle_file(str(tmp_path / "coffee.png")), 0.4, False, api_name="/photo_to_sketch")
 
 
 def test_missing_weights_are_reported_and_the_server_keeps_serving(client):

@@ -1,4 +1,8 @@
-"""Photo pipeline of the glasses app: alignment, swap, paste-back that leaves everything else untouched."""
+"""Photo pipeline of the glasses app: alignment, swap, paste-back that leaves everything else untouched.
+
+The photo mode (the default) is checked with the shipped weights on real portraits: Grace Hopper
+(wears glasses) and the astronaut Eileen Collins (does not), both public domain.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ def photo(name: str) -> Image.Image:
 
 def test_aligned_64px_faces_change_only_inside_the_eye_band(models):
     a, b = photo("a_glasses.png"), photo("b_face64.png")
-    result = glasses.swap_glasses(a, b, model=models[0], classifier=models[1])
+    result = glasses.swap_glasses(a, b, mode="auto", model=models[0], classifier=models[1])
     band = eye_band()
     for src, out in ((b, result.b_with_glasses), (a, result.a_without_glasses)):
         src, out = np.asarray(src), np.asarray(out)
@@ -92,3 +96,66 @@ def test_clear_errors(models):
         glasses.swap_glasses(face, face, model=models[0], classifier=says_glasses)
     with pytest.raises(ValueError, match="strength"):
         glasses.swap_glasses(face, face, strength=3, model=models[0], classifier=models[1])
+
+
+def test_photo_mode_returns_both_photos_unchanged_when_a_wears_no_glasses(models):
+    a, b = photo("b_photo.jpg"), photo("a_glasses.png")  # the classifier fixture says "no glasses" for all
+    result = glasses.swap_glasses(a, b, model=models[0], classifier=models[1])
+    assert np.array_equal(np.asarray(result.a_without_glasses), np.asarray(a))
+    assert np.array_equal(np.asarray(result.b_with_glasses), np.asarray(b))
+    assert "does not seem to wear glasses" in result.notes[0]
+
+
+@pytest.fixture(scope="module")
+def real_swap():
+    import skimage.data
+
+    hopper, astronaut = photo("grace_hopper.jpg"), Image.fromarray(skimage.data.astronaut())
+    return hopper, astronaut, glasses.swap_glasses(hopper, astronaut, inpaint_method="telea")
+
+
+def _eyes(image):
+    from core.faces import single_face
+    from core.glasses_mask import EYE_AXES, _ellipse, _face_frame
+
+    eyes = single_face(image).points()[:2]
+    along, _, distance = _face_frame(eyes)
+    shape = (image.height, image.width)
+    return _ellipse(shape, eyes[0], along, np.multiply(EYE_AXES, distance)) | \
+        _ellipse(shape, eyes[1], along, np.multiply(EYE_AXES, distance))
+
+
+@pytest.mark.real_weights("genegan.eyeglasses64", "genegan.glasses_classifier64")
+def test_real_removal_changes_only_the_frames_and_the_classifier_sees_no_glasses(real_swap):
+    hopper, _, result = real_swap
+    before, after = np.asarray(hopper), np.asarray(result.a_without_glasses)
+    changed = (before != after).any(-1)
+    hole = result.masks["hole"]
+    assert changed.any() and not changed[~hole].any()  # bit-exact outside the mask
+    assert 0.005 < hole.mean() < 0.05  # the frames of one pair of glasses, not the eye band
+    assert not changed[_eyes(hopper)].any()  # the eyes behind the clear lenses are the photo's own
+    assert result.probabilities["a"] > 0.9 and result.probabilities["a_without"] < 0.5
+
+
+@pytest.mark.real_weights("genegan.eyeglasses64", "genegan.glasses_classifier64")
+def test_real_addition_puts_a_clean_frame_matte_on_b(real_swap):
+    _, astronaut, result = real_swap
+    before, after = np.asarray(astronaut), np.asarray(result.b_with_glasses)
+    matte = result.masks["matte"] > 0
+    changed = (before != after).any(-1)
+    assert changed.any() and not changed[~matte].any()  # no speckle outside the frame matte
+    assert 0.002 < matte.mean() < 0.03
+    count, _, stats, _ = cv2.connectedComponentsWithStats(matte.astype(np.uint8), connectivity=8)
+    assert count - 1 <= 6 and stats[1:, cv2.CC_STAT_AREA].min() >= 20  # a frame in a few pieces, no specks
+    assert not changed[_eyes(astronaut)].any()  # the face under the lenses is untouched
+    assert result.probabilities["b"] < 0.5 and result.probabilities["b_with"] > 0.5
+
+
+@pytest.mark.real_weights("genegan.eyeglasses64", "genegan.glasses_classifier64")
+def test_real_addition_strength_scales_the_frames(real_swap):
+    hopper, astronaut, full = real_swap
+    half = glasses.swap_glasses(hopper, astronaut, strength=0.5, inpaint_method="telea")
+    none = glasses.swap_glasses(hopper, astronaut, strength=0.0, inpaint_method="telea")
+    b = np.asarray(astronaut).astype(int)
+    change = [np.abs(np.asarray(r.b_with_glasses).astype(int) - b).sum() for r in (none, half, full)]
+    assert change[0] == 0 and 0 < change[1] < change[2]

@@ -3,7 +3,18 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from core.sketch import edge_map, face_sketch, photo_to_sketch, prepare_sketch, sketch_from_editor
+from core.sketch import (
+    TRAINING_FACE_LAYOUT,
+    align_like_training_faces,
+    edge_map,
+    face_sketch,
+    pad_guide,
+    photo_to_face_sketch,
+    photo_to_sketch,
+    prepare_sketch,
+    sketch_from_editor,
+    training_sketch,
+)
 
 
 def test_photo_to_sketch_is_thin_black_edges_on_white_at_the_input_size():
@@ -53,3 +64,35 @@ def test_sketch_from_editor_composites_layers_on_white_and_rejects_empty_pads():
         sketch_from_editor({"background": None, "layers": [np.zeros((32, 32, 4), np.uint8)], "composite": None})
     with pytest.raises(ValueError, match="Draw a sketch first"):
         sketch_from_editor(None)
+
+
+def test_photo_to_face_sketch_frames_the_face_like_the_training_crops():
+    from core.faces import detect_faces
+
+    photo = Image.fromarray(data.astronaut())
+    sketch, face = photo_to_face_sketch(photo)
+    assert sketch.size == (256, 256) and face.size == (64, 64)
+    assert set(np.unique(np.asarray(sketch))) == {0, 255}
+    assert np.array_equal(np.asarray(sketch), np.asarray(training_sketch(face)))  # the training recipe
+    aligned = align_like_training_faces(photo)
+    assert np.array_equal(np.asarray(aligned.image), np.asarray(face))
+    points = detect_faces(photo)[0].points()
+    mapped = points @ aligned.matrix[:, :2].T + aligned.matrix[:, 2]
+    error = np.hypot(*(mapped - TRAINING_FACE_LAYOUT * 64).T)  # px in the 64 px crop
+    assert error.mean() < 2.5 and error.max() < 4  # the landmarks where the DCGAN faces have them
+    with pytest.raises(ValueError, match="No face was found in the photo"):
+        photo_to_face_sketch(Image.fromarray(data.coffee()))
+
+
+def test_pad_guide_is_faint_and_never_part_of_the_drawing():
+    guide = np.asarray(pad_guide())
+    assert guide.shape == (256, 256, 3) and guide.min() >= 150 and (guide < 250).any()
+    with pytest.raises(ValueError, match="empty"):  # an untouched pad is an empty sketch
+        sketch_from_editor({"background": guide, "layers": [], "composite": guide})
+    layer = np.zeros((256, 256, 4), np.uint8)
+    layer[100:103, 50:200, 3] = 255  # one black stroke
+    drawing = np.asarray(sketch_from_editor({"background": guide, "layers": [layer], "composite": None}))
+    assert drawing[101, 60].tolist() == [0, 0, 0]
+    assert drawing[np.ones((256, 256), bool) & (layer[..., 3] == 0)].min() == 255  # the guide is gone
+    with pytest.raises(ValueError, match="empty"):
+        sketch_from_editor({"background": guide, "layers": [np.zeros((256, 256, 4), np.uint8)], "composite": None})

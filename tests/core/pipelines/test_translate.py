@@ -192,3 +192,18 @@ def test_cpu_channels_last_opt_in_changes_the_layout_not_the_result(tiny_models)
         a = tr.sketch_to_photo("pix2pix.tiny", sketch, mode=mode, seed=3)[0]
         b = tr.sketch_to_photo("pix2pix.tiny_nhwc", sketch, mode=mode, seed=3)[0]
         assert np.abs(np.asarray(a, float) - np.asarray(b, float)).max() <= 1  # rounding of the 8-bit output
+
+
+def test_variation_difference_is_the_mean_pairwise_difference_and_maps_the_range():
+    from core.pipelines.translate import DIFFERENCE_GAIN, variation_difference
+
+    base = np.zeros((4, 4, 3), np.uint8)
+    second = base.copy()
+    second[0, 0] = 40  # one pixel differs by 40 in every channel
+    mean, spread = variation_difference([Image.fromarray(base), Image.fromarray(base), Image.fromarray(second)])
+    # pairs: (0,1) 0, (0,2) and (1,2) 40/16 each
+    assert mean == pytest.approx((0 + 2.5 + 2.5) / 3)
+    spread = np.asarray(spread)
+    assert spread[0, 0].tolist() == [40 * DIFFERENCE_GAIN] * 3 and spread[1:].max() == 0
+    with pytest.raises(ValueError, match="at least two"):
+        variation_difference([Image.fromarray(base)])
