@@ -34,9 +34,10 @@ class LatentGenerator:
     StyleGAN2 renders with its stored noise buffers, so a latent always gives the same image.
     """
 
-    def __init__(self, model: torch.nn.Module, model_id: str = "", w_avg_samples: int = 4096, batch: int = 16):
-        self.model, self.model_id, self.batch = model, model_id, batch
+    def __init__(self, model: torch.nn.Module, model_id: str = "", w_avg_samples: int = 4096, batch: int | None = None):
+        self.model, self.model_id = model, model_id
         self.kind = "stylegan2" if hasattr(model, "synthesis") else "dcgan"
+        self.batch = batch or (64 if self.kind == "dcgan" else 4)
         self.nz = model.style_dim if self.kind == "stylegan2" else model.nz
         self.size = model.size if self.kind == "stylegan2" else 64
         self.device = next(model.parameters()).device
@@ -95,7 +96,7 @@ def from_uint8(images: np.ndarray) -> torch.Tensor:
     """uint8 [N, H, W, 3] (or one [H, W, 3]) -> float [N, 3, H, W] in [-1, 1]."""
     images = np.asarray(images)
     images = images[None] if images.ndim == 3 else images
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float() / 127.5 - 1  # a copy: PIL arrays are read-only
 
 
 # --- walk -------------------------------------------------------------------------------------
