@@ -115,8 +115,11 @@ def eval_inversion(args) -> None:
     from core.weights import load_model, read_safetensors
 
     gen, classifier = models()
-    encoder = (registry.load("latent_encoder", read_safetensors(args.encoder), **json.loads(args.config))
-               if args.encoder else load_model("latent.encoder_dcgan64", device="cpu", dtype=torch.float32))
+    configs = [(m, 0.0) for m in args.methods] + [(m, args.feature_weight) for m in args.with_features]
+    encoder = None
+    if any(m != "optimise" for m, _ in configs):
+        encoder = (registry.load("latent_encoder", read_safetensors(args.encoder), **json.loads(args.config))
+                   if args.encoder else load_model("latent.encoder_dcgan64", device="cpu", dtype=torch.float32))
     features = inv.classifier_features(classifier)
     z = gen.z_from_seeds(range(HELD_OUT, HELD_OUT + args.samples))
     target = lab.from_uint8(lab.to_uint8(gen.decode(z)))  # 8-bit, like an uploaded image
@@ -126,8 +129,6 @@ def eval_inversion(args) -> None:
             photos.append((name, inv.target_from_crop(inv.align_photo(load_image(REPO / name), gen))))
         except ValueError as e:
             print(f"skipped {name}: {e}")
-    configs = [("optimise", 0.0), ("optimise", args.feature_weight), ("encoder", 0.0), ("hybrid", 0.0),
-               ("hybrid", args.feature_weight)]
     rows = []
     for method, weight in configs:
         options = dict(encoder=encoder, steps=args.steps, restarts=args.restarts, features=features,
@@ -166,7 +167,9 @@ def main() -> None:
     w.add_argument("--frames", type=int, default=16)
     i = sub.add_parser("inversion")
     i.add_argument("--samples", type=int, default=100)
-    i.add_argument("--steps", type=int, default=200)
+    i.add_argument("--steps", type=int, default=100)
+    i.add_argument("--methods", nargs="+", default=list(inv.INVERSION_METHODS))
+    i.add_argument("--with-features", nargs="*", default=["hybrid"], help="methods also run with the feature loss")
     i.add_argument("--restarts", type=int, default=2)
     i.add_argument("--feature-weight", type=float, default=1.0)
     i.add_argument("--encoder", help="encoder weights (default: the shipped latent.encoder_dcgan64)")

@@ -49,7 +49,7 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
 
 @ui.user_errors
 @ui.heavy
-def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=1.5, steps=7, space="z", psi=0.7):
+def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
     """Face A at alphas from -alpha to +alpha along an attribute direction, each frame measured."""
     return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
                        space, float(psi))
@@ -64,7 +64,7 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
 
 @ui.user_errors
 @ui.heavy
-def invert(photo, generator="dcgan.faces64", method="hybrid", steps=200):
+def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     """Find the latent of the photo's face: aligned face, its reconstruction, the latent file, notes."""
     if photo is None:
         raise ValueError("Upload a photo with one face (or a 64x64 aligned face).")
@@ -73,8 +73,8 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=200):
 
 @ui.user_errors
 @ui.heavy
-def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=1.5,
-         blend="residual", steps=200):
+def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
+         blend="residual", steps=100):
     """Edit the photo's face along a direction (its latent: the uploaded file from /invert, or inverted now)."""
     if photo is None:
         raise ValueError("Upload the photo to edit.")
@@ -120,7 +120,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Tab("Arithmetic"):
         with gr.Row():
             attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
-            alpha = ui.Slider(0.0, 4.0, value=1.5, step=0.25, label="Alpha: the slide goes from -alpha to +alpha")
+            alpha = ui.Slider(0.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha: the slide goes from -alpha to +alpha")
             steps = ui.Slider(1, 11, value=7, step=1, label="Frames")
         run_direction = gr.Button("Slide face A along the direction", variant="primary")
         slide = gr.Gallery(label="Face A along the direction", columns=7, format="png", height=220)
@@ -135,7 +135,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             photo = ui.ImageInput(label="Photo with one face", sources=["upload", "clipboard"], height=260)
             with gr.Column():
                 inversion = gr.Radio(METHODS, value="hybrid", label="Inversion")
-                inv_steps = ui.Slider(10, 500, value=200, step=10, label="Optimisation steps")
+                inv_steps = ui.Slider(10, 500, value=100, step=10, label="Optimisation steps")
                 run_invert = gr.Button("Invert", variant="primary")
         with gr.Row():
             aligned = gr.Image(label="Aligned face", type="pil", format="png", height=160)
@@ -145,7 +145,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         invert_notes = gr.Markdown()
         with gr.Row():
             edit_attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
-            edit_alpha = ui.Slider(-4.0, 4.0, value=1.5, step=0.25, label="Alpha")
+            edit_alpha = ui.Slider(-4.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha")
             blend = gr.Radio(BLENDS, value="residual", label="Back into the photo")
         run_edit = gr.Button("Edit the photo")
         edited = gr.Image(label="Edited photo", type="pil", format="png")
@@ -154,6 +154,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Examples([[str(EXAMPLES / "b_photo.jpg")], [str(EXAMPLES / "b_face64.png")]], [photo])
     slot = dict(concurrency_id="model", concurrency_limit=1)
     run_sample.click(sample, [generator, seed, count, psi], [grid, latents, sample_notes], api_name="sample", **slot)
+    for menu, slider in ((attribute, alpha), (edit_attribute, edit_alpha)):  # each direction's measured default
+        menu.change(lambda name: lab.DEFAULT_ALPHA.get(name, 1.5), menu, slider, api_visibility="private")
     grid.select(pick, [seed, target, seed_a, seed_b], [seed_a, seed_b], api_visibility="private")
     run_walk.click(interpolate, [generator, seed_a, file_a, seed_b, file_b, space, method, frames, psi],
                    [animation, strip, walk_notes, walk_details], api_name="interpolate", **slot)

@@ -49,7 +49,7 @@ def classifier_features(classifier: torch.nn.Module | None):
     return lambda x: blocks(x)
 
 
-def optimise(gen: LatentGenerator, target: torch.Tensor, start: torch.Tensor, steps: int = 200, lr: float = 0.05,
+def optimise(gen: LatentGenerator, target: torch.Tensor, start: torch.Tensor, steps: int = 100, lr: float = 0.05,
              features=None, feature_weight: float = 0.0, prior_weight: float = 0.01) -> torch.Tensor:
     """z [N, nz] that makes G(z) match ``target`` [N, 3, H, W] in [-1, 1], from ``start`` [N, nz]."""
     target = target.to(gen.device, torch.float32)
@@ -74,8 +74,8 @@ def pixel_error(images: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     return ((images.cpu().float() - target.cpu().float()).abs().mean((1, 2, 3)) * 127.5).numpy()
 
 
-def invert(gen: LatentGenerator, target: torch.Tensor, method: str = "hybrid", encoder=None, steps: int = 200,
-           restarts: int = 4, seed: int = 0, lr: float = 0.05, features=None, feature_weight: float = 0.0,
+def invert(gen: LatentGenerator, target: torch.Tensor, method: str = "hybrid", encoder=None, steps: int = 100,
+           restarts: int = 2, seed: int = 0, lr: float = 0.05, features=None, feature_weight: float = 0.0,
            prior_weight: float = 0.01) -> Inversion:
     """Invert ``target`` [N, 3, H, W] in [-1, 1] (the generator's size) with one of :data:`INVERSION_METHODS`."""
     if method not in INVERSION_METHODS:

@@ -268,3 +268,30 @@ def test_animation_and_strip(tmp_path):
     with Image.open(path) as image:
         assert image.format == "WEBP" and image.n_frames == 6 and image.size == (64, 64)
     assert files.strip(frames, cell=96).size == (6 * 96, 96)
+
+
+# --- the real DCGAN -------------------------------------------------------------------------------
+@pytest.mark.real_weights("dcgan.faces64")
+@pytest.mark.real_weights("genegan.glasses_classifier64")
+def test_the_shipped_glasses_direction_flips_the_classifier_on_most_faces():
+    from core.latent_lab import DEFAULT_ALPHA
+    from core.pipelines import latent_attributes as attrs
+    from core.weights import REPO_ROOT, load_model
+
+    gen = lab.LatentGenerator(load_model("dcgan.faces64", device="cpu", dtype=torch.float32), "dcgan.faces64")
+    classifier = load_model(attrs.CLASSIFIER_ID, device="cpu", dtype=torch.float32)
+    directions, info = attrs.load_directions(REPO_ROOT / "apps/latent/data/directions_dcgan_faces64.safetensors",
+                                             "dcgan.faces64")
+    assert set(directions) == set(attrs.ATTRIBUTES) and info["samples"] == 3000
+    z = gen.z_from_seeds(range(3_000_000, 3_000_060))  # held out: neither the directions' nor the README's faces
+    before = attrs.measure(lab.to_uint8(gen.decode(z)), classifier)["eyeglasses"]
+    without = np.flatnonzero(before <= 0.5)
+    assert len(without) > 30
+    after = attrs.measure(lab.to_uint8(gen.decode(z[without] + DEFAULT_ALPHA["eyeglasses"] * directions["eyeglasses"])),
+                          classifier)["eyeglasses"]
+    assert np.nanmean(after > 0.5) > 0.5
+    # and the opposite direction takes glasses off most faces that wear them
+    wearing = np.flatnonzero(before > 0.5)
+    off = attrs.measure(lab.to_uint8(gen.decode(z[wearing] - DEFAULT_ALPHA["eyeglasses"] * directions["eyeglasses"])),
+                        classifier)["eyeglasses"]
+    assert np.nanmean(off <= 0.5) > 0.5
