@@ -25,8 +25,18 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def dcgan():
+    """A tiny DCGAN whose BatchNorm statistics are calibrated, so its images have contrast."""
     torch.manual_seed(0)
-    return lab.LatentGenerator(DCGANGenerator(nz=8, ngf=4).eval().requires_grad_(False), "tiny.dcgan")
+    model = DCGANGenerator(nz=8, ngf=4)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # a cumulative average over the calibration batches
+    with torch.no_grad():
+        for _ in range(4):
+            model(torch.randn(64, 8))
+    gen = lab.LatentGenerator(model.eval().requires_grad_(False), "tiny.dcgan")
+    assert lab.to_uint8(gen.decode(gen.z_from_seeds(range(8)))).std() > 20
+    return gen
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +116,39 @@ def test_split_by_score_leaves_out_missing_faces_and_the_middle_third():
     assert list(indices) == [0, 2] and list(labels) == [False, True]
     with pytest.raises(ValueError, match="at least 5 samples with and without"):
         lab.attribute_direction(torch.zeros(10, 3), np.arange(10) < 2)
+
+
+class LinearFaces(torch.nn.Module):
+    """A generator whose images depend visibly on z (a random DCGAN this small draws flat grey)."""
+
+    nz = 8
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(3 * 64 * 64, 8, generator=torch.Generator().manual_seed(4)) * 0.3)
+
+    def forward(self, z):
+        return torch.tanh(z @ self.weight.T).view(-1, 3, 64, 64)
+
+
+def test_compute_directions_labels_samples_by_their_measurements(monkeypatch):
+    from core.pipelines import latent_attributes as attrs
+
+    def brightness(images, classifier):  # a stand-in measurement for every attribute: mean pixel value
+        value = images.reshape(len(images), -1).mean(1).astype(float)
+        return {name: (value > np.median(value)).astype(float) if name in attrs.THRESHOLDS else value
+                for name in attrs.ATTRIBUTES}
+
+    monkeypatch.setattr(attrs, "measure", brightness)
+    gen = lab.LatentGenerator(LinearFaces().requires_grad_(False), "linear")
+    directions, info = attrs.compute_directions(gen, None, samples=300, seed=100, log=lambda _: None)
+    assert set(directions) == set(attrs.ATTRIBUTES) and info["samples"] == 300
+    assert info["attributes"]["yaw"]["with"] == info["attributes"]["yaw"]["without"] == 100  # thirds
+    glasses = info["attributes"]["eyeglasses"]
+    assert glasses["with"] + glasses["without"] == 300 and 100 < glasses["with"] < 200  # every sample, P > 0.5
+    z = gen.z_from_seeds(range(5000, 5020))  # held out
+    darker, brighter = (gen.decode(z + s * directions["hair_brightness"]).mean((1, 2, 3)) for s in (-1, 1))
+    assert (brighter > darker).all()
 
 
 # --- generators -------------------------------------------------------------------------------
