@@ -137,7 +137,3 @@ def _fit(image: Image.Image, side: int, upscale: bool = False) -> Image.Image:
         return image
     resample = Image.Resampling.NEAREST if image.height < side else Image.Resampling.LANCZOS
     return image.resize((round(image.width * side / image.height), side), resample)
-
-
-def details_json(data: dict) -> str:
-    return json.dumps(data, indent=1)
