@@ -108,8 +108,6 @@ def eval_walk(args) -> None:
 
 
 def eval_inversion(args) -> None:
-    from PIL import Image
-
     import core.models as registry
     from core.images import load_image
     from core.weights import load_model, read_safetensors

@@ -48,13 +48,19 @@ def out_path(name: str) -> Path:
     return folder / name
 
 
+def load_float32(model_id: str):
+    """A model as the lab runs it (float32 on the default device), e.g. to preload it."""
+    from core.weights import load_model
+
+    return load_model(model_id, dtype=torch.float32)
+
+
 def generator(model_id: str) -> lab.LatentGenerator:
     from core.cache import MODEL_CACHE
-    from core.weights import load_model
 
     if model_id not in GENERATORS:
         raise ValueError(f"Unknown generator {model_id!r}; choose one of {', '.join(GENERATORS)}.")
-    model = load_model(model_id, dtype=torch.float32)
+    model = load_float32(model_id)
     key = (model_id, "latent_generator", id(model))
     return MODEL_CACHE.get_or_load(key, lambda: lab.LatentGenerator(model, model_id), size=lambda g: 0)
 
@@ -118,14 +124,13 @@ def walk(model_id: str, a, b, space: str, method: str, frames: int, psi: float =
 def directions_for(gen: lab.LatentGenerator, shipped: dict[str, Path], space: str = "z", psi: float = 1.0):
     """(name -> direction, info): the shipped file of this generator, else computed once and cached."""
     from core.cache import MODEL_CACHE
-    from core.weights import load_model
 
     path = shipped.get(gen.model_id)
     if path is not None and space == "z" and Path(path).is_file():
         directions, info = attrs.load_directions(path, gen.model_id)
         if all(d.shape == (gen.nz,) for d in directions.values()):
             return directions, info
-    classifier = load_model(attrs.CLASSIFIER_ID, device=gen.device, dtype=torch.float32)
+    classifier = load_float32(attrs.CLASSIFIER_ID)
     key = (gen.model_id, "latent_directions", id(gen.model), space, psi, ON_DEMAND_SAMPLES)
     return MODEL_CACHE.get_or_load(
         key, lambda: attrs.compute_directions(gen, classifier, ON_DEMAND_SAMPLES, 1_000_000, space, psi,
@@ -135,8 +140,6 @@ def directions_for(gen: lab.LatentGenerator, shipped: dict[str, Path], space: st
 def slide(model_id: str, latent, attribute: str, alpha: float, steps: int, shipped: dict[str, Path],
           space: str = "z", psi: float = 1.0):
     """(gallery of the face at alphas -alpha .. +alpha, notes with each frame's measurement)."""
-    from core.weights import load_model
-
     gen = generator(model_id)
     directions, info = directions_for(gen, shipped, space, psi)
     if attribute not in directions:
@@ -144,7 +147,7 @@ def slide(model_id: str, latent, attribute: str, alpha: float, steps: int, shipp
     start, what = latent_of(gen, *latent, space, psi)
     alphas = np.linspace(-alpha, alpha, int(steps)) if steps > 1 else np.array([alpha])
     images = lab.to_uint8(gen.decode(lab.along(start, directions[attribute], alphas), space, psi))
-    classifier = load_model(attrs.CLASSIFIER_ID, device=gen.device, dtype=torch.float32)
+    classifier = load_float32(attrs.CLASSIFIER_ID)
     faces = images if gen.size == 64 else np.stack([np.asarray(Image.fromarray(i).resize((256, 256))) for i in images])
     scores = attrs.measure(faces, classifier)[attribute]
     unit = "P(glasses)" if attribute == "eyeglasses" else attribute
@@ -172,11 +175,9 @@ def mix(model_id: str, a, b, group: str, psi: float = 1.0):
 
 def invert_photo(model_id: str, photo: Image.Image, method: str, steps: int = 100):
     """(aligned face, reconstruction, latent file, notes, aligned, inversion) for one face photo."""
-    from core.weights import load_model
-
     gen = generator(model_id)
     aligned = inv.align_photo(photo, gen)
-    encoder = load_model(ENCODER_ID, device=gen.device, dtype=torch.float32) if method != "optimise" else None
+    encoder = load_float32(ENCODER_ID) if method != "optimise" else None
     result = inv.invert(gen, inv.target_from_crop(aligned), method, encoder=encoder, steps=int(steps))
     path = files.save_latent(out_path(f"{model_id}_inverted_{method}.safetensors"), result.latent[0], model_id, "z")
     notes = (f"{method}: mean pixel error {result.pixel_error[0]:.1f} of 255 in {result.seconds:.1f} s. "

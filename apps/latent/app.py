@@ -26,6 +26,7 @@ DESCRIPTION = (
     "64 px DCGAN works offline; real photos are far from its faces, so inversions are approximate."
 )
 MODEL_IDS = [*lab.GENERATORS, lab.ENCODER_ID, "genegan.glasses_classifier64"]
+ui.preload_on_zero_gpu(MODEL_IDS, load=lab.load_float32)  # ZeroGPU only: models go on the GPU at start-up
 SHIPPED_DIRECTIONS = {"dcgan.faces64": Path(__file__).resolve().parent / "data" / "directions_dcgan_faces64.safetensors"}
 METHODS = [("Optimisation (pixel loss)", "optimise"), ("Encoder (one pass)", "encoder"),
            ("Encoder, then optimisation", "hybrid")]
@@ -35,6 +36,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "glasses" / "examples"
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_window(0))
 def sample(generator, seed, count=8, psi=0.7):
     """count faces with seeds seed, seed+1, ...; each latent as a .safetensors file (psi: StyleGAN2 truncation)."""
     return lab.sample_grid(generator, int(seed), int(count), float(psi))
@@ -42,6 +44,7 @@ def sample(generator, seed, count=8, psi=0.7):
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_window(0))
 def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="slerp", frames=16, psi=0.7):
     """Walk from A to B (a seed, or an uploaded latent file) in z or W: animation, strip, smoothness of both methods."""
     return lab.walk(generator, (seed_a, file_a), (seed_b, file_b), space, method, int(frames), float(psi))
@@ -49,6 +52,7 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_window(0))
 def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
     """Face A at alphas from -alpha to +alpha along an attribute direction, each frame measured."""
     return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
@@ -57,6 +61,7 @@ def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, step
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_window(0))
 def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
     """StyleGAN2 style mixing: A with the coarse, middle or fine W+ layers of B."""
     return lab.mix(generator, (seed_a, file_a), (seed_b, file_b), layers, float(psi))
@@ -64,6 +69,7 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_window(1))
 def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     """Find the latent of the photo's face: aligned face, its reconstruction, the latent file, notes."""
     if photo is None:
@@ -73,6 +79,7 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
 
 @ui.user_errors
 @ui.heavy
+@ui.gpu(duration=gpu_window(1))
 def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
          blend="residual", steps=100):
     """Edit the photo's face along a direction (its latent: the uploaded file from /invert, or inverted now)."""
@@ -80,6 +87,15 @@ def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", at
         raise ValueError("Upload the photo to edit.")
     return lab.edit(generator, photo, latent_file, method, attribute, float(alpha), blend, SHIPPED_DIRECTIONS,
                       int(steps))
+
+
+def gpu_window(position: int):
+    """ZeroGPU seconds for a handler whose argument ``position`` is the generator: 30 for the DCGAN,
+    180 for StyleGAN2 (1024 px renders; its directions are computed on first use)."""
+    def seconds(*args, **kwargs):
+        model = args[position] if len(args) > position else kwargs.get("generator", "dcgan.faces64")
+        return 30 if model == "dcgan.faces64" else 180
+    return seconds
 
 
 def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):

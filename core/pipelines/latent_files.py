@@ -9,7 +9,6 @@ checked strictly (:func:`load_latent`) and every problem is a ``ValueError`` tha
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
