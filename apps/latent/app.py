@@ -34,6 +34,15 @@ BLENDS = [("Add the edit's change (keeps the photo)", "residual"), ("Paste the g
 EXAMPLES = Path(__file__).resolve().parents[1] / "glasses" / "examples"
 
 
+def gpu_window(position: int):
+    """ZeroGPU seconds for a handler whose argument ``position`` is the generator: 30 for the DCGAN,
+    180 for StyleGAN2 (1024 px renders; its directions are computed on first use)."""
+    def seconds(*args, **kwargs):
+        model = args[position] if len(args) > position else kwargs.get("generator", "dcgan.faces64")
+        return 30 if model == "dcgan.faces64" else 180
+    return seconds
+
+
 @ui.user_errors
 @ui.heavy
 @ui.gpu(duration=gpu_window(0))
@@ -56,7 +65,7 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
 def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
     """Face A at alphas from -alpha to +alpha along an attribute direction, each frame measured."""
     return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
-                       space, float(psi))
+                      space, float(psi))
 
 
 @ui.user_errors
@@ -86,16 +95,7 @@ def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", at
     if photo is None:
         raise ValueError("Upload the photo to edit.")
     return lab.edit(generator, photo, latent_file, method, attribute, float(alpha), blend, SHIPPED_DIRECTIONS,
-                      int(steps))
-
-
-def gpu_window(position: int):
-    """ZeroGPU seconds for a handler whose argument ``position`` is the generator: 30 for the DCGAN,
-    180 for StyleGAN2 (1024 px renders; its directions are computed on first use)."""
-    def seconds(*args, **kwargs):
-        model = args[position] if len(args) > position else kwargs.get("generator", "dcgan.faces64")
-        return 30 if model == "dcgan.faces64" else 180
-    return seconds
+                     int(steps))
 
 
 def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):

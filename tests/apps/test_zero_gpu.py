@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 GPU_ENDPOINTS = {
     "inpaint": {"inpaint", "inpaint_editor"}, "sketch2photo": {"sketch_to_photo", "sketch_to_photo_pad"},
     "season": {"translate"}, "pulse": {"upsample"}, "glasses": {"swap"}, "text2image": {"generate"},
+    "latent": {"sample", "interpolate", "direction", "mix", "invert", "edit"},
 }
 
 # The real ``spaces`` package, with its GPU decorator observed: each window it returns records
