@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         log(f"resuming at step {step}")
     encoder.train()
-    started, running = time.time(), {}
+    started, running, first_step = time.time(), {}, step
     while step < args.steps:
         # Each step's batch comes from a per-step seeded draw, so a resumed run sees the same data.
         idx = np.random.default_rng([args.seed, step]).integers(len(z_pool), size=args.batch)
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             running.setdefault(k, []).append(v)
         out_of_time = args.minutes > 0 and time.time() - started > args.minutes * 60
         if step % args.log_every == 0 or step == args.steps or out_of_time:
-            rate = step / max(time.time() - started, 1e-9)
+            rate = (step - first_step) / max(time.time() - started, 1e-9)
             log(f"step {step}/{args.steps} " + " ".join(f"{k} {np.mean(v):.4f}" for k, v in running.items())
                 + f" ({time.time() - started:.0f} s, {rate:.2f} it/s)")
             running = {}
