@@ -102,6 +102,8 @@ def sample_grid(model_id: str, seed: int, count: int, psi: float = 1.0):
 
 def walk(model_id: str, a, b, space: str, method: str, frames: int, psi: float = 1.0, fps: float = 12.0):
     """(animation path, strip image, smoothness markdown, details) of the walk from a to b."""
+    if method not in lab.METHODS:
+        raise ValueError(f"method must be one of {', '.join(lab.METHODS)}, not {method!r}.")
     gen = generator(model_id)
     (latent_a, what_a), (latent_b, what_b) = latent_of(gen, *a, space, psi), latent_of(gen, *b, space, psi)
     rows, chosen = {}, None
@@ -111,8 +113,6 @@ def walk(model_id: str, a, b, space: str, method: str, frames: int, psi: float =
         rows[m] = lab.smoothness(rendered)
         if m == method:
             chosen = rendered
-    if chosen is None:
-        raise ValueError(f"method must be one of {', '.join(lab.METHODS)}, not {method!r}.")
     animation = files.animated_webp(chosen, out_path(f"walk_{method}_{space}.webp"), fps=fps)
     table = ["| method | mean step (0-255) | step CV (0 = even) | max step |", "|---|---|---|---|"]
     table += [f"| {m}{' (shown)' if m == method else ''} | {r['mean_step']:.2f} | {r['step_cv']:.3f} | "
