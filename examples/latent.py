@@ -15,7 +15,7 @@ print("walk:", animation, "\n" + smoothness)
 slide, direction_notes = client.predict("dcgan.faces64", 1, None, attribute="eyeglasses", alpha=2.0, steps=5,
                                         space="z", psi=0.7, api_name="/direction")
 print([frame["caption"] for frame in slide])
-photo = handle_file(str(APPS / "glasses" / "examples" / "b_photo.jpg"))
+photo = handle_file(str(APPS / "latent" / "examples" / "photo.jpg"))
 aligned, reconstruction, latent, invert_notes = client.predict(photo, "dcgan.faces64", method="hybrid", steps=100,
                                                                api_name="/invert")
 print(invert_notes)

@@ -31,7 +31,7 @@ SHIPPED_DIRECTIONS = {"dcgan.faces64": Path(__file__).resolve().parent / "data" 
 METHODS = [("Optimisation (pixel loss)", "optimise"), ("Encoder (one pass)", "encoder"),
            ("Encoder, then optimisation", "hybrid")]
 BLENDS = [("Add the edit's change (keeps the photo)", "residual"), ("Paste the generated face", "direct")]
-EXAMPLES = Path(__file__).resolve().parents[1] / "glasses" / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
 def gpu_window(position: int):
@@ -167,7 +167,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         edited = gr.Image(label="Edited photo", type="pil", format="png")
         edit_crops = gr.Gallery(label="Steps", columns=4, format="png", height=160)
         edit_notes = gr.Markdown()
-    gr.Examples([[str(EXAMPLES / "b_photo.jpg")], [str(EXAMPLES / "b_face64.png")]], [photo])
+    gr.Examples([[str(EXAMPLES / "photo.jpg")], [str(EXAMPLES / "face64.png")]], [photo])
     slot = dict(concurrency_id="model", concurrency_limit=1)
     run_sample.click(sample, [generator, seed, count, psi], [grid, latents, sample_notes], api_name="sample", **slot)
     for menu, slider in ((attribute, alpha), (edit_attribute, edit_alpha)):  # each direction's measured default

@@ -23,7 +23,7 @@ from PIL import Image
 
 from core.pipelines.latent_inversion import face_ellipse
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "glasses" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "latent" / "examples"
 TINY_SG2 = dict(size=64, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8, 64: 8})
 DCGAN = pytest.mark.real_weights("dcgan.faces64")
 REAL = ("dcgan.faces64", "latent.encoder_dcgan64", "genegan.glasses_classifier64")
@@ -122,20 +122,20 @@ def test_direction_slide_is_centred_on_the_face_and_measured(client):
 
 @DCGAN
 def test_invert_then_edit_changes_only_the_face(client, tmp_path):
-    aligned, recon, latent, notes = client.predict(handle_file(str(EXAMPLES / "b_face64.png")), "dcgan.faces64",
+    aligned, recon, latent, notes = client.predict(handle_file(str(EXAMPLES / "face64.png")), "dcgan.faces64",
                                                    "encoder", 200, api_name="/invert")
     assert notes.startswith("encoder: mean pixel error") and Path(latent).suffix == ".safetensors"
-    assert np.array_equal(pixels(aligned), pixels(EXAMPLES / "b_face64.png"))  # 64 px: used as it is
-    edited, steps, edit_notes = client.predict(handle_file(str(EXAMPLES / "b_face64.png")), "dcgan.faces64",
+    assert np.array_equal(pixels(aligned), pixels(EXAMPLES / "face64.png"))  # 64 px: used as it is
+    edited, steps, edit_notes = client.predict(handle_file(str(EXAMPLES / "face64.png")), "dcgan.faces64",
                                                handle_file(latent), "encoder", "eyeglasses", 2.0, "residual", 200,
                                                api_name="/edit")
-    out, original = pixels(edited), pixels(EXAMPLES / "b_face64.png")
+    out, original = pixels(edited), pixels(EXAMPLES / "face64.png")
     assert out.shape == original.shape and np.abs(out - original).mean() > 1
     assert (out[face_ellipse(64) == 0] == original[face_ellipse(64) == 0]).all()
     assert len(steps) == 4 and "eyeglasses by alpha +2" in edit_notes
-    photo, _, _ = client.predict(handle_file(str(EXAMPLES / "b_photo.jpg")), "dcgan.faces64", None, "hybrid",
+    photo, _, _ = client.predict(handle_file(str(EXAMPLES / "photo.jpg")), "dcgan.faces64", None, "hybrid",
                                  "yaw", 1.0, "direct", 10, api_name="/edit")
-    assert Image.open(photo).size == Image.open(EXAMPLES / "b_photo.jpg").size
+    assert Image.open(photo).size == Image.open(EXAMPLES / "photo.jpg").size
 
 
 @DCGAN
@@ -175,5 +175,5 @@ def test_stylegan2_path_with_tiny_weights(client):
     a, b, ab = (pixels(m["image"]) for m in mixed)
     assert not np.array_equal(ab, a) and not np.array_equal(ab, b)
     with pytest.raises(AppError, match="Only the DCGAN has an encoder"):
-        client.predict(handle_file(str(EXAMPLES / "b_face64.png")), "stylegan2.ffhq1024", "encoder", 10,
+        client.predict(handle_file(str(EXAMPLES / "face64.png")), "stylegan2.ffhq1024", "encoder", 10,
                        api_name="/invert")

@@ -76,7 +76,7 @@ def test_latent_example(hub, monkeypatch):
     assert len(out["samples"]) == 4 and len(out["latents"]) == 4
     assert_real_image(out["strip"])
     assert [frame["caption"][:11] for frame in out["slide"]][2] == "alpha +0.00"
-    assert_real_image(out["edited"], Image.open(REPO_ROOT / "apps/glasses/examples/b_photo.jpg").size)
+    assert_real_image(out["edited"], Image.open(REPO_ROOT / "apps/latent/examples/photo.jpg").size)
 
 
 def test_text2image_example_says_what_to_download(hub, monkeypatch):
