@@ -24,7 +24,7 @@ from core.weights import REPO_ROOT, load_manifest
 
 # Hardware a duplicator should pick; heavy apps want a GPU (ZeroGPU works: see core.ui.gpu).
 SUGGESTED_HARDWARE = {"pulse": "zero-a10g", "text2image": "zero-a10g", "inpaint": "cpu-upgrade"}
-EMOJI = {"inpaint": "🩹", "sketch2photo": "✏️", "season": "❄️", "pulse": "🔍", "glasses": "👓", "text2image": "🎨"}
+EMOJI = {"inpaint": "🩹", "sketch2photo": "✏️", "season": "❄️", "pulse": "🔍", "glasses": "👓", "latent": "🧭", "text2image": "🎨"}
 LAUNCHER = '''"""Hugging Face Space entry point: the {name} app of the GAN Demo Hub."""
 
 try:  # ZeroGPU: `spaces` must be imported before torch touches CUDA

@@ -25,6 +25,7 @@ ARCHITECTURES: dict[str, str] = {
     "stylegan2": "stylegan2:StyleGAN2Generator",
     "genegan": "genegan:GeneGAN",
     "glasses_classifier": "glasses_classifier:GlassesClassifier",
+    "latent_encoder": "latent_encoder:LatentEncoder",
     "pix2pix_unet": "pix2pix_unet:Pix2PixUNet",
     "mtcnn_pnet": "mtcnn:PNet",
     "mtcnn_rnet": "mtcnn:RNet",

@@ -109,6 +109,8 @@ ENDPOINTS = {
     "pulse": ("/upsample", lambda f, fs: ([handle_file(f)], {"generator": "dcgan.faces64", "size": 16, "steps": 10,
                                                               "samples": 1, "seed": 1})),
     "glasses": ("/swap", lambda f, fs: ([handle_file(f), handle_file(FACE_B)], {})),
+    "latent": ("/invert", lambda f, fs: ([handle_file(f)], {"generator": "dcgan.faces64", "method": "encoder",
+                                                             "steps": 10})),
 }
 FILE_ERRORS = {
     "not_an_image": "not an image",
@@ -184,7 +186,7 @@ def test_inpaint_mask_of_another_size_is_scaled(hub, files):
     assert 110 <= ys.min() and ys.max() <= 220 and 150 <= xs.min() and xs.max() <= 260  # the mask, scaled 2x
 
 
-@pytest.mark.parametrize("app", ["pulse", "glasses"])
+@pytest.mark.parametrize("app", ["pulse", "glasses", "latent"])
 def test_no_face(hub, files, app):
     assert "no face" in clear_error(lambda: call(hub, app, files["no_face"], files)).lower()
 

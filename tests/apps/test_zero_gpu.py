@@ -15,6 +15,7 @@ GPU_ENDPOINTS = {
                 "add_selection"},  # add_selection: the UI's "add it to the brush mask" (private), runs select_mask
     "sketch2photo": {"sketch_to_photo", "sketch_to_photo_pad"},
     "season": {"translate"}, "pulse": {"upsample"}, "glasses": {"swap"}, "text2image": {"generate"},
+    "latent": {"sample", "interpolate", "direction", "mix", "invert", "edit"},
 }
 
 # The real ``spaces`` package, with its GPU decorator observed: each window it returns records

@@ -78,6 +78,14 @@ def test_glasses_example(hub, monkeypatch):
     assert_real_image(out["b_with_glasses"], b_size)
 
 
+def test_latent_example(hub, monkeypatch):
+    out = run_example("latent", f"{hub}/latent/", monkeypatch)
+    assert len(out["samples"]) == 4 and len(out["latents"]) == 4
+    assert_real_image(out["strip"])
+    assert [frame["caption"][:11] for frame in out["slide"]][2] == "alpha +0.00"
+    assert_real_image(out["edited"], Image.open(REPO_ROOT / "apps/latent/examples/photo.jpg").size)
+
+
 def test_text2image_example_says_what_to_download(hub, monkeypatch):
     with pytest.raises(AppError, match="core.weights fetch diffusers.sd_turbo"):
         run_example("text2image", f"{hub}/text2image/", monkeypatch)
@@ -89,6 +97,7 @@ CHECKS = {
     "inpaint": lambda out: assert_real_image(out["result"], (600, 400)),
     "pulse": lambda out: assert_real_image(out["faces"][0]["image"], (64, 64)),
     "glasses": lambda out: assert_real_image(out["a_without"]),
+    "latent": lambda out: assert_real_image(out["edited"]),
 }
 
 

@@ -1,0 +1,191 @@
+"""Latent lab: walk a face generator's latent space, do arithmetic on faces, take a photo "back to z".
+
+Samples each have a seed and a downloadable latent; walks compare lerp and slerp; attribute
+directions are mean latents of measured faces with minus without the attribute; photos are
+inverted three ways (optimisation, a trained encoder, both) and edited through their latent.
+Run: ``python apps/latent/app.py``. API: ``/sample``, ``/interpolate``, ``/direction``, ``/mix``,
+``/invert``, ``/edit`` (arguments and outputs in apps/latent/README.md).
+"""
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import gradio as gr
+
+from core import latent_lab as lab
+from core import ui
+
+TITLE = "Latent lab: walks, face arithmetic and back to z"
+DESCRIPTION = (
+    "What does a GAN's input mean? Sample faces from seeds, **walk** between two of them (linear or spherical), "
+    "slide a face along **attribute directions** computed from measured faces (eyeglasses, head turn, mouth "
+    "width, hair and skin brightness), mix StyleGAN2 styles, and take a **photo back to z** to edit it. The "
+    "64 px DCGAN works offline; real photos are far from its faces, so inversions are approximate."
+)
+MODEL_IDS = [*lab.GENERATORS, lab.ENCODER_ID, "genegan.glasses_classifier64"]
+ui.preload_on_zero_gpu(MODEL_IDS, load=lab.load_float32)  # ZeroGPU only: models go on the GPU at start-up
+SHIPPED_DIRECTIONS = {"dcgan.faces64": Path(__file__).resolve().parent / "data" / "directions_dcgan_faces64.safetensors"}
+METHODS = [("Optimisation (pixel loss)", "optimise"), ("Encoder (one pass)", "encoder"),
+           ("Encoder, then optimisation", "hybrid")]
+BLENDS = [("Add the edit's change (keeps the photo)", "residual"), ("Paste the generated face", "direct")]
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def gpu_window(position: int):
+    """ZeroGPU seconds for a handler whose argument ``position`` is the generator: 30 for the DCGAN,
+    180 for StyleGAN2 (1024 px renders; its directions are computed on first use)."""
+    def seconds(*args, **kwargs):
+        model = args[position] if len(args) > position else kwargs.get("generator", "dcgan.faces64")
+        return 30 if model == "dcgan.faces64" else 180
+    return seconds
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=gpu_window(0))
+def sample(generator, seed, count=8, psi=0.7):
+    """count faces with seeds seed, seed+1, ...; each latent as a .safetensors file (psi: StyleGAN2 truncation)."""
+    return lab.sample_grid(generator, int(seed), int(count), float(psi))
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=gpu_window(0))
+def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="slerp", frames=16, psi=0.7):
+    """Walk from A to B (a seed, or an uploaded latent file) in z or W: animation, strip, smoothness of both methods."""
+    return lab.walk(generator, (seed_a, file_a), (seed_b, file_b), space, method, int(frames), float(psi))
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=gpu_window(0))
+def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
+    """Face A at alphas from -alpha to +alpha along an attribute direction, each frame measured."""
+    return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
+                      space, float(psi))
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=gpu_window(0))
+def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
+    """StyleGAN2 style mixing: A with the coarse, middle or fine W+ layers of B."""
+    return lab.mix(generator, (seed_a, file_a), (seed_b, file_b), layers, float(psi))
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=gpu_window(1))
+def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
+    """Find the latent of the photo's face: aligned face, its reconstruction, the latent file, notes."""
+    if photo is None:
+        raise ValueError("Upload a photo with one face (or a 64x64 aligned face).")
+    return lab.invert_photo(generator, photo, method, int(steps))[:4]
+
+
+@ui.user_errors
+@ui.heavy
+@ui.gpu(duration=gpu_window(1))
+def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
+         blend="residual", steps=100):
+    """Edit the photo's face along a direction (its latent: the uploaded file from /invert, or inverted now)."""
+    if photo is None:
+        raise ValueError("Upload the photo to edit.")
+    return lab.edit(generator, photo, latent_file, method, attribute, float(alpha), blend, SHIPPED_DIRECTIONS,
+                     int(steps))
+
+
+def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):
+    seed = int(base_seed) + evt.index
+    return (seed, seed_b) if target == "A" else (seed_a, seed)
+
+
+with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
+    gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
+    with gr.Row():
+        generator = gr.Dropdown([(v, k) for k, v in lab.GENERATORS.items()], value="dcgan.faces64", label="Generator")
+        psi = ui.Slider(0.0, 1.0, value=0.7, step=0.05, label="Truncation psi (StyleGAN2)")
+        space = gr.Radio(["z", "w"], value="z", label="Latent space (W: StyleGAN2)")
+    with gr.Row():
+        seed_a = ui.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="Face A: seed")
+        file_a = gr.File(label="or A's latent file", file_types=[".safetensors", ".npy"], type="filepath", height=80)
+        seed_b = ui.Number(1, precision=0, minimum=0, maximum=2**31 - 1, label="Face B: seed")
+        file_b = gr.File(label="or B's latent file", file_types=[".safetensors", ".npy"], type="filepath", height=80)
+    with gr.Tab("Explore"):
+        with gr.Row():
+            seed = ui.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="First seed")
+            count = ui.Slider(1, 32, value=8, step=1, label="Samples")
+            target = gr.Radio(["A", "B"], value="A", label="Clicking a sample makes it face")
+        run_sample = gr.Button("Sample", variant="primary")
+        grid = gr.Gallery(label="Samples (click one to pick it)", columns=8, format="png", height=260)
+        latents = gr.File(label="Each sample's latent (upload one above to use it later)", file_count="multiple")
+        sample_notes = gr.Markdown()
+    with gr.Tab("Walk"):
+        with gr.Row():
+            method = gr.Radio(["lerp", "slerp"], value="slerp", label="Interpolation")
+            frames = ui.Slider(2, 60, value=16, step=1, label="Frames")
+        run_walk = gr.Button("Walk from A to B", variant="primary")
+        with gr.Row():
+            animation = gr.Image(label="Animation (WebP)", type="filepath", height=256)
+            walk_notes = gr.Markdown()
+        strip = gr.Image(label="Frames", type="pil", format="png")
+        walk_details = gr.JSON(label="Details")
+    with gr.Tab("Arithmetic"):
+        with gr.Row():
+            attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
+            alpha = ui.Slider(0.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha: the slide goes from -alpha to +alpha")
+            steps = ui.Slider(1, 11, value=7, step=1, label="Frames")
+        run_direction = gr.Button("Slide face A along the direction", variant="primary")
+        slide = gr.Gallery(label="Face A along the direction", columns=7, format="png", height=220)
+        direction_notes = gr.Markdown()
+    with gr.Tab("Style mixing (StyleGAN2)"):
+        layers = gr.Radio(["coarse", "middle", "fine"], value="coarse", label="B's layers")
+        run_mix = gr.Button("Mix", variant="primary")
+        mixed = gr.Gallery(label="A, B, A with B's layers", columns=3, format="png", height=300)
+        mix_notes = gr.Markdown()
+    with gr.Tab("Back to z: edit a photo"):
+        with gr.Row():
+            photo = ui.ImageInput(label="Photo with one face", sources=["upload", "clipboard"], height=260)
+            with gr.Column():
+                inversion = gr.Radio(METHODS, value="hybrid", label="Inversion")
+                inv_steps = ui.Slider(10, 500, value=100, step=10, label="Optimisation steps")
+                run_invert = gr.Button("Invert", variant="primary")
+        with gr.Row():
+            aligned = gr.Image(label="Aligned face", type="pil", format="png", height=160)
+            recon = gr.Image(label="G(z)", type="pil", format="png", height=160)
+            latent_file = gr.File(label="Its latent (or upload one for the edit)", type="filepath", height=80,
+                                  file_types=[".safetensors", ".npy"])
+        invert_notes = gr.Markdown()
+        with gr.Row():
+            edit_attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
+            edit_alpha = ui.Slider(-4.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha")
+            blend = gr.Radio(BLENDS, value="residual", label="Back into the photo")
+        run_edit = gr.Button("Edit the photo")
+        edited = gr.Image(label="Edited photo", type="pil", format="png")
+        edit_crops = gr.Gallery(label="Steps", columns=4, format="png", height=160)
+        edit_notes = gr.Markdown()
+    gr.Examples([[str(EXAMPLES / "photo.jpg")], [str(EXAMPLES / "face64.png")]], [photo])
+    slot = dict(concurrency_id="model", concurrency_limit=1)
+    run_sample.click(sample, [generator, seed, count, psi], [grid, latents, sample_notes], api_name="sample", **slot)
+    for menu, slider in ((attribute, alpha), (edit_attribute, edit_alpha)):  # each direction's measured default
+        menu.change(lambda name: lab.DEFAULT_ALPHA.get(name, 1.5), menu, slider, api_visibility="private")
+    grid.select(pick, [seed, target, seed_a, seed_b], [seed_a, seed_b], api_visibility="private")
+    run_walk.click(interpolate, [generator, seed_a, file_a, seed_b, file_b, space, method, frames, psi],
+                   [animation, strip, walk_notes, walk_details], api_name="interpolate", **slot)
+    run_direction.click(direction, [generator, seed_a, file_a, attribute, alpha, steps, space, psi],
+                        [slide, direction_notes], api_name="direction", **slot)
+    run_mix.click(mix, [generator, seed_a, file_a, seed_b, file_b, layers, psi], [mixed, mix_notes], api_name="mix",
+                  **slot)
+    run_invert.click(invert, [photo, generator, inversion, inv_steps], [aligned, recon, latent_file, invert_notes],
+                     api_name="invert", **slot)
+    run_edit.click(edit, [photo, generator, latent_file, inversion, edit_attribute, edit_alpha, blend, inv_steps],
+                   [edited, edit_crops, edit_notes], api_name="edit", **slot)
+    gr.Markdown("Recipes and measured results (direction flip rates, lerp vs slerp, the three inversions): "
+                "`apps/latent/README.md`.")
+    ui.model_card(MODEL_IDS)
+
+if __name__ == "__main__":
+    ui.launch(demo)
