@@ -162,7 +162,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                               buttons=["download", "fullscreen"], elem_id="result")
             slider = gr.ImageSlider(label="Before / after (compare: first / second method)", type="pil", format="png")
             used = gr.Image(label="Mask used (PNG of the photo's size, white = hole)", format="png", type="pil",
-                            image_mode="L", buttons=["download"], elem_id="mask_used")
+                            image_mode="L", buttons=["download"], interactive=False, elem_id="mask_used")
             gallery = gr.Gallery(label="Methods compared", format="png", columns=2)
             notes = gr.Markdown(label="Notes")
     settings = [method, dilation, strategy, working_size, margin]
