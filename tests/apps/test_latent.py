@@ -21,12 +21,14 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from core.faces import DETECTOR_IDS
 from core.pipelines.latent_inversion import face_ellipse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "latent" / "examples"
 TINY_SG2 = dict(size=64, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8, 64: 8})
 DCGAN = pytest.mark.real_weights("dcgan.faces64")
-REAL = ("dcgan.faces64", "latent.encoder_dcgan64", "genegan.glasses_classifier64")
+DETECTOR = pytest.mark.real_weights(*DETECTOR_IDS)
+REAL = ("dcgan.faces64", "latent.encoder_dcgan64", "genegan.glasses_classifier64", *DETECTOR_IDS)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +43,9 @@ def client(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("latent")
     (root / "override").mkdir()
-    if weights.availability("dcgan.faces64")[0]:
-        shutil.copy(weights.resolve("dcgan.faces64", download=False), root / "override" / "dcgan.faces64.safetensors")
+    for model_id in ("dcgan.faces64", *DETECTOR_IDS):  # real entries the test manifest keeps, served as overrides
+        if weights.availability(model_id)[0]:
+            shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
     real = {k: v for k, v in json.loads(weights.manifest_path().read_text())["models"].items() if k in REAL}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
@@ -109,6 +112,7 @@ def test_samples_have_seeds_and_latents_that_walk_from_where_they_were(client):
 
 
 @DCGAN
+@DETECTOR
 def test_direction_slide_is_centred_on_the_face_and_measured(client):
     gallery, notes = client.predict("dcgan.faces64", 3, None, "eyeglasses", 2.0, 5, "z", 0.7, api_name="/direction")
     captions = [g["caption"] for g in gallery]
@@ -121,6 +125,7 @@ def test_direction_slide_is_centred_on_the_face_and_measured(client):
 
 
 @DCGAN
+@DETECTOR
 def test_invert_then_edit_changes_only_the_face(client, tmp_path):
     aligned, recon, latent, notes = client.predict(handle_file(str(EXAMPLES / "face64.png")), "dcgan.faces64",
                                                    "encoder", 200, api_name="/invert")
@@ -139,6 +144,7 @@ def test_invert_then_edit_changes_only_the_face(client, tmp_path):
 
 
 @DCGAN
+@DETECTOR
 def test_user_errors_are_clear_and_the_server_keeps_serving(client, tmp_path):
     import skimage.data
 
