@@ -16,12 +16,11 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import gradio as gr
-import torch
 from PIL import Image
 
 from core import images, ui
 from core.pipelines import pulse
-from core.weights import availability, load_model
+from core.weights import availability
 
 TITLE = "PULSE face upsampling"
 DESCRIPTION = (
@@ -43,7 +42,7 @@ SEARCH_LABELS = [("256 px, then 1024 px for the last 10% of the steps", "256+102
 
 # GPU seconds per search step and sample on a ZeroGPU slice (estimates; bench/gpu_check.py measures them).
 GPU_SECONDS_PER_STEP = {"dcgan.faces64": 0.005, "stylegan2.ffhq1024": 0.08}
-ui.preload_on_zero_gpu(MODEL_IDS, load=lambda model_id: load_model(model_id, dtype=torch.float32))
+ui.preload_on_zero_gpu(MODEL_IDS, load=pulse.load_generator)
 
 
 def gpu_seconds(image, generator="dcgan.faces64", size=16, steps=100, eps=None, samples=4, *args, **kwargs) -> float:

@@ -33,8 +33,8 @@ from PIL import Image
 EPS_DEFAULT = 2e-3
 SCHEDULES = ("linear1cycledrop", "linear1cycle", "fixed")
 
-# Mean positions (fractions of the side) of the five YuNet landmarks on 197 DCGAN faces
-# (dcgan.faces64, z seed 123): its DigiFace crops are tighter than FFHQ's (an FFHQ quad would be
+# Mean positions (fractions of the side) of the five landmarks on 197 DCGAN faces (dcgan.faces64,
+# z seed 123), as YuNet found them: its DigiFace crops are tighter than FFHQ's (an FFHQ quad would be
 # 1.28x the crop), so photos are aligned to this template for the DCGAN generator.
 DCGAN_TEMPLATE = np.array([[0.342, 0.466], [0.645, 0.469], [0.483, 0.652], [0.369, 0.792], [0.616, 0.792]])
 
@@ -442,7 +442,7 @@ def low_res_input(image: Image.Image, size: int, hr_size: int, template: str | n
 
     A square image of at most 64 px is used as is (downscaled to ``size`` with
     :class:`BicubicDownsample` when its side is a multiple of ``size``, else resized). A larger
-    photo is searched for faces (YuNet), the face is aligned (``template``) to ``hr_size`` and
+    photo is searched for faces (MTCNN), the face is aligned (``template``) to ``hr_size`` and
     downscaled to ``size`` with :class:`BicubicDownsample`, PULSE's "downscale, then recover" demo.
     No face, or several faces without ``face_index``, raises ``ValueError`` with a clear message.
     """
@@ -480,14 +480,21 @@ def low_res_input(image: Image.Image, size: int, hr_size: int, template: str | n
 
 
 # --- models -----------------------------------------------------------------------------------
+def load_generator(model_id: str, device: torch.device | str | None = None) -> torch.nn.Module:
+    """The generator of ``model_id`` as the search uses it: float32 (it back-propagates through it)."""
+    from core.weights import load_model
+
+    return load_model(model_id, device=device, dtype=torch.float32)
+
+
 def load_adapter(model_id: str, device: torch.device | str | None = None, search_resolution: int | None = None,
                  fit_samples: int = 100_000):
     """The adapter for a manifest model (``dcgan`` or ``stylegan2``); loads weights (shared cache)."""
     from core.cache import MODEL_CACHE
-    from core.weights import get_entry, load_model
+    from core.weights import get_entry
 
     entry = get_entry(model_id)
-    model = load_model(model_id, device=device, dtype=torch.float32)
+    model = load_generator(model_id, device)
     if entry.arch == "dcgan":
         return DCGANAdapter(model)
     if entry.arch == "stylegan2":
