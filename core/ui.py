@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -52,6 +53,10 @@ QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 DELETE_CACHE = (3600, 3600)
 
 
+def _invalid_image(message: str) -> gr.Error:
+    return gr.Error(message, title="Invalid image", print_exception=False)
+
+
 def _load_upload(component: gr.Image, payload, keep_alpha: bool):
     from core.images import load_image
 
@@ -60,7 +65,59 @@ def _load_upload(component: gr.Image, payload, keep_alpha: bool):
     try:
         return load_image(payload.path, keep_alpha=keep_alpha)
     except ValueError as e:
-        raise gr.Error(str(e), title="Invalid image", print_exception=False) from e
+        raise _invalid_image(str(e)) from e
+
+
+def _editor_parts(component: gr.ImageEditor, payload) -> list[tuple[str, Any]]:
+    """(part name, file path or bytes) of an editor value: uploaded files, or the canvas's blobs."""
+    if payload.id is not None:
+        value = component.blob_storage.get(payload.id)
+        if value is None:
+            return []
+    else:
+        value = payload
+    parts = [("background", value.background), *(("layer", x) for x in value.layers or []),
+             ("composite", value.composite)]
+    return [(name, getattr(f, "path", f)) for name, f in parts if f is not None]
+
+
+class _AdmittedEditor:
+    """``preprocess`` of an image editor with the admission check in front of gradio's decoding.
+
+    gradio decodes the background, every layer and the composite itself (to the editor's mode,
+    RGBA here), so a few KB of 1-bit PNG declaring 15000x15000 pixels would cost gigabytes
+    before the handler could refuse it. Each part's header and size are checked first
+    (``core.images.open_image``); what cannot be decoded afterwards (a truncated file) gets the
+    same message as in ``ImageInput``.
+    """
+
+    def preprocess(self, payload):
+        from core.images import open_image
+
+        if payload is not None:
+            for part, source in _editor_parts(self, payload):
+                try:
+                    open_image(source).close()
+                except ValueError as e:
+                    raise _invalid_image(f"The editor's {part}: {e}") from e
+        try:
+            return super().preprocess(payload)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise _invalid_image(f"The image file is corrupt or truncated ({e}).") from e
+
+    def get_block_name(self) -> str:  # rendered by the frontend as gradio's own editor
+        return "imageeditor"
+
+    def get_block_class(self) -> str:
+        return "imageeditor"
+
+
+class ImageEditor(_AdmittedEditor, gr.ImageEditor):
+    """``gr.ImageEditor`` whose every image passes the admission check before it is decoded."""
+
+
+class Sketchpad(_AdmittedEditor, gr.Sketchpad):
+    """``gr.Sketchpad`` whose every image passes the admission check before it is decoded."""
 
 
 class ImageInput(gr.Image):

@@ -111,7 +111,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Paint the mask"):
-                editor = gr.ImageEditor(
+                editor = ui.ImageEditor(
                     type="numpy", image_mode="RGBA", layers=False, transforms=(), format="png",
                     sources=["upload", "clipboard"], canvas_size=(768, 768), label="Photo: select the brush, paint",
                     brush=gr.Brush(default_size=24, colors=[("#ff2878", 0.7)], color_mode="fixed"),

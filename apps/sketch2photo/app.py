@@ -116,7 +116,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Draw"):
-                pad = gr.Sketchpad(value=pad_guide(), type="numpy", image_mode="RGBA", canvas_size=(256, 256),
+                pad = ui.Sketchpad(value=pad_guide(), type="numpy", image_mode="RGBA", canvas_size=(256, 256),
                                    layers=False,
                                    transforms=(), label="Sketch pad: select the brush, draw black strokes",
                                    brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),

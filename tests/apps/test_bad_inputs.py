@@ -6,7 +6,10 @@ or correct handling, and the server keeps serving the next request.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -33,9 +36,20 @@ def hub(tmp_path_factory):
                                       download_files=str(downloads))
             return clients[app]
 
+        client.url = url
         yield client
         for c in clients.values():
             c.close()
+
+
+def hub_process(hub):
+    """The hub's server process (the one listening on the test hub's port)."""
+    import psutil
+
+    port = int(hub.url.rsplit(":", 1)[1])
+    pid = next(c.pid for c in psutil.net_connections("tcp")
+               if c.laddr and c.laddr.port == port and c.status == "LISTEN")
+    return psutil.Process(pid)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +138,20 @@ ODD_BUT_VALID = ["one_pixel", "very_wide", "very_tall", "grayscale", "rgba", "pa
                  "exif_rotated"]
 
 
+# The editors (gr.ImageEditor, gr.Sketchpad): the file as each part of their value. The
+# 1-bit bomb PNG costs a few KB; decoded as the editor's RGBA it would take gigabytes.
+EDITOR_ENDPOINTS = {
+    "inpaint_editor background": ("inpaint", "/inpaint_editor", lambda f, fs: (
+        [{"background": handle_file(f), "layers": [], "composite": None}, "telea"], {})),
+    "inpaint_editor layer": ("inpaint", "/inpaint_editor", lambda f, fs: (
+        [{"background": handle_file(fs["photo"]), "layers": [handle_file(f)], "composite": None}, "telea"], {})),
+    "sketch_to_photo_pad composite": ("sketch2photo", "/sketch_to_photo_pad", lambda f, fs: (
+        [{"background": None, "layers": [], "composite": handle_file(f)}], {"variations": 1})),
+    "sketch_to_photo_pad background": ("sketch2photo", "/sketch_to_photo_pad", lambda f, fs: (
+        [{"background": handle_file(f), "layers": [], "composite": None}], {"variations": 1})),
+}
+
+
 def call(hub, app: str, case_file, files):
     api_name, build = ENDPOINTS[app]
     args, kwargs = build(str(case_file), files)
@@ -144,6 +172,45 @@ def clear_error(fn) -> str:
 def test_unreadable_files_get_a_clear_message(hub, files, app, case):
     message = clear_error(lambda: call(hub, app, files[case], files))
     assert FILE_ERRORS[case] in message.lower()
+
+
+@pytest.mark.parametrize("case", FILE_ERRORS)
+@pytest.mark.parametrize("part", EDITOR_ENDPOINTS)
+def test_editor_uploads_get_the_same_clear_messages(hub, files, part, case):
+    app, api_name, build = EDITOR_ENDPOINTS[part]
+    args, kwargs = build(str(files[case]), files)
+    started = time.perf_counter()
+    message = clear_error(lambda: hub(app).predict(*args, **kwargs, api_name=api_name))
+    assert FILE_ERRORS[case] in message.lower()
+    assert time.perf_counter() - started < 2
+
+
+def test_an_editor_bomb_is_refused_from_its_header(hub, tmp_path):
+    """A 15000x15000 1-bit PNG (a few KB) in the editor: refused before gradio decodes it."""
+    import psutil
+
+    bomb = tmp_path / "bomb15k.png"
+    Image.new("1", (15000, 15000)).save(bomb)
+    server = hub_process(hub)
+    before, peak, stop = server.memory_info().rss, [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                peak[0] = max(peak[0], server.memory_info().rss)
+            stop.wait(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        message = clear_error(lambda: hub("inpaint").predict(
+            {"background": handle_file(str(bomb)), "layers": [], "composite": None}, "telea",
+            api_name="/inpaint_editor"))
+    finally:
+        stop.set()
+        sampler.join()
+    assert "too large" in message.lower()
+    assert peak[0] - before < 300 * 2**20, f"the server grew by {(peak[0] - before) / 2**20:.0f} MB"
 
 
 @pytest.mark.parametrize("case", ODD_BUT_VALID)

@@ -163,3 +163,27 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
         t.join()
     assert short_reads == []
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_editors_check_every_part_before_gradio_decodes_it(tmp_path):
+    import io
+
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    bomb = io.BytesIO()
+    Image.new("1", (15000, 15000)).save(bomb, "PNG")  # a few KB declaring 225 MP
+    editor, pad = ui.ImageEditor(type="numpy", image_mode="RGBA"), ui.Sketchpad(type="numpy")
+    assert editor.get_block_name() == pad.get_block_name() == "imageeditor"  # gradio's own frontend
+    editor.blob_storage["canvas"] = EditorDataBlobs(background=None, layers=[bomb.getvalue()], composite=None)
+    with pytest.raises(gr.Error, match="layer: The image is too large"):
+        editor.preprocess(EditorData(id="canvas"))  # the canvas's own upload path (blobs)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(gr.Error, match="composite: The file empty.png is empty"):
+        pad.preprocess(EditorData(composite=FileData(path=str(empty))))
+    good = tmp_path / "good.png"
+    Image.new("RGB", (4, 3), "white").save(good)
+    value = pad.preprocess(EditorData(background=FileData(path=str(good))))
+    assert value["background"].shape == (3, 4, 4)
