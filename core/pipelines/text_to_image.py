@@ -321,7 +321,54 @@ def truncated_part(tokenizer, text: str) -> str | None:
 
 # --------------------------------------------------------------------------- parameters text (PNG metadata)
 
-_PARAM_RE = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+def _is_key_char(c: str) -> bool:
+    return c.isalnum() or c in "_ "
+
+
+def _quoted_end(line: str, start: int) -> int:
+    """Index of the quote closing the string that opens at ``line[start]``, or -1 (backslash escapes)."""
+    i = start + 1
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2
+        elif line[i] == '"':
+            return i
+        else:
+            i += 1
+    return -1
+
+
+def _settings(line: str) -> list[tuple[str, str]]:
+    """The ``Key: value`` pairs of an A1111 settings line, in one left-to-right pass (linear time).
+
+    A key is the run of word characters and spaces just before a colon; a value is a JSON string
+    followed by a comma or the end, else everything up to the next comma. (A backtracking regex
+    for the same grammar takes quadratic time on a long line without colons.)
+    """
+    pairs, pos = [], 0
+    while (colon := line.find(":", pos)) >= 0:
+        start = colon
+        while start > pos and _is_key_char(line[start - 1]):
+            start -= 1
+        value = colon + 1
+        while value < len(line) and line[value].isspace():
+            value += 1
+        if start == colon:  # no key before this colon
+            pos = colon + 1
+            continue
+        end = _quoted_end(line, value) if line.startswith('"', value) else -1
+        if end >= 0 and (end + 1 == len(line) or line[end + 1] == ","):
+            text, pos = line[value:end + 1], end + 2
+            try:
+                text = json.loads(text)
+            except ValueError:
+                pass
+        else:
+            comma = line.find(",", value)
+            end = len(line) if comma < 0 else comma
+            text, pos = line[value:end].strip(), end + 1
+        pairs.append((line[start:colon].strip(), text))
+    return pairs
 
 
 def _quote(value: Any) -> str:
@@ -347,11 +394,17 @@ def infotext(request: Request, seed: int, sampler: str, revision: str, repo_id: 
 def parse_infotext(text: str) -> dict[str, Any]:
     """Read A1111-style parameters back: prompt, negative_prompt, steps, guidance_scale, seed, width,
     height, model_id, model_revision, sampler, decoder, precision (keys present only when found)."""
-    lines = (text or "").strip().split("\n")
+    from core.limits import max_parameters_chars
+
+    text = text or ""
+    if len(text) > max_parameters_chars():
+        raise ValueError(f"The parameters text in this PNG is {len(text):,} characters; the limit is "
+                         f"{max_parameters_chars():,} (two prompts of {MAX_PROMPT_CHARS} characters and the settings).")
+    lines = text.strip().split("\n")
     params: dict[str, str] = {}
-    if lines and len(_PARAM_RE.findall(lines[-1])) >= 3:
-        params = {k.strip(): v.strip() for k, v in _PARAM_RE.findall(lines.pop())}
-        params = {k: json.loads(v) if v.startswith('"') else v for k, v in params.items()}
+    if lines and len(pairs := _settings(lines[-1])) >= 3:
+        params = dict(pairs)
+        lines.pop()
     prompt, negative, in_negative = [], [], False
     for line in lines:
         if line.startswith("Negative prompt:"):
@@ -377,10 +430,12 @@ def parse_infotext(text: str) -> dict[str, Any]:
 def read_parameters(image: str | Path | Image.Image) -> dict[str, Any]:
     """Parameters stored in a PNG made here (or by A1111-compatible tools); ValueError when there are none."""
     if not isinstance(image, Image.Image):
+        from core.images import open_image
+
         try:
-            image = Image.open(image)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"Could not read this file as an image ({e}).") from e
+            image = open_image(image)  # the upload admission check: size and header only
+        except ValueError as e:
+            raise ValueError(f"Could not read this file as an image. {e}") from e
     text = image.info.get("parameters")
     if not text:
         raise ValueError("This image carries no generation parameters (only PNGs saved by this app or by "

@@ -358,3 +358,25 @@ def test_inpaint_bad_canvas_extensions(hub, files, sides, expected):
 def test_the_hub_still_serves_after_all_that(hub, files):
     sketch = hub("sketch2photo").predict(handle_file(str(files["photo"])), api_name="/photo_to_sketch")
     assert Image.open(sketch).size == (256, 256)  # the face, framed like the training crops
+
+
+def test_huge_parameters_text_is_refused_at_once_and_others_are_served(hub, tmp_path):
+    """An 8x8 PNG whose ``parameters`` text is 200,000 characters (PIL reads text chunks up to 1 MB)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a" * 200_000)
+    png = tmp_path / "long_parameters.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    started = time.perf_counter()
+    job = hub("text2image").submit(handle_file(str(png)), api_name="/read_parameters")
+    other = Client(f"{hub.url}/sketch2photo/", verbose=False, analytics_enabled=False)  # connects meanwhile
+    try:
+        sketch = other.predict(handle_file(str(REPO_ROOT / "apps/sketch2photo/examples/astronaut.jpg")),
+                               api_name="/photo_to_sketch")
+        assert Image.open(sketch).size == (256, 256)
+    finally:
+        other.close()
+    message = clear_error(lambda: job.result(timeout=10))
+    assert "200,000 characters" in message and "limit" in message
+    assert time.perf_counter() - started < 5

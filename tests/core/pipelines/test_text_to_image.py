@@ -294,3 +294,18 @@ def test_cpu_dtype_policy_and_a_bfloat16_run(hub, monkeypatch):
     monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "float32")
     reference = t2i.generate(request(seed=7)).images[0]
     assert np.abs(pixels(result.images[0]) - pixels(reference)).mean() < 3, "bfloat16 stays close to float32"
+
+
+def test_parse_infotext_is_linear_and_capped():
+    import time
+
+    from core.pipelines.text_to_image import parse_infotext
+
+    with pytest.raises(ValueError, match="30,000 characters; the limit is 20,000"):
+        parse_infotext("a" * 30_000)
+    for hostile in ("a" * 19_000, 'k: "' * 4_000, "k:" + '"a,' * 6_000, " :" * 9_000):
+        started = time.perf_counter()
+        parse_infotext(hostile)
+        assert time.perf_counter() - started < 0.5, hostile[:20]  # the old regex took seconds on each
+    text = 'p\nSteps: 2, Note: "say \\"hi\\", then go", Odd: "unclosed, Size: 8x16, tab:\tx'
+    assert parse_infotext(text) == {"prompt": "p", "negative_prompt": "", "steps": 2, "width": 8, "height": 16}
