@@ -53,25 +53,60 @@ def job_seconds() -> float:
     return _env_number("GANHUB_JOB_SECONDS", 120)
 
 
+def max_search_work(device_type: str) -> int:
+    """The most PULSE steps x samples one request may ask for (``GANHUB_MAX_STEP_SAMPLES``;
+    default 2000 on a CPU, e.g. 250 steps x 8 samples, and 4000 on an accelerator)."""
+    return int(_env_number("GANHUB_MAX_STEP_SAMPLES", 2000 if device_type == "cpu" else 4000))
+
+
 class Budget:
-    """A wall-clock budget for one job: loops ask :meth:`expired` and, when it is, stop and return
-    their best result so far with :meth:`note`. ``seconds`` None means the default
-    (:func:`job_seconds`); 0 or less means no limit."""
+    """The wall-clock budget of one job (:func:`job_seconds` unless ``seconds`` is given; 0 or
+    less: no limit). Long loops ask :meth:`expired` between steps; when it is, they stop, return
+    their best result so far and call :meth:`stopped`, whose note the app shows."""
 
     def __init__(self, seconds: float | None = None):
         self.seconds = job_seconds() if seconds is None else float(seconds)
         self.started = time.monotonic()
-        self.ran_out = False
+        self.notes: list[str] = []
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
     def expired(self) -> bool:
-        if self.seconds > 0 and self.elapsed() >= self.seconds:
-            self.ran_out = True
-        return self.ran_out
+        return self.seconds > 0 and self.elapsed() >= self.seconds
 
-    def note(self, done: str) -> str:
-        """The message for a job stopped by this budget; ``done`` says how far it got."""
-        return (f"This server gives one request at most {self.seconds:g} s (GANHUB_JOB_SECONDS); the job "
-                f"was stopped there after {done}, and the best result so far is shown.")
+    def stopped(self, done: str) -> str:
+        """Record (and return) the note of a job this budget stopped; ``done`` says how far it got."""
+        note = (f"This server gives one request at most {self.seconds:g} s (GANHUB_JOB_SECONDS): the job was "
+                f"stopped after {done}, and the best result so far is shown.")
+        self.notes.append(note)
+        return note
+
+
+class JobClock:
+    """Seconds per unit of work (a step, a megapixel) per kind of job, measured on this server
+    (an exponential average seeded with a prior), to tell users how long a job will take."""
+
+    def __init__(self):
+        self._rates: dict[str, float] = {}
+
+    def record(self, kind: str, units: float, seconds: float) -> None:
+        if units > 0:
+            rate = seconds / units
+            self._rates[kind] = rate if kind not in self._rates else 0.7 * self._rates[kind] + 0.3 * rate
+
+    def estimate(self, kind: str, units: float, prior: float) -> float:
+        """Expected seconds of ``units`` of ``kind`` (``prior`` seconds per unit until measured)."""
+        return units * self._rates.get(kind, prior)
+
+
+JOB_CLOCK = JobClock()
+
+
+def expected_time_text(seconds: float) -> str:
+    """'about 40 s' (or minutes), and what the per-request budget does to it."""
+    text = f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+    budget = job_seconds()
+    if budget > 0 and seconds > budget:
+        text += f"; this server stops a request after {budget:g} s and shows the best result so far"
+    return text

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import inspect
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -180,6 +182,15 @@ class Number(gr.Number):
         return None if payload is None else super().preprocess(_checked_number(self, payload))
 
 
+MAX_SEED = 2**32 - 1  # what every generator's manual_seed takes on every device, and A1111's range
+
+
+def seed_field(label: str = "Seed (-1 = random)", value: int = -1, random_allowed: bool = True, **kwargs) -> Number:
+    """A whole-number seed field bounded to 0..MAX_SEED (and -1 for a random seed when allowed):
+    the API answers an out-of-range seed with a message naming the field and the bounds."""
+    return Number(value, precision=0, minimum=-1 if random_allowed else 0, maximum=MAX_SEED, label=label, **kwargs)
+
+
 def model_card_markdown(model_ids: Iterable[str]) -> str:
     """A compact Markdown table: model, licence, paper, and whether its weights are here."""
     rows = ["| model | licence | paper | weights here |", "|---|---|---|---|"]
@@ -253,7 +264,7 @@ def gpu(duration: int | Callable[..., float] = 60) -> Callable[[Callable], Calla
     ``duration`` is the GPU window in seconds, or a function of the handler's arguments that
     estimates it (e.g. steps x samples); its answer is clamped to 5..``GPU_SECONDS_MAX``, and a
     request whose arguments it cannot read gets 60 s (the handler then refuses them itself).
-    Put this decorator below :func:`heavy`, so that waiting for the device slot happens outside
+    Put this decorator below :func:`in_lane` (or `heavy`), so that waiting in a lane happens outside
     the GPU window and spends none of the visitor's GPU quota."""
     try:
         import spaces
@@ -293,26 +304,75 @@ def preload_on_zero_gpu(model_ids: Iterable[str], load: Callable[[str], object] 
     return loaded
 
 
-def heavy(fn: Callable) -> Callable:
-    """Run a model-calling handler in the device's slot (``core.device.device_slot``), so the hub's
-    apps share one queue for heavy work per device. Works for generator (streaming) handlers."""
-    from core.device import device_slot
+def _progress_of(args, kwargs) -> gr.Progress | None:
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Progress)), None)
 
-    if inspect.isgeneratorfunction(fn):
+
+def in_lane(cost: Callable[..., tuple[str, float]]) -> Callable[[Callable], Callable]:
+    """Run a handler in the lane its cost calls for (``core.lanes``): ``cost(*args, **kwargs)`` gives
+    the job's kind and its expected seconds on this hardware (from the benchmarks); under a second
+    is the light lane, anything else the device's heavy lane. While the job waits, a ``gr.Progress``
+    argument of the handler shows its position and the estimated wait (from the durations measured
+    here, ``core.limits.JOB_CLOCK``). Works for generator (streaming) handlers."""
+    from core.lanes import LaneFullError, lane, lane_for
+    from core.limits import JOB_CLOCK
+
+    def decorate(fn: Callable) -> Callable:
+        @contextlib.contextmanager
+        def slot(args, kwargs):
+            kind, expected = cost(*args, **kwargs)
+            chosen = lane(lane_for(expected))
+            progress = _progress_of(args, kwargs)
+
+            def on_wait(position: int, seconds: float) -> None:
+                if progress is not None:
+                    progress(0, desc=f"Waiting for the {chosen.name}: queue position {position}, about "
+                                     f"{max(1, round(seconds))} s")
+
+            try:
+                with chosen.enter(JOB_CLOCK.estimate(kind, 1, prior=expected), on_wait):
+                    started = time.monotonic()
+                    yield
+                    JOB_CLOCK.record(kind, 1, time.monotonic() - started)
+            except LaneFullError as e:
+                raise gr.Error(str(e), title="Server busy", print_exception=False) from None
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def generator_wrapper(*args, **kwargs):
+                with slot(args, kwargs):
+                    yield from fn(*args, **kwargs)
+
+            return generator_wrapper
 
         @functools.wraps(fn)
-        def generator_wrapper(*args, **kwargs):
-            with device_slot():
-                yield from fn(*args, **kwargs)
+        def wrapper(*args, **kwargs):
+            with slot(args, kwargs):
+                return fn(*args, **kwargs)
 
-        return generator_wrapper
+        return wrapper
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with device_slot():
-            return fn(*args, **kwargs)
+    return decorate
 
-    return wrapper
+
+def heavy(fn: Callable) -> Callable:
+    """Run a handler that always does heavy model work in the device's heavy lane (one job per device
+    across the hub's apps; see :func:`in_lane`)."""
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, float("inf")))(fn)
+
+
+def light(fn: Callable) -> Callable:
+    """Run a handler that always takes well under a second (no model, a tiny one) in the light lane."""
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, 0.0))(fn)
+
+
+# The events of an app's jobs. gradio's queue (which shows each waiting user their position and
+# an estimated wait) hands an app's jobs to the lanes, which run them by cost: several at once for
+# events that may be light, so a quick job never waits in gradio's queue behind a long one of the
+# same app; one at a time per device for handlers that are always heavy.
+JOB_EVENTS = dict(concurrency_id="jobs", concurrency_limit=int(os.environ.get("GANHUB_APP_WORKERS", "4")))
+HEAVY_EVENTS = dict(concurrency_id="heavy", concurrency_limit=int(os.environ.get("GANHUB_DEVICE_CONCURRENCY", "1")))
 
 
 def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:

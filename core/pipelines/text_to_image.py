@@ -478,13 +478,15 @@ class Generation:
     """One run of the pipeline in a worker thread. Iterate it for events; ``cancel()`` to stop."""
 
     def __init__(self, request: Request, pipe, preview_decoder=None, final_decoder=None, previews: bool = True,
-                 notes: list[str] | None = None):
+                 notes: list[str] | None = None, budget=None):
         self.request = request
         self.pipe = pipe
         self.preview_decoder = preview_decoder
         self.final_decoder = final_decoder
         self.previews = previews
         self.notes = list(notes or [])
+        self.budget = budget  # a core.limits.Budget: when it runs out, the steps done so far are decoded
+        self._out_of_time = False
         self._events: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="text2image", daemon=True)
@@ -534,6 +536,8 @@ class Generation:
         if self._cancel.is_set():
             pipe._interrupt = True  # diffusers skips every remaining step
             return kwargs
+        if self.budget is not None and i + 1 < total and self.budget.expired():
+            self._out_of_time = pipe._interrupt = True  # the latents so far are decoded as the result
         images = None
         done, cost = self._last_preview
         started = time.perf_counter()
@@ -568,6 +572,9 @@ class Generation:
         if self._cancel.is_set():
             notes.append(f"Stopped after step {self._steps_done} of {total}.")
             return Result(r, [], seeds, True, self._steps_done, total, time.perf_counter() - started, notes)
+        if self._out_of_time:
+            notes.append(self.budget.stopped(f"{self._steps_done} of {total} denoising steps (the image is less "
+                                             "finished than with all of them)"))
         decoded = decode_final(pipe, latents, self.final_decoder)
         images = to_pil_images(decoded)
         _, src = _hf_source(r.model_id)
@@ -575,11 +582,13 @@ class Generation:
         for image, seed in zip(images, seeds):
             image.info["parameters"] = infotext(r, seed, type(pipe.scheduler).__name__, src.spec["revision"],
                                                 src.spec["repo_id"], decoder, str(pipe.unet.dtype).split(".")[-1])
-        return Result(r, images, seeds, False, total, total, time.perf_counter() - started, notes)
+        done = self._steps_done if self._out_of_time else total
+        return Result(r, images, seeds, False, done, total, time.perf_counter() - started, notes)
 
 
-def start(request: Request, previews: bool = True, device: torch.device | None = None) -> Generation:
-    """Load what ``request`` needs (raises WeightsUnavailableError) and start generating in a thread."""
+def start(request: Request, previews: bool = True, device: torch.device | None = None, budget=None) -> Generation:
+    """Load what ``request`` needs (raises WeightsUnavailableError) and start generating in a thread
+    (within ``budget``, a :class:`core.limits.Budget`, when given)."""
     device = device or get_device()
     pipe = load_pipeline(request.model_id, device)
     dtype = pipe.unet.dtype
@@ -591,7 +600,7 @@ def start(request: Request, previews: bool = True, device: torch.device | None =
             notes.append(f"The fast decoder (TAESD) is not available here, so the full VAE decoded the image; "
                          f"get it with `python -m core.weights fetch {TAESD_ID}`.")
     preview_decoder = final_decoder or (try_load_taesd(device, dtype) if previews else None)
-    return Generation(request, pipe, preview_decoder, final_decoder, previews, notes).start()
+    return Generation(request, pipe, preview_decoder, final_decoder, previews, notes, budget).start()
 
 
 def generate(request: Request, **kwargs) -> Result:
