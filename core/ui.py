@@ -24,7 +24,8 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     rewrites the file in place: when two users get the same image (the same example and seed),
     one rewrite can truncate the file while the other user's client is downloading it, and that
     download fails ("peer closed connection", seen by ``bench/stress.py``). Here an existing
-    file is kept as it is, and a new one appears at once through a rename.
+    file is kept (its time renewed, so the hourly clean-up counts from this result), and a new
+    one appears at once through a rename.
     """
     from gradio import processing_utils
 
@@ -32,7 +33,12 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(exist_ok=True, parents=True)
     target = (folder / f"{name}.{format}").resolve()
-    if not (target.is_file() and target.stat().st_size == len(data)):
+    if target.is_file() and target.stat().st_size == len(data):
+        try:  # a fresh result: gradio's delete_cache ages files by ctime, which utime renews
+            os.utime(target)
+        except OSError:
+            pass
+    else:
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         partial.write_bytes(data)
         os.replace(partial, target)
@@ -356,10 +362,13 @@ def in_lane(cost: Callable[..., tuple[str, float]]) -> Callable[[Callable], Call
     return decorate
 
 
+HEAVY_PRIOR_SECONDS = 30.0  # the wait announced for a heavy job of a kind not measured here yet
+
+
 def heavy(fn: Callable) -> Callable:
     """Run a handler that always does heavy model work in the device's heavy lane (one job per device
     across the hub's apps; see :func:`in_lane`)."""
-    return in_lane(lambda *args, **kwargs: (fn.__qualname__, float("inf")))(fn)
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, HEAVY_PRIOR_SECONDS))(fn)
 
 
 def light(fn: Callable) -> Callable:

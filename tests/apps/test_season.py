@@ -24,16 +24,16 @@ def client(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("season")
     torch.manual_seed(0)
-    save_file(core.models.build("cyclegan_resnet", **TINY).state_dict(), str(tmp / "vintage.safetensors"))
+    save_file(core.models.build("cyclegan_resnet", **TINY).state_dict(), "vintage.safetensors")
     real = load_manifest()
     models = {}
     for model_id in ("cyclegan.vintage", "cyclegan.summer2winter", "cyclegan.winter2summer"):
         raw = {"arch": "cyclegan_resnet", **{k: v for k, v in real[model_id].info.items()}}
         raw["input"] = {**raw["input"], "size": 32}
         if model_id == "cyclegan.vintage":
-            raw.update(config=TINY, sources=[{"kind": "local", "path": str(tmp / "vintage.safetensors")}])
+            raw.update(config=TINY, sources=[{"kind": "local", "path": "vintage.safetensors"}])
         else:  # weights that are not on this machine
-            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": str(tmp / "absent.pth")}])
+            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": "absent.pth"}])
         models[model_id] = raw
     (tmp / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
     with pytest.MonkeyPatch.context() as mp:

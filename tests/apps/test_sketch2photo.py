@@ -26,15 +26,15 @@ def client(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("sketch2photo")
     torch.manual_seed(0)
-    save_file(core.models.build("pix2pix_unet", **TINY).state_dict(), str(tmp / "faces.safetensors"))
+    save_file(core.models.build("pix2pix_unet", **TINY).state_dict(), "faces.safetensors")
     real = load_manifest()
     models = {}
     for model_id in MODEL_IDS:
         raw = {"arch": real[model_id].arch, **real[model_id].info}
         if model_id == "pix2pix.edges2faces64":
-            raw.update(config=TINY, sources=[{"kind": "local", "path": str(tmp / "faces.safetensors")}])
+            raw.update(config=TINY, sources=[{"kind": "local", "path": "faces.safetensors"}])
         else:  # weights that are not on this machine
-            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": str(tmp / "absent.pth")}])
+            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": "absent.pth"}])
         models[model_id] = raw
     (tmp / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
     with pytest.MonkeyPatch.context() as mp:

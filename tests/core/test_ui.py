@@ -118,6 +118,7 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
     # gradio 6.31 rewrites a content-addressed cache file in place; two users with the same
     # output then race (one download read the file while the other request truncated it).
     import threading
+    import time
 
     import numpy as np
     from gradio import processing_utils
@@ -128,9 +129,13 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
     path = processing_utils.save_pil_to_cache(image, str(tmp_path), format="png")
     size = len(open(path, "rb").read())
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(image))
-    mtime = os.stat(path).st_mtime_ns
+    first = os.stat(path)
+    time.sleep(0.02)
     assert processing_utils.save_pil_to_cache(image, str(tmp_path), format="png") == path
-    assert os.stat(path).st_mtime_ns == mtime  # the same content is not written again
+    again = os.stat(path)
+    assert (again.st_ino, again.st_size) == (first.st_ino, first.st_size)  # the same content is not written again
+    # ... but it is a fresh result: delete_cache ages files by ctime and must not delete it on the first one's clock
+    assert again.st_ctime_ns > first.st_ctime_ns
 
     # Concurrent identical outputs while a reader keeps downloading: never a short read.
     os.remove(path)

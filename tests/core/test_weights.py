@@ -273,7 +273,7 @@ def test_local_override_wins(local_hub, write_manifest, tmp_path, monkeypatch):
 
 def test_error_lists_every_source_tried(local_hub, write_manifest, tmp_path):
     entry = hf_entry("org/missing", "g.safetensors", "c" * 40)
-    entry["sources"].append({"kind": "local", "path": str(tmp_path / "absent.safetensors"), "sha256": None})
+    entry["sources"].append({"kind": "local", "path": "absent.safetensors", "sha256": None})
     write_manifest({"tiny.gone": entry})
     with pytest.raises(WeightsUnavailableError) as err:
         weights.resolve("tiny.gone")
@@ -468,5 +468,5 @@ def test_user_facing_messages_show_no_absolute_server_paths(isolated_cache, writ
     text = str(err.value) + weights.how_to_provide(weights.get_entry("tiny.local"))
     for absolute in (str(weights.cache_dir()), str(weights.REPO_ROOT), str(isolated_cache)):
         assert absolute not in text
-    assert "$GANHUB_CACHE" in text and "no/such.safetensors does not exist" in text
+    assert "$GANHUB_CACHE" in text and "no/such.safetensors does not exist beside the manifest" in text
     assert weights.display_path(weights.cache_dir() / "converted" / "x") == "$GANHUB_CACHE/converted/x"
