@@ -164,8 +164,9 @@ def _checked_number(component, payload):
                            print_exception=False) from None
     low, high = component.minimum, component.maximum
     if math.isnan(payload) or (low is not None and payload < low) or (high is not None and payload > high):
-        bounds = f"between {low:g} and {high:g}" if low is not None and high is not None else (
-            f"at least {low:g}" if low is not None else f"at most {high:g}")
+        fmt = lambda v: str(int(v)) if float(v).is_integer() else f"{v:g}"  # noqa: E731  (seeds: all digits)
+        bounds = f"between {fmt(low)} and {fmt(high)}" if low is not None and high is not None else (
+            f"at least {fmt(low)}" if low is not None else f"at most {fmt(high)}")
         raise gr.Error(f"{name} must be {bounds}, got {payload}.", title="Invalid input", print_exception=False)
     return payload
 

@@ -285,6 +285,29 @@ def test_pulse_bad_numbers(hub, files, kwargs, expected):
     assert expected in message.lower()
 
 
+@pytest.mark.parametrize("app, api_name, build, expected", [
+    ("pulse", "/upsample", lambda fs: ([handle_file(str(fs["photo"]))], {"generator": "dcgan.faces64", "size": 16,
+                                                                        "steps": 10, "samples": 1, "seed": 2**40}),
+     "seed (-1 = random) must be between -1 and 4294967295"),
+    ("sketch2photo", "/sketch_to_photo", lambda fs: ([handle_file(str(fs["photo"]))], {"seed": -3}),
+     "seed must be between 0 and 4294967295"),
+    ("text2image", "/generate", lambda fs: ([], {"model": "diffusers.sd_turbo", "prompt": "a bicycle",
+                                                 "negative_prompt": "", "steps": 1, "guidance": 0.0, "width": 512,
+                                                 "height": 512, "seed": 2**64, "num_images": 1}),
+     "seed (-1 = random) must be between -1 and 4294967295"),
+])
+def test_seeds_are_bounded(hub, files, app, api_name, build, expected):
+    args, kwargs = build(files)
+    assert expected in clear_error(lambda: hub(app).predict(*args, **kwargs, api_name=api_name)).lower()
+
+
+def test_pulse_work_is_capped_per_device(hub, files):
+    message = clear_error(lambda: hub("pulse").predict(
+        handle_file(str(files["photo"])), generator="stylegan2.ffhq1024", size=16, steps=500, samples=8, seed=1,
+        api_name="/upsample"))
+    assert "500 steps x 8 samples = 4000 is more than this server allows in one request (2000 on cpu" in message
+
+
 def test_unknown_model_choice(hub, files):
     clear_error(lambda: hub("season").predict(handle_file(str(files["photo"])), model_id="cyclegan.nope",
                                               mode="resize", api_name="/translate"))

@@ -98,7 +98,7 @@ def test_api_contract_and_the_missing_weights_notice(app):
     assert params == ["image", "generator", "size", "steps", "eps", "samples", "seed", "face",
                       "stylegan2_search"]
     [fn] = [f for f in module.demo.fns.values() if f.api_name == "upsample"]
-    assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
+    assert (fn.concurrency_id, fn.concurrency_limit) == ("jobs", 4)  # then the lanes: one heavy job per device
     notice = module.weights_notice()
     assert "StyleGAN2 FFHQ 1024 px: weights missing" in notice and "dcgan" not in notice
 
