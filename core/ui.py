@@ -15,6 +15,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.limits import max_upload_bytes
 from core.weights import WeightsUnavailableError, availability, get_entry, how_to_provide
 
 def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
@@ -54,7 +55,7 @@ def _install_atomic_image_cache() -> None:
 _install_atomic_image_cache()
 
 # Keyword arguments every app passes to launch() / gr.mount_gradio_app().
-LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"])
+LAUNCH_KWARGS = dict(max_file_size=max_upload_bytes(), footer_links=["api", "gradio", "settings"])
 QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 # Every app's gr.Blocks(delete_cache=...): each hour, files gradio cached for uploads and outputs
 # that are more than an hour old are deleted, so a long-running server does not fill its disk.
