@@ -9,7 +9,7 @@ Every job the hub runs enters one of two process-wide lanes, shared by all apps 
 
 A lane is a FIFO queue: each waiting job knows its position and an estimated wait (from the
 measured durations of the jobs ahead of it), and a lane refuses new jobs once
-``GANHUB_LANE_MAX_WAITING`` (default 8) are waiting, so the queue bounds the memory its
+``GANHUB_LANE_MAX_WAITING`` (default 16) are waiting, so the queue bounds the memory its
 waiting jobs hold.
 """
 
@@ -107,7 +107,7 @@ def lane(kind: str, device_type: str | None = None) -> Lane:
         raise ValueError(f"Unknown lane {kind!r}: 'light' or 'heavy'.")
     with _lanes_guard:
         if key not in _lanes:
-            _lanes[key] = Lane(name, slots, _setting("GANHUB_LANE_MAX_WAITING", 8))
+            _lanes[key] = Lane(name, slots, _setting("GANHUB_LANE_MAX_WAITING", 16))
         return _lanes[key]
 
 

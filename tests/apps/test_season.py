@@ -24,7 +24,7 @@ def client(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("season")
     torch.manual_seed(0)
-    save_file(core.models.build("cyclegan_resnet", **TINY).state_dict(), "vintage.safetensors")
+    save_file(core.models.build("cyclegan_resnet", **TINY).state_dict(), str(tmp / "vintage.safetensors"))
     real = load_manifest()
     models = {}
     for model_id in ("cyclegan.vintage", "cyclegan.summer2winter", "cyclegan.winter2summer"):

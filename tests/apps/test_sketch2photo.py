@@ -26,7 +26,7 @@ def client(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("sketch2photo")
     torch.manual_seed(0)
-    save_file(core.models.build("pix2pix_unet", **TINY).state_dict(), "faces.safetensors")
+    save_file(core.models.build("pix2pix_unet", **TINY).state_dict(), str(tmp / "faces.safetensors"))
     real = load_manifest()
     models = {}
     for model_id in MODEL_IDS:
