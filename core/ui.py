@@ -338,10 +338,11 @@ def in_lane(cost: Callable[..., tuple[str, float]]) -> Callable[[Callable], Call
                                      f"{max(1, round(seconds))} s")
 
             try:
-                with chosen.enter(JOB_CLOCK.estimate(kind, 1, prior=expected), on_wait):
+                job = f"job:{kind}"  # seconds per job (apps may measure their own units under ``kind``)
+                with chosen.enter(JOB_CLOCK.estimate(job, 1, prior=expected), on_wait):
                     started = time.monotonic()
                     yield
-                    JOB_CLOCK.record(kind, 1, time.monotonic() - started)
+                    JOB_CLOCK.record(job, 1, time.monotonic() - started)
             except LaneFullError as e:
                 raise gr.Error(str(e), title="Server busy", print_exception=False) from None
 
