@@ -84,6 +84,10 @@ class Lane:
         with self._cond:
             return len(self._waiting)
 
+    def running(self) -> int:
+        with self._cond:
+            return len(self._running)
+
 
 _lanes: dict[str, Lane] = {}
 _lanes_guard = threading.Lock()
