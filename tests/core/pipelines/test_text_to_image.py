@@ -306,7 +306,7 @@ def test_parse_infotext_is_linear_and_capped():
     for hostile in ("a" * 19_000, 'k: "' * 4_000, "k:" + '"a,' * 6_000, " :" * 9_000):
         started = time.perf_counter()
         parse_infotext(hostile)
-        assert time.perf_counter() - started < 0.5, hostile[:20]  # the old regex took seconds on each
+        assert time.perf_counter() - started < 2, hostile[:20]  # the old regex: 14 s on the first (2 busy cores)
     text = 'p\nSteps: 2, Note: "say \\"hi\\", then go", Odd: "unclosed, Size: 8x16, tab:\tx'
     assert parse_infotext(text) == {"prompt": "p", "negative_prompt": "", "steps": 2, "width": 8, "height": 16}
 
