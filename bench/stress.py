@@ -44,8 +44,9 @@ def requests_for(handle_file):
 class Sampler(threading.Thread):
     """Peak RSS of a process (and its children), sampled until stopped."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, interval: float = 0.25):
         super().__init__(daemon=True)
+        self.interval = interval
         import psutil
 
         self.process = psutil.Process(pid)
@@ -59,7 +60,7 @@ class Sampler(threading.Thread):
                 self.peak = max(self.peak, rss)
             except Exception:
                 pass
-            self.stop.wait(0.25)
+            self.stop.wait(self.interval)
 
 
 def user(url: str, deadline: float, budget: list[int], lock: threading.Lock, results: list, offset: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import zipfile
 from collections.abc import Callable, Mapping
@@ -33,7 +34,22 @@ def _read_safetensors(path: Path, fmt: Mapping[str, Any]) -> Any:
     return load_file(str(path), device="cpu")
 
 
+def _check_archive_size(path: Path) -> None:
+    """Refuse a zip archive whose members would inflate past ``core.limits.max_checkpoint_bytes``
+    (deflate-compressed members can declare gigabytes in a few KB)."""
+    from core.limits import max_checkpoint_bytes
+
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        total = sum(info.file_size for info in archive.infolist())
+    if total > max_checkpoint_bytes():
+        raise ValueError(f"{path.name} inflates to {total / 2**20:,.0f} MB; the converter's limit is "
+                         f"{max_checkpoint_bytes() / 2**20:,.0f} MB (GANHUB_MAX_CHECKPOINT_MB).")
+
+
 def _read_torch_pickle(path: Path, fmt: Mapping[str, Any]) -> Any:
+    _check_archive_size(path)
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError for forbidden globals, RuntimeError for corrupt zips
@@ -96,6 +112,15 @@ def _check_ints(name: str, values: Any) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _check_view(numel: int, storage_numel: int, size, stride) -> None:
+    """A view with more elements than its storage (stride 0, overlapping strides) would be expanded
+    by the copy that follows: a one-element storage can declare terabytes."""
+    if numel > storage_numel:
+        raise pickle.UnpicklingError(
+            f"a tensor of shape {tuple(size)} (stride {tuple(stride)}) declares {numel:,} elements on a storage of "
+            f"{storage_numel:,}; stride-0 and overlapping views are refused")
+
+
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> torch.Tensor:
     """``torch._utils._rebuild_tensor(_v2)`` on our own storages (requires_grad, hooks, metadata ignored)."""
     if not isinstance(storage, _StorageRef) or type(storage_offset) is not int:
@@ -103,6 +128,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> torch.T
     size, stride = _check_ints("size", size), _check_ints("stride", stride)
     if len(size) != len(stride) or storage_offset < 0 or any(s < 0 for s in size + stride):
         raise pickle.UnpicklingError(f"malformed tensor record: size {size}, stride {stride}")
+    _check_view(math.prod(size), storage.flat.numel(), size, stride)
     try:  # as_strided checks the view against the storage's bounds
         return storage.flat.as_strided(size, stride, storage_offset).clone()
     except RuntimeError as e:
@@ -115,18 +141,48 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *_ignored
     return data
 
 
+def _no_build(self, state):
+    raise pickle.UnpicklingError(f"the pickle tries to change the allowlisted {self!r} (BUILD)")
+
+
 class _StorageType:
+    """The dtype a ``torch.*Storage`` global names. Shared by every load in the process, so the
+    pickle's BUILD opcode (``__setstate__``) may not change it."""
+
+    __slots__ = ("dtype",)
+    __setstate__ = _no_build
+
     def __init__(self, dtype: torch.dtype):
         self.dtype = dtype
 
+    def __repr__(self) -> str:
+        return f"<storage type {self.dtype}>"
+
+
+class _Allowed:
+    """An allowlisted callable as the pickle sees it: callable, but with no attributes to set
+    (BUILD on a shared function could otherwise rewrite its ``__defaults__`` for later loads)."""
+
+    __slots__ = ("_target",)
+    __setstate__ = _no_build
+
+    def __init__(self, target: Callable):
+        self._target = target
+
+    def __call__(self, *args, **kwargs):
+        return self._target(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<allowlisted {getattr(self._target, '__name__', self._target)}>"
+
 
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch", "Size"): torch.Size,
+    ("torch._utils", "_rebuild_tensor"): _Allowed(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): _Allowed(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): _Allowed(_rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): _Allowed(_rebuild_parameter),
+    ("collections", "OrderedDict"): _Allowed(collections.OrderedDict),
+    ("torch", "Size"): _Allowed(torch.Size),
     **{("torch", name): _StorageType(dtype) for name, dtype in _STORAGE_DTYPES.items()},
 }
 
@@ -156,11 +212,15 @@ class RestrictedUnpickler(pickle.Unpickler):
         if key not in self._storages:
             member = f"{self._root}data/{key}"
             try:
-                raw = bytearray(self._archive.read(member))
+                info = self._archive.getinfo(member)
             except KeyError as e:
                 raise pickle.UnpicklingError(f"the archive has no storage {member}") from e
-            itemsize = torch.empty((), dtype=storage_type.dtype).element_size()
-            if len(raw) < numel * itemsize:
+            needed = numel * torch.empty((), dtype=storage_type.dtype).element_size()
+            if info.file_size < needed:
+                raise pickle.UnpicklingError(f"storage {member} is truncated")
+            with self._archive.open(info) as f:  # inflates only the bytes the tensor needs
+                raw = bytearray(f.read(needed))
+            if len(raw) < needed:
                 raise pickle.UnpicklingError(f"storage {member} is truncated")
             flat = torch.frombuffer(raw, dtype=storage_type.dtype, count=numel) if numel else torch.empty(
                 0, dtype=storage_type.dtype)
@@ -175,6 +235,7 @@ def restricted_load(path: str | Path, pickle_name: str = "data.pkl") -> Any:
         raise ValueError(
             f"{path.name} is not a torch zip archive (the legacy pre-1.6 torch.save format is not supported; "
             "re-save it with a recent PyTorch).")
+    _check_archive_size(path)
     with zipfile.ZipFile(path) as archive:
         names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/" + pickle_name)]
         if len(names) != 1:
@@ -280,5 +341,10 @@ def read_state_dict(path: str | Path, fmt: Mapping[str, Any] | None = None) -> d
             continue
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"Entry {name!r} in {Path(path).name} is a {type(value).__name__}, not a tensor.")
+        try:
+            _check_view(value.numel(), value.untyped_storage().nbytes() // max(1, value.element_size()),
+                        value.shape, value.stride())
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"Entry {name!r} in {Path(path).name}: {e}.") from None
         state[name] = value.contiguous()
     return state

@@ -100,19 +100,3 @@ def tune_allocator() -> bool:
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A seeded ``torch.Generator`` (CPU generators are used for reproducible noise on any device)."""
     return torch.Generator(device=device).manual_seed(int(seed))
-
-
-_slots: dict[str, "threading.BoundedSemaphore"] = {}
-_slots_guard = __import__("threading").Lock()
-
-
-def device_slot(device: torch.device | str | None = None):
-    """A process-wide semaphore per device type: at most ``GANHUB_DEVICE_CONCURRENCY`` (default 1)
-    heavy jobs run on one device at once, across every app served by the process."""
-    import threading
-
-    kind = torch.device(device).type if device is not None else get_device().type
-    with _slots_guard:
-        if kind not in _slots:
-            _slots[kind] = threading.BoundedSemaphore(int(os.environ.get("GANHUB_DEVICE_CONCURRENCY", "1")))
-        return _slots[kind]

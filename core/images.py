@@ -20,14 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: a 7300x5500 photo; larger input is refused.
+from core.limits import max_pixels, max_upload_bytes
+
+DEFAULT_MAX_PIXELS = 40_000_000  # the default of core.limits.max_pixels()
 # PIL's own bomb check, kept as a second line of defence for direct PIL use elsewhere.
 Image.MAX_IMAGE_PIXELS = 4 * DEFAULT_MAX_PIXELS
-
-
-def max_pixels() -> int:
-    """The pixel cap (``GANHUB_MAX_PIXELS`` or 40 MP)."""
-    return int(os.environ.get("GANHUB_MAX_PIXELS", DEFAULT_MAX_PIXELS))
 
 
 def _check_size(width: int, height: int, limit: int) -> None:
@@ -40,28 +37,45 @@ def _check_size(width: int, height: int, limit: int) -> None:
         )
 
 
-def _open(source: str | os.PathLike | bytes | io.IOBase) -> Image.Image:
+def _check_bytes(size: int, name: str) -> None:
+    if size == 0:
+        raise ValueError(f"The file {name} is empty (0 bytes).")
+    if size > max_upload_bytes():
+        raise ValueError(f"The file {name} is too large: {size / 2**20:.1f} MB; the limit is "
+                         f"{max_upload_bytes() / 2**20:.0f} MB.")
+
+
+def open_image(source: str | os.PathLike | bytes | io.IOBase, limit: int | None = None) -> Image.Image:
+    """THE admission check of every uploaded image: a lazily opened ``PIL.Image`` whose pixels
+    are not decoded yet, or ``ValueError``.
+
+    Only the file's size and the image header are read: an empty, oversized or non-image file,
+    and an image over the pixel cap (a decompression bomb: a few KB of PNG declaring gigapixels),
+    are refused before any memory is spent on pixels.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise ValueError(f"No image file at {path}.")
-        if path.stat().st_size == 0:
-            raise ValueError(f"The file {path.name} is empty (0 bytes).")
+            raise ValueError(f"No image file named {path.name} was received.")
+        _check_bytes(path.stat().st_size, path.name)
         fp: Any = path
-    elif isinstance(source, bytes):
-        if not source:
-            raise ValueError("The image data is empty (0 bytes).")
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        _check_bytes(len(source), "sent")
         fp = io.BytesIO(source)
     else:
         fp = source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(fp)
+            image = Image.open(fp)
     except UnidentifiedImageError as e:
         raise ValueError("This file is not an image that can be read (PNG, JPEG, WebP, BMP, TIFF...).") from e
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ValueError(f"The image is too large to open safely: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:  # a header cut short
+        raise ValueError(f"The image file is corrupt or truncated ({e}).") from e
+    _check_size(*image.size, limit or max_pixels())
+    return image
 
 
 def _array_to_pil(array: np.ndarray) -> Image.Image:
@@ -119,7 +133,7 @@ def load_image(source: Any, *, limit: int | None = None, keep_alpha: bool = Fals
     elif isinstance(source, Image.Image):
         image = source
     else:
-        image = _open(source)
+        image = open_image(source, limit)
     _check_size(*image.size, limit)
     try:
         image.load()

@@ -49,11 +49,16 @@ def window_1d(size: int, overlap: int, fade_start: bool, fade_end: bool, device=
 
 
 def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int,
-              multiple: int = 1, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+              multiple: int = 1, progress: Callable[[int, int], None] | None = None,
+              should_stop: Callable[[], bool] | None = None,
+              fallback: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Apply ``fn`` (NCHW -> NCHW of the same size) to ``x`` tile by tile and blend.
 
     ``multiple``: tiles are reflect-padded (bottom/right) to a multiple of it before ``fn`` and
-    cropped back. ``progress(done, total)`` is called after each tile.
+    cropped back. ``progress(done, total)`` is called after each tile. When ``should_stop()``
+    turns true before a tile (a time budget ran out), the tiles not yet done are taken from
+    ``fallback(x)`` (a cheaper whole-image version) with the same blending windows, so the
+    result is complete and has no seam where the tiles stop.
     """
     if x.ndim != 4:
         raise ValueError(f"Expected an NCHW tensor, got shape {tuple(x.shape)}.")
@@ -62,9 +67,17 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
     out = None
     weight = torch.zeros(1, 1, height, width, device=x.device, dtype=torch.float32)
     total, done = len(ys) * len(xs), 0
+
+    def window(iy: int, ix: int) -> torch.Tensor:
+        wy = window_1d(min(ys[iy] + tile, height) - ys[iy], overlap, iy > 0, iy < len(ys) - 1, device=x.device)
+        wx = window_1d(min(xs[ix] + tile, width) - xs[ix], overlap, ix > 0, ix < len(xs) - 1, device=x.device)
+        return (wy[:, None] * wx[None, :])[None, None]
+
     for iy, y0 in enumerate(ys):
         for ix, x0 in enumerate(xs):
             y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+            if should_stop is not None and fallback is not None and should_stop():
+                return _finish_with_fallback(fallback(x).float(), out, weight, window, ys, xs, tile, done)
             patch = x[..., y0:y1, x0:x1]
             ph, pw = (-(y1 - y0)) % multiple, (-(x1 - x0)) % multiple
             if ph or pw:
@@ -73,12 +86,25 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
             result = fn(patch)[..., : y1 - y0, : x1 - x0].float()
             if out is None:
                 out = torch.zeros(x.shape[0], result.shape[1], height, width, device=x.device, dtype=torch.float32)
-            wy = window_1d(y1 - y0, overlap, iy > 0, iy < len(ys) - 1, device=x.device)
-            wx = window_1d(x1 - x0, overlap, ix > 0, ix < len(xs) - 1, device=x.device)
-            w = (wy[:, None] * wx[None, :])[None, None]
+            w = window(iy, ix)
             out[..., y0:y1, x0:x1] += result * w
             weight[..., y0:y1, x0:x1] += w
             done += 1
             if progress is not None:
                 progress(done, total)
+    return out / weight
+
+
+def _finish_with_fallback(whole: torch.Tensor, out, weight, window, ys, xs, tile: int, done: int) -> torch.Tensor:
+    """Blend ``whole`` in as the output of every tile after the first ``done``."""
+    if out is None:
+        return whole
+    height, width = weight.shape[-2:]
+    for k in range(done, len(ys) * len(xs)):
+        iy, ix = divmod(k, len(xs))
+        y0, x0 = ys[iy], xs[ix]
+        y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+        w = window(iy, ix)
+        out[..., y0:y1, x0:x1] += whole[..., y0:y1, x0:x1] * w
+        weight[..., y0:y1, x0:x1] += w
     return out / weight

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import inspect
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
+from core.limits import max_upload_bytes
 from core.weights import WeightsUnavailableError, availability, get_entry, how_to_provide
 
 def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
@@ -21,7 +25,8 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     rewrites the file in place: when two users get the same image (the same example and seed),
     one rewrite can truncate the file while the other user's client is downloading it, and that
     download fails ("peer closed connection", seen by ``bench/stress.py``). Here an existing
-    file is kept as it is, and a new one appears at once through a rename.
+    file is kept (its time renewed, so the hourly clean-up counts from this result), and a new
+    one appears at once through a rename.
     """
     from gradio import processing_utils
 
@@ -29,7 +34,12 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(exist_ok=True, parents=True)
     target = (folder / f"{name}.{format}").resolve()
-    if not (target.is_file() and target.stat().st_size == len(data)):
+    if target.is_file() and target.stat().st_size == len(data):
+        try:  # a fresh result: gradio's delete_cache ages files by ctime, which utime renews
+            os.utime(target)
+        except OSError:
+            pass
+    else:
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         partial.write_bytes(data)
         os.replace(partial, target)
@@ -45,11 +55,15 @@ def _install_atomic_image_cache() -> None:
 _install_atomic_image_cache()
 
 # Keyword arguments every app passes to launch() / gr.mount_gradio_app().
-LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"])
+LAUNCH_KWARGS = dict(max_file_size=max_upload_bytes(), footer_links=["api", "gradio", "settings"])
 QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 # Every app's gr.Blocks(delete_cache=...): each hour, files gradio cached for uploads and outputs
 # that are more than an hour old are deleted, so a long-running server does not fill its disk.
 DELETE_CACHE = (3600, 3600)
+
+
+def _invalid_image(message: str) -> gr.Error:
+    return gr.Error(message, title="Invalid image", print_exception=False)
 
 
 def _load_upload(component: gr.Image, payload, keep_alpha: bool):
@@ -60,7 +74,59 @@ def _load_upload(component: gr.Image, payload, keep_alpha: bool):
     try:
         return load_image(payload.path, keep_alpha=keep_alpha)
     except ValueError as e:
-        raise gr.Error(str(e), title="Invalid image", print_exception=False) from e
+        raise _invalid_image(str(e)) from e
+
+
+def _editor_parts(component: gr.ImageEditor, payload) -> list[tuple[str, Any]]:
+    """(part name, file path or bytes) of an editor value: uploaded files, or the canvas's blobs."""
+    if payload.id is not None:
+        value = component.blob_storage.get(payload.id)
+        if value is None:
+            return []
+    else:
+        value = payload
+    parts = [("background", value.background), *(("layer", x) for x in value.layers or []),
+             ("composite", value.composite)]
+    return [(name, getattr(f, "path", f)) for name, f in parts if f is not None]
+
+
+class _AdmittedEditor:
+    """``preprocess`` of an image editor with the admission check in front of gradio's decoding.
+
+    gradio decodes the background, every layer and the composite itself (to the editor's mode,
+    RGBA here), so a few KB of 1-bit PNG declaring 15000x15000 pixels would cost gigabytes
+    before the handler could refuse it. Each part's header and size are checked first
+    (``core.images.open_image``); what cannot be decoded afterwards (a truncated file) gets the
+    same message as in ``ImageInput``.
+    """
+
+    def preprocess(self, payload):
+        from core.images import open_image
+
+        if payload is not None:
+            for part, source in _editor_parts(self, payload):
+                try:
+                    open_image(source).close()
+                except ValueError as e:
+                    raise _invalid_image(f"The editor's {part}: {e}") from e
+        try:
+            return super().preprocess(payload)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise _invalid_image(f"The image file is corrupt or truncated ({e}).") from e
+
+    def get_block_name(self) -> str:  # rendered by the frontend as gradio's own editor
+        return "imageeditor"
+
+    def get_block_class(self) -> str:
+        return "imageeditor"
+
+
+class ImageEditor(_AdmittedEditor, gr.ImageEditor):
+    """``gr.ImageEditor`` whose every image passes the admission check before it is decoded."""
+
+
+class Sketchpad(_AdmittedEditor, gr.Sketchpad):
+    """``gr.Sketchpad`` whose every image passes the admission check before it is decoded."""
 
 
 class ImageInput(gr.Image):
@@ -99,8 +165,9 @@ def _checked_number(component, payload):
                            print_exception=False) from None
     low, high = component.minimum, component.maximum
     if math.isnan(payload) or (low is not None and payload < low) or (high is not None and payload > high):
-        bounds = f"between {low:g} and {high:g}" if low is not None and high is not None else (
-            f"at least {low:g}" if low is not None else f"at most {high:g}")
+        fmt = lambda v: str(int(v)) if float(v).is_integer() else f"{v:g}"  # noqa: E731  (seeds: all digits)
+        bounds = f"between {fmt(low)} and {fmt(high)}" if low is not None and high is not None else (
+            f"at least {fmt(low)}" if low is not None else f"at most {fmt(high)}")
         raise gr.Error(f"{name} must be {bounds}, got {payload}.", title="Invalid input", print_exception=False)
     return payload
 
@@ -121,6 +188,15 @@ class Number(gr.Number):
 
     def preprocess(self, payload):
         return None if payload is None else super().preprocess(_checked_number(self, payload))
+
+
+MAX_SEED = 2**32 - 1  # what every generator's manual_seed takes on every device, and A1111's range
+
+
+def seed_field(label: str = "Seed (-1 = random)", value: int = -1, random_allowed: bool = True, **kwargs) -> Number:
+    """A whole-number seed field bounded to 0..MAX_SEED (and -1 for a random seed when allowed):
+    the API answers an out-of-range seed with a message naming the field and the bounds."""
+    return Number(value, precision=0, minimum=-1 if random_allowed else 0, maximum=MAX_SEED, label=label, **kwargs)
 
 
 def model_card_markdown(model_ids: Iterable[str]) -> str:
@@ -196,7 +272,7 @@ def gpu(duration: int | Callable[..., float] = 60) -> Callable[[Callable], Calla
     ``duration`` is the GPU window in seconds, or a function of the handler's arguments that
     estimates it (e.g. steps x samples); its answer is clamped to 5..``GPU_SECONDS_MAX``, and a
     request whose arguments it cannot read gets 60 s (the handler then refuses them itself).
-    Put this decorator below :func:`heavy`, so that waiting for the device slot happens outside
+    Put this decorator below :func:`in_lane` (or `heavy`), so that waiting in a lane happens outside
     the GPU window and spends none of the visitor's GPU quota."""
     try:
         import spaces
@@ -236,26 +312,79 @@ def preload_on_zero_gpu(model_ids: Iterable[str], load: Callable[[str], object] 
     return loaded
 
 
-def heavy(fn: Callable) -> Callable:
-    """Run a model-calling handler in the device's slot (``core.device.device_slot``), so the hub's
-    apps share one queue for heavy work per device. Works for generator (streaming) handlers."""
-    from core.device import device_slot
+def _progress_of(args, kwargs) -> gr.Progress | None:
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Progress)), None)
 
-    if inspect.isgeneratorfunction(fn):
+
+def in_lane(cost: Callable[..., tuple[str, float]]) -> Callable[[Callable], Callable]:
+    """Run a handler in the lane its cost calls for (``core.lanes``): ``cost(*args, **kwargs)`` gives
+    the job's kind and its expected seconds on this hardware (from the benchmarks); under a second
+    is the light lane, anything else the device's heavy lane. While the job waits, a ``gr.Progress``
+    argument of the handler shows its position and the estimated wait (from the durations measured
+    here, ``core.limits.JOB_CLOCK``). Works for generator (streaming) handlers."""
+    from core.lanes import LaneFullError, lane, lane_for
+    from core.limits import JOB_CLOCK
+
+    def decorate(fn: Callable) -> Callable:
+        @contextlib.contextmanager
+        def slot(args, kwargs):
+            kind, expected = cost(*args, **kwargs)
+            chosen = lane(lane_for(expected))
+            progress = _progress_of(args, kwargs)
+
+            def on_wait(position: int, seconds: float) -> None:
+                if progress is not None:
+                    progress(0, desc=f"Waiting for the {chosen.name}: queue position {position}, about "
+                                     f"{max(1, round(seconds))} s")
+
+            try:
+                job = f"job:{kind}"  # seconds per job (apps may measure their own units under ``kind``)
+                with chosen.enter(JOB_CLOCK.estimate(job, 1, prior=expected), on_wait):
+                    started = time.monotonic()
+                    yield
+                    JOB_CLOCK.record(job, 1, time.monotonic() - started)
+            except LaneFullError as e:
+                raise gr.Error(str(e), title="Server busy", print_exception=False) from None
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def generator_wrapper(*args, **kwargs):
+                with slot(args, kwargs):
+                    yield from fn(*args, **kwargs)
+
+            return generator_wrapper
 
         @functools.wraps(fn)
-        def generator_wrapper(*args, **kwargs):
-            with device_slot():
-                yield from fn(*args, **kwargs)
+        def wrapper(*args, **kwargs):
+            with slot(args, kwargs):
+                return fn(*args, **kwargs)
 
-        return generator_wrapper
+        return wrapper
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with device_slot():
-            return fn(*args, **kwargs)
+    return decorate
 
-    return wrapper
+
+HEAVY_PRIOR_SECONDS = 30.0  # the wait announced for a heavy job of a kind not measured here yet
+
+
+def heavy(fn: Callable) -> Callable:
+    """Run a handler that always does heavy model work in the device's heavy lane (one job per device
+    across the hub's apps; see :func:`in_lane`)."""
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, HEAVY_PRIOR_SECONDS))(fn)
+
+
+def light(fn: Callable) -> Callable:
+    """Run a handler that always takes well under a second (no model, a tiny one) in the light lane."""
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, 0.0))(fn)
+
+
+# The events of an app's jobs. gradio's queue (which shows each waiting user their position and
+# an estimated wait) hands an app's jobs to the lanes, which run them by cost: several at once for
+# events that may be light, so a quick job never waits in gradio's queue behind a long one of the
+# same app; one at a time per device for handlers that are always heavy.
+JOB_EVENTS = dict(concurrency_id="jobs", concurrency_limit=int(os.environ.get("GANHUB_APP_WORKERS", "4")))
+HEAVY_EVENTS = dict(concurrency_id="heavy", concurrency_limit=int(os.environ.get("GANHUB_DEVICE_CONCURRENCY", "1")))
 
 
 def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:

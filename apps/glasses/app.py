@@ -38,7 +38,7 @@ BLENDS = {
 
 
 @ui.user_errors
-@ui.heavy
+@ui.light  # two 64x64 faces: a few milliseconds of model work after face detection
 @ui.gpu(duration=30)
 def swap(image_a, image_b, strength, blend, passes=2):
     from core.glasses import swap_glasses
@@ -73,7 +73,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                        format="png", height=240)
     notes = gr.Markdown()
     run.click(swap, [image_a, image_b, strength, blend, passes], [b_with, a_without, crops, notes], api_name="swap",
-              concurrency_id="model", concurrency_limit=1)
+              **ui.JOB_EVENTS)
     if EXAMPLES.exists():
         gr.Examples([[str(EXAMPLES / "grace_hopper.jpg"), str(EXAMPLES / "b_photo.jpg")],
                      [str(EXAMPLES / "a_glasses.png"), str(EXAMPLES / "b_face64.png")],

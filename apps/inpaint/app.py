@@ -39,19 +39,35 @@ SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("O
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
 
 
+# Seconds of work on a 2-core CPU (README): OpenCV methods use no model and take a fraction of a
+# second, so they run in the light lane; the GAN methods in the device's heavy lane.
+METHOD_SECONDS = {"telea": 0.2, "ns": 0.2, "migan": 5.0, "lama": 10.0}
+
+
+def job_cost(method: str) -> tuple[str, float]:
+    from core.weights import availability
+
+    if method == "auto":
+        method = next((m for m, model_id in (("migan", MODEL_IDS[0]), ("lama", MODEL_IDS[1]))
+                       if availability(model_id)[0]), "telea")
+    return f"inpaint:{method}", METHOD_SECONDS.get(method, ui.HEAVY_PRIOR_SECONDS)
+
+
 @ui.user_errors
-@ui.heavy
+@ui.in_lane(lambda image, mask, method="auto", *rest, **kwargs: job_cost(method))
 @ui.gpu(duration=60)
-def inpaint_upload(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128):
+def inpaint_upload(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
+                   progress=gr.Progress()):
     """Inpaint ``image`` where ``mask`` is white (any size with the photo's proportions; nearest-neighbour)."""
     return api.inpaint_outputs(image, mask, notify=gr.Warning, method=method, dilation=dilation, strategy=strategy,
                                working_size=working_size, margin=margin)
 
 
 @ui.user_errors
-@ui.heavy
+@ui.in_lane(lambda editor, method="auto", *rest, **kwargs: job_cost(method))
 @ui.gpu(duration=60)
-def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128):
+def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
+                   progress=gr.Progress()):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
     from core.pipelines.inpaint import mask_from_editor
 
@@ -111,7 +127,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Paint the mask"):
-                editor = gr.ImageEditor(
+                editor = ui.ImageEditor(
                     type="numpy", image_mode="RGBA", layers=False, transforms=(), format="png",
                     sources=["upload", "clipboard"], canvas_size=(768, 768), label="Photo: select the brush, paint",
                     brush=gr.Brush(default_size=24, colors=[("#ff2878", 0.7)], color_mode="fixed"),
@@ -167,7 +183,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             notes = gr.Markdown(label="Notes")
     settings = [method, dilation, strategy, working_size, margin]
     outputs = [result, slider, used, notes]
-    heavy = dict(concurrency_id="model", concurrency_limit=1)
+    heavy = ui.JOB_EVENTS  # each handler's lane decides (select, remove, compare, extend: the heavy lane)
     run_upload.click(inpaint_upload, [photo, mask, *settings], outputs, api_name="inpaint", **heavy)
     run_editor.click(inpaint_editor, [editor, *settings], outputs, api_name="inpaint_editor", **heavy)
     run_select.click(select_mask, [clicks, prompts, selector, dilation], [selection, used, notes],

@@ -50,6 +50,40 @@ def gpu_seconds(image, generator="dcgan.faces64", size=16, steps=100, eps=None, 
     return 15 + int(steps) * int(samples) * GPU_SECONDS_PER_STEP.get(generator, max(GPU_SECONDS_PER_STEP.values()))
 
 
+# Seconds per step and sample on a 2-core CPU (apps/pulse/README.md, bench/pulse_speed.py); refined by
+# the durations measured on this server (core.limits.JOB_CLOCK).
+SECONDS_PER_STEP_SAMPLE = {"dcgan.faces64": 0.005, "stylegan2.ffhq1024": 0.6}
+
+
+def _clock_kind(generator, search) -> str:
+    return f"pulse:{generator}" + (f":{search}" if generator == "stylegan2.ffhq1024" else "")
+
+
+def expected_seconds(generator, steps, samples, search="256+1024") -> float:
+    from core.limits import JOB_CLOCK
+
+    prior = SECONDS_PER_STEP_SAMPLE.get(generator, 1.0)
+    return JOB_CLOCK.estimate(_clock_kind(generator, search), int(steps) * int(samples), prior)
+
+
+def expected_time(generator, steps, samples, search="256+1024") -> str:
+    """The line under the button: how long this search should take here."""
+    from core.limits import expected_time_text
+
+    try:
+        return f"Expected time: {expected_time_text(expected_seconds(generator, steps, samples, search))}."
+    except (TypeError, ValueError):
+        return ""
+
+
+def job_cost(image, generator="dcgan.faces64", size=16, steps=100, eps=None, samples=4, seed=-1, face=0,
+             stylegan2_search="256+1024", *rest, **kwargs):
+    try:
+        return _clock_kind(generator, stylegan2_search), expected_seconds(generator, steps, samples, stylegan2_search)
+    except (TypeError, ValueError):
+        return "pulse", ui.HEAVY_PRIOR_SECONDS
+
+
 def weights_notice() -> str:
     missing = [m for m in MODEL_IDS if not availability(m)[0]]
     return "\n\n".join(f"**{GENERATORS[m]}: weights missing.** {ui.missing_weights_message(m)}" for m in missing)
@@ -62,7 +96,7 @@ def shown(image: Image.Image, side: int = 128) -> Image.Image:
 
 
 @ui.user_errors
-@ui.heavy
+@ui.in_lane(job_cost)
 @ui.gpu(duration=gpu_seconds)
 def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
              face=0, stylegan2_search="256+1024", request: gr.Request = None, progress=gr.Progress()):
@@ -74,6 +108,15 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
         raise ValueError("Upload a face: a tiny square face (8-64 px) or a photo with a face.")
     if generator not in GENERATORS:
         raise ValueError(f"Unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}.")
+    from core.device import get_device
+    from core.limits import JOB_CLOCK, Budget, max_search_work
+
+    work, cap = int(steps) * int(samples), max_search_work(get_device().type)
+    if work > cap:
+        raise ValueError(f"{int(steps)} steps x {int(samples)} samples = {work} is more than this server allows in one "
+                         f"request ({cap} on {get_device().type}, GANHUB_MAX_STEP_SAMPLES): ask for fewer steps or "
+                         "samples.")
+    budget = Budget()
     seed = secrets.randbelow(2**31) if seed is None or int(seed) < 0 else int(seed)
     first_use = "" if availability(generator)[0] else " (first use: downloading its weights)"
     progress(0, desc=f"Loading the generator{first_use}")
@@ -92,7 +135,8 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     try:
         for event in pulse.pulse_iter(adapter, low.tensor, steps=int(steps), eps=float(eps), restarts=int(samples),
                                       seed=seed, preview_every=1 if adapter.search_size > 64 else 5,
-                                      should_stop=stop_flag.is_set, refine_steps=round(refine * int(steps))):
+                                      should_stop=stop_flag.is_set, refine_steps=round(refine * int(steps)),
+                                      budget=budget):
             if isinstance(event, pulse.PulseProgress):
                 progress((event.step, event.steps), desc="Searching", unit="steps")
                 status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
@@ -101,6 +145,7 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     finally:
         _stop_flags.pop(session, None)
     result = event
+    JOB_CLOCK.record(_clock_kind(generator, stylegan2_search), max(1, result.steps) * int(samples), result.seconds)
     faces = [(pulse.unit_to_pil(s.image), f"restart {s.restart}: L2 {s.l2:.2e}, {'' if s.success else 'NOT '}"
               "within eps") for s in result.samples]
     compared = inputs + [(shown(pulse.unit_to_pil(s.downscaled)), f"restart {s.restart} downscaled")
@@ -132,13 +177,14 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 run = gr.Button("Upsample", variant="primary")
                 finish = gr.Button("Finish now")
                 stop = gr.Button("Stop", variant="stop")
+            expected = gr.Markdown(expected_time("dcgan.faces64", 100, 4))
             with gr.Accordion("Search settings", open=False):
                 steps = ui.Slider(10, 500, value=100, step=10, label="Steps")
                 eps = ui.Number(pulse.EPS_DEFAULT, minimum=1e-6, maximum=0.5,
                                 label="eps: success when the L2 error is at most this")
                 samples = ui.Slider(1, 8, value=4, step=1, label="Samples (restarts, run as one batch)")
                 with gr.Row():
-                    seed = ui.Number(-1, precision=0, label="Seed (-1 = random)")
+                    seed = ui.seed_field()
                     face = ui.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
                 search = gr.Radio(SEARCH_LABELS, value="256+1024", label="StyleGAN2 search resolution")
         with gr.Column():
@@ -154,7 +200,9 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Examples([[str(EXAMPLES / name), px] for name, px in EXAMPLE_FILES], [image, size])
     event = run.click(upsample, [image, generator, size, steps, eps, samples, seed, face, search],
                       [current, faces, compared, summary, details, seed_used], api_name="upsample",
-                      concurrency_id="model", concurrency_limit=1)
+                      **ui.JOB_EVENTS)
+    gr.on([generator.change, steps.change, samples.change, search.change], expected_time,
+          [generator, steps, samples, search], expected, api_visibility="private", queue=False)
     finish.click(finish_now, None, None, api_visibility="private")
     stop.click(finish_now, None, None, cancels=[event], api_visibility="private")
     ui.model_card(MODEL_IDS)

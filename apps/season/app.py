@@ -35,6 +35,9 @@ DIRECTIONS = [
 MODES = [("Full resolution (overlapping tiles)", "tiled"),
          ("Fast: resize to the model's size and back (faster only for photos larger than that)", "resize")]
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+# Seconds on a 2-core CPU (bench/image_to_image.py): per megapixel in full resolution, per photo in
+# the fast mode; refined by the durations measured on this server (core.limits.JOB_CLOCK).
+SECONDS_PER_UNIT = {"tiled": 60.0, "resize": 2.0}
 PREVIEW_SIDE = 1600  # the before/after slider; the result PNG keeps the full resolution
 
 
@@ -53,6 +56,7 @@ def weights_status(model_id: str) -> str:
 def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", progress=gr.Progress()):
     """Translate ``image`` with the CycleGAN ``model_id`` (``tiled``: full resolution, ``resize``: fast)."""
     from core.images import load_image, resize_max_side
+    from core.limits import JOB_CLOCK, Budget, expected_time_text
     from core.pipelines.translate import translate_photo
 
     if image is None:
@@ -60,11 +64,20 @@ def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", pr
     if model_id not in MODEL_IDS:
         raise ValueError(f"Unknown model {model_id!r}; choose one of {', '.join(MODEL_IDS)}.")
     photo = load_image(image)
+    units = photo.width * photo.height / 1e6 if mode == "tiled" else 1
+    kind = f"translate:{model_id}:{mode}"
+    expected = JOB_CLOCK.estimate(kind, units, SECONDS_PER_UNIT[mode])
+    progress(0, desc=f"Translating: expected time {expected_time_text(expected)}")
+    budget = Budget()
     start = time.perf_counter()
-    result = translate_photo(model_id, photo, mode,
+    result = translate_photo(model_id, photo, mode, budget=budget,
                              progress=lambda done, total: progress(done / total, desc=f"tile {done}/{total}"))
-    notes = (f"{photo.width}x{photo.height} px, mode **{mode}**, model `{model_id}`: "
-             f"{time.perf_counter() - start:.1f} s.")
+    seconds = time.perf_counter() - start
+    JOB_CLOCK.record(kind, units, seconds)
+    notes = f"{photo.width}x{photo.height} px, mode **{mode}**, model `{model_id}`: {seconds:.1f} s."
+    for note in budget.notes:
+        gr.Warning(note)
+        notes += f"\n\n**Note:** {note}"
     preview = (resize_max_side(photo, PREVIEW_SIDE), resize_max_side(result, PREVIEW_SIDE))
     return preview, result, notes
 
@@ -84,7 +97,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                               buttons=["download", "fullscreen"])
             notes = gr.Markdown()
     run.click(translate, [photo, model, mode], [slider, result, notes], api_name="translate",
-              concurrency_id="model", concurrency_limit=1)
+              **ui.HEAVY_EVENTS)
     model.change(weights_status, model, status, api_visibility="private")
     gr.Examples([[str(EXAMPLES / "rocket.jpg"), "cyclegan.vintage", "tiled"],
                  [str(EXAMPLES / "chelsea.jpg"), "cyclegan.vintage", "tiled"],

@@ -51,6 +51,14 @@ def weights_status(model_id: str) -> str:
     return "**Weights missing.** " + ui.missing_weights_message(model_id)
 
 
+def job_cost(model_id) -> tuple[str, float]:
+    """The 64 px generator takes a few milliseconds (the light lane); the 256 px ones are heavy."""
+    from core.pipelines.translate import native_size
+
+    small = model_id in MODEL_IDS and native_size(model_id) <= 64
+    return f"sketch:{model_id}", 0.1 if small else 3.0
+
+
 def _run(sketch, model_id, paper_mode, variations, seed):
     from core.pipelines.translate import native_size, sketch_to_photo, variation_difference
 
@@ -70,9 +78,10 @@ def _run(sketch, model_id, paper_mode, variations, seed):
 
 
 @ui.user_errors
-@ui.heavy
+@ui.in_lane(lambda sketch, model_id="pix2pix.edges2faces64", *rest, **kwargs: job_cost(model_id))
 @ui.gpu(duration=30)
-def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0):
+def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0,
+                    progress=gr.Progress()):
     """Turn a sketch image (black strokes on white) into photos: one per variation in paper mode."""
     if sketch is None:
         raise ValueError("Upload a sketch first, or draw one on the pad.")
@@ -80,9 +89,10 @@ def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, v
 
 
 @ui.user_errors
-@ui.heavy
+@ui.in_lane(lambda pad, model_id="pix2pix.edges2faces64", *rest, **kwargs: job_cost(model_id))
 @ui.gpu(duration=30)
-def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0):
+def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0,
+                        progress=gr.Progress()):
     """The same for the sketch pad's value (a dict with the drawn composite)."""
     from core.sketch import sketch_from_editor
 
@@ -90,6 +100,7 @@ def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, 
 
 
 @ui.user_errors
+@ui.light  # OpenCV Canny (and YuNet to frame a face): no GAN, a fraction of a second
 def photo_to_sketch(photo, detail=0.4, frame_face=True):
     """Thin black edges on white, like the edges pix2pix was trained on (OpenCV Canny, cleaned).
 
@@ -116,7 +127,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             with gr.Tab("Draw"):
-                pad = gr.Sketchpad(value=pad_guide(), type="numpy", image_mode="RGBA", canvas_size=(256, 256),
+                pad = ui.Sketchpad(value=pad_guide(), type="numpy", image_mode="RGBA", canvas_size=(256, 256),
                                    layers=False,
                                    transforms=(), label="Sketch pad: select the brush, draw black strokes",
                                    brush=gr.Brush(default_size=3, colors=["#000000"], color_mode="fixed"),
@@ -141,7 +152,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                                                        "dropout as noise, as in the paper); off = eval mode")
             with gr.Row():
                 variations = ui.Slider(1, 8, value=4, step=1, label="Variations (paper mode)")
-                seed = ui.Number(value=0, precision=0, label="Seed")
+                seed = ui.seed_field("Seed", 0, random_allowed=False)
         with gr.Column():
             gallery = gr.Gallery(label="Photos", format="png", columns=2, height=520, object_fit="contain")
             notes = gr.Markdown()
@@ -149,12 +160,13 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                               format="png", type="pil", height=200, interactive=False)
     settings = [model, paper_mode, variations, seed]
     run_upload.click(sketch_to_photo, [sketch, *settings], [gallery, notes], api_name="sketch_to_photo",
-                     concurrency_id="model", concurrency_limit=1).then(
+                     **ui.JOB_EVENTS).then(
         difference_map, gallery, spread, api_visibility="private")
     run_pad.click(sketch_to_photo_pad, [pad, *settings], [gallery, notes], api_name="sketch_to_photo_pad",
-                  concurrency_id="model", concurrency_limit=1).then(
+                  **ui.JOB_EVENTS).then(
         difference_map, gallery, spread, api_visibility="private")
-    to_sketch.click(photo_to_sketch, [photo, detail, frame_face], sketch, api_name="photo_to_sketch")
+    to_sketch.click(photo_to_sketch, [photo, detail, frame_face], sketch, api_name="photo_to_sketch",
+                    **ui.JOB_EVENTS)
     model.change(weights_status, model, status, api_visibility="private")
     gr.Markdown("The faces model answers best to face-like sketches framed like its training faces (the pad's "
                 "faint guide: face outline, eyes, nose, mouth; add the hair around it), drawn with the thin brush; "

@@ -72,7 +72,9 @@ def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=51
     and the parameters text. seed=-1 picks a random seed; image i of a batch uses seed + i."""
     r = t2i.make_request(model, prompt, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
     progress(0, desc="Loading the model (the first run downloads or reads it)")
-    job = t2i.start(r)
+    from core.limits import Budget
+
+    job = t2i.start(r, budget=Budget())
     session = request.session_hash if request is not None else None
     _running[session] = job
     try:
@@ -107,6 +109,7 @@ def stop(request: gr.Request):
 
 
 @ui.user_errors
+@ui.light
 def read_parameters(png):
     """Settings stored in a PNG made here: model, prompt, negative prompt, steps, guidance, width, height, seed."""
     if not png:
@@ -142,7 +145,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                     width = ui.Slider(64, 1024, value=width0, step=8, label="Width")
                     height = ui.Slider(64, 1024, value=height0, step=8, label="Height")
                 with gr.Row():
-                    seed = ui.Number(-1, precision=0, label="Seed (-1 = random)")
+                    seed = ui.seed_field()
                     num_images = ui.Slider(1, t2i.MAX_IMAGES, value=1, step=1, label="Images")
                 fast_decode = gr.Checkbox(t2i.default_fast_decode(), label="Fast decoder (TAESD): much faster on a "
                                           "CPU, slightly softer details")
@@ -157,12 +160,12 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Examples([[p] for p in PROMPTS], [prompt])
     inputs = [model, prompt, negative, steps, guidance, width, height, seed, num_images, fast_decode]
     event = gr.on([run.click, prompt.submit], generate, inputs, [gallery, seed_used, parameters], api_name="generate",
-                  concurrency_id="model", concurrency_limit=1)
+                  **ui.HEAVY_EVENTS)
     stop_button.click(stop, None, None, cancels=[event], api_visibility="private")
     model.input(model_settings, model, [steps, guidance, width, height, model_about], api_visibility="private")
     reuse_seed.click(lambda s: s, seed_used, seed, api_visibility="private")
     reuse.upload(read_parameters, reuse, [model, prompt, negative, steps, guidance, width, height, seed],
-                 api_name="read_parameters")
+                 api_name="read_parameters", **ui.JOB_EVENTS)
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

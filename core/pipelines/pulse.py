@@ -247,6 +247,7 @@ class PulseResult:
     seconds: float
     stopped_early: bool = False
     message: str = ""
+    budget_note: str = ""  # set when the time budget ended the search
 
     @property
     def success(self) -> bool:
@@ -291,7 +292,7 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
                restarts: int = 4, seed: int | None = 0, init: dict | None = None,
                schedule: str = "linear1cycledrop", l2_weight: float = 100.0, geocross_weight: float = 0.05,
                preview_every: int = 5, should_stop: Callable[[], bool] | None = None, refine_steps: int = 0,
-               ) -> Iterator[PulseProgress | PulseResult]:
+               budget=None) -> Iterator[PulseProgress | PulseResult]:
     """Run the search; yield :class:`PulseProgress` every ``preview_every`` steps, then the :class:`PulseResult`.
 
     ``init``: explicit starting tensors ``{"latent": ..., "noise": [...]}`` (batch = restarts) for
@@ -300,6 +301,8 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     ``should_stop()`` returning True ends the search early (the result says so).
     ``refine_steps``: when the adapter searches below its full resolution, the last ``refine_steps``
     steps render the full resolution (the best state is then chosen among those steps only).
+    ``budget``: a :class:`core.limits.Budget`; when it runs out the search ends like ``should_stop``
+    and the result's message says so.
     """
     if steps < 1 or restarts < 1:
         raise ValueError("steps and restarts must be at least 1.")
@@ -327,10 +330,14 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     first_success = [None] * restarts
     start_l2 = None
     stopped = False
+    budget_note = ""
     done = 0
     for step in range(steps):
         if should_stop is not None and should_stop():
             stopped = True
+            break
+        if budget is not None and budget.expired():
+            stopped, budget_note = True, budget.stopped(f"{done} of {steps} steps")
             break
         for group in optimiser.adam.param_groups:
             group["lr"] = lr * lr_factor(schedule, step, steps)
@@ -385,7 +392,7 @@ def pulse_iter(adapter, target: torch.Tensor, *, steps: int = 100, lr: float = 0
     ]
     samples.sort(key=lambda s: (not s.success, s.l2))
     result = PulseResult(samples, eps=eps, steps=done, seed=None if init is not None else seed,
-                         seconds=time.perf_counter() - started, stopped_early=stopped)
+                         seconds=time.perf_counter() - started, stopped_early=stopped, budget_note=budget_note)
     result.message = describe(result, steps)
     yield result
 
@@ -401,6 +408,8 @@ def describe(result: PulseResult, planned_steps: int) -> str:
     good = [s for s in result.samples if s.success]
     closest = result.samples[0]
     stop = f" The search was stopped after {result.steps} of {planned_steps} steps." if result.stopped_early else ""
+    if result.budget_note:
+        stop = f" {result.budget_note}"
     if good:
         return (f"{len(good)} of {len(result.samples)} faces downscale to the input within eps = {result.eps:g} "
                 f"(best L2 {closest.l2:.2e}, from {closest.start_l2:.2e} at the start). They are invented faces "

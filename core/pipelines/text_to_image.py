@@ -321,7 +321,54 @@ def truncated_part(tokenizer, text: str) -> str | None:
 
 # --------------------------------------------------------------------------- parameters text (PNG metadata)
 
-_PARAM_RE = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+def _is_key_char(c: str) -> bool:
+    return c.isalnum() or c in "_ "
+
+
+def _quoted_end(line: str, start: int) -> int:
+    """Index of the quote closing the string that opens at ``line[start]``, or -1 (backslash escapes)."""
+    i = start + 1
+    while i < len(line):
+        if line[i] == "\\":
+            i += 2
+        elif line[i] == '"':
+            return i
+        else:
+            i += 1
+    return -1
+
+
+def _settings(line: str) -> list[tuple[str, str]]:
+    """The ``Key: value`` pairs of an A1111 settings line, in one left-to-right pass (linear time).
+
+    A key is the run of word characters and spaces just before a colon; a value is a JSON string
+    followed by a comma or the end, else everything up to the next comma. (A backtracking regex
+    for the same grammar takes quadratic time on a long line without colons.)
+    """
+    pairs, pos = [], 0
+    while (colon := line.find(":", pos)) >= 0:
+        start = colon
+        while start > pos and _is_key_char(line[start - 1]):
+            start -= 1
+        value = colon + 1
+        while value < len(line) and line[value].isspace():
+            value += 1
+        if start == colon:  # no key before this colon
+            pos = colon + 1
+            continue
+        end = _quoted_end(line, value) if line.startswith('"', value) else -1
+        if end >= 0 and (end + 1 == len(line) or line[end + 1] == ","):
+            text, pos = line[value:end + 1], end + 2
+            try:
+                text = json.loads(text)
+            except ValueError:
+                pass
+        else:
+            comma = line.find(",", value)
+            end = len(line) if comma < 0 else comma
+            text, pos = line[value:end].strip(), end + 1
+        pairs.append((line[start:colon].strip(), text))
+    return pairs
 
 
 def _quote(value: Any) -> str:
@@ -347,11 +394,17 @@ def infotext(request: Request, seed: int, sampler: str, revision: str, repo_id: 
 def parse_infotext(text: str) -> dict[str, Any]:
     """Read A1111-style parameters back: prompt, negative_prompt, steps, guidance_scale, seed, width,
     height, model_id, model_revision, sampler, decoder, precision (keys present only when found)."""
-    lines = (text or "").strip().split("\n")
+    from core.limits import max_parameters_chars
+
+    text = text or ""
+    if len(text) > max_parameters_chars():
+        raise ValueError(f"The parameters text in this PNG is {len(text):,} characters; the limit is "
+                         f"{max_parameters_chars():,} (two prompts of {MAX_PROMPT_CHARS} characters and the settings).")
+    lines = text.strip().split("\n")
     params: dict[str, str] = {}
-    if lines and len(_PARAM_RE.findall(lines[-1])) >= 3:
-        params = {k.strip(): v.strip() for k, v in _PARAM_RE.findall(lines.pop())}
-        params = {k: json.loads(v) if v.startswith('"') else v for k, v in params.items()}
+    if lines and len(pairs := _settings(lines[-1])) >= 3:
+        params = dict(pairs)
+        lines.pop()
     prompt, negative, in_negative = [], [], False
     for line in lines:
         if line.startswith("Negative prompt:"):
@@ -377,10 +430,12 @@ def parse_infotext(text: str) -> dict[str, Any]:
 def read_parameters(image: str | Path | Image.Image) -> dict[str, Any]:
     """Parameters stored in a PNG made here (or by A1111-compatible tools); ValueError when there are none."""
     if not isinstance(image, Image.Image):
+        from core.images import open_image
+
         try:
-            image = Image.open(image)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"Could not read this file as an image ({e}).") from e
+            image = open_image(image)  # the upload admission check: size and header only
+        except ValueError as e:
+            raise ValueError(f"Could not read this file as an image. {e}") from e
     text = image.info.get("parameters")
     if not text:
         raise ValueError("This image carries no generation parameters (only PNGs saved by this app or by "
@@ -423,13 +478,15 @@ class Generation:
     """One run of the pipeline in a worker thread. Iterate it for events; ``cancel()`` to stop."""
 
     def __init__(self, request: Request, pipe, preview_decoder=None, final_decoder=None, previews: bool = True,
-                 notes: list[str] | None = None):
+                 notes: list[str] | None = None, budget=None):
         self.request = request
         self.pipe = pipe
         self.preview_decoder = preview_decoder
         self.final_decoder = final_decoder
         self.previews = previews
         self.notes = list(notes or [])
+        self.budget = budget  # a core.limits.Budget: when it runs out, the steps done so far are decoded
+        self._out_of_time = False
         self._events: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="text2image", daemon=True)
@@ -479,6 +536,8 @@ class Generation:
         if self._cancel.is_set():
             pipe._interrupt = True  # diffusers skips every remaining step
             return kwargs
+        if self.budget is not None and i + 1 < total and self.budget.expired():
+            self._out_of_time = pipe._interrupt = True  # the latents so far are decoded as the result
         images = None
         done, cost = self._last_preview
         started = time.perf_counter()
@@ -513,6 +572,9 @@ class Generation:
         if self._cancel.is_set():
             notes.append(f"Stopped after step {self._steps_done} of {total}.")
             return Result(r, [], seeds, True, self._steps_done, total, time.perf_counter() - started, notes)
+        if self._out_of_time:
+            notes.append(self.budget.stopped(f"{self._steps_done} of {total} denoising steps (the image is less "
+                                             "finished than with all of them)"))
         decoded = decode_final(pipe, latents, self.final_decoder)
         images = to_pil_images(decoded)
         _, src = _hf_source(r.model_id)
@@ -520,11 +582,13 @@ class Generation:
         for image, seed in zip(images, seeds):
             image.info["parameters"] = infotext(r, seed, type(pipe.scheduler).__name__, src.spec["revision"],
                                                 src.spec["repo_id"], decoder, str(pipe.unet.dtype).split(".")[-1])
-        return Result(r, images, seeds, False, total, total, time.perf_counter() - started, notes)
+        done = self._steps_done if self._out_of_time else total
+        return Result(r, images, seeds, False, done, total, time.perf_counter() - started, notes)
 
 
-def start(request: Request, previews: bool = True, device: torch.device | None = None) -> Generation:
-    """Load what ``request`` needs (raises WeightsUnavailableError) and start generating in a thread."""
+def start(request: Request, previews: bool = True, device: torch.device | None = None, budget=None) -> Generation:
+    """Load what ``request`` needs (raises WeightsUnavailableError) and start generating in a thread
+    (within ``budget``, a :class:`core.limits.Budget`, when given)."""
     device = device or get_device()
     pipe = load_pipeline(request.model_id, device)
     dtype = pipe.unet.dtype
@@ -536,7 +600,7 @@ def start(request: Request, previews: bool = True, device: torch.device | None =
             notes.append(f"The fast decoder (TAESD) is not available here, so the full VAE decoded the image; "
                          f"get it with `python -m core.weights fetch {TAESD_ID}`.")
     preview_decoder = final_decoder or (try_load_taesd(device, dtype) if previews else None)
-    return Generation(request, pipe, preview_decoder, final_decoder, previews, notes).start()
+    return Generation(request, pipe, preview_decoder, final_decoder, previews, notes, budget).start()
 
 
 def generate(request: Request, **kwargs) -> Result:

@@ -60,8 +60,10 @@ def _round4(value: float) -> int:
 
 def translate_tensor(model: torch.nn.Module, x: torch.Tensor, mode: str = "tiled", size: int = 256,
                      tile: int | None = None, overlap: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-    """[1, 3, H, W] in [-1, 1] -> translated [1, 3, H, W] (see :func:`translate_photo`)."""
+                     progress: Callable[[int, int], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+    """[1, 3, H, W] in [-1, 1] -> translated [1, 3, H, W] (see :func:`translate_photo`). In tiled
+    mode, tiles left when ``should_stop()`` turns true come from the fast (resize) mode."""
     if mode not in MODES:
         raise ValueError(f"Unknown resolution mode {mode!r}; choose one of {', '.join(MODES)}.")
     p = _param(model)
@@ -82,12 +84,17 @@ def translate_tensor(model: torch.nn.Module, x: torch.Tensor, mode: str = "tiled
         tile = tile or size
         overlap = tile // 4 if overlap is None else overlap
         fn = lambda t: model(t.to(p.device, p.dtype)).float().cpu()  # noqa: E731
-        return run_tiled(fn, x, tile, overlap, multiple=getattr(model, "multiple", 4), progress=progress)
+        fast = lambda t: translate_tensor(model, t, "resize", size)  # noqa: E731
+        return run_tiled(fn, x, tile, overlap, multiple=getattr(model, "multiple", 4), progress=progress,
+                         should_stop=should_stop, fallback=fast)
 
 
 def translate_photo(model_id: str, image, mode: str = "tiled",
-                    progress: Callable[[int, int], None] | None = None) -> Image.Image:
-    """Translate a photo with the generator ``model_id``; the result has the input's size."""
+                    progress: Callable[[int, int], None] | None = None, budget=None) -> Image.Image:
+    """Translate a photo with the generator ``model_id``; the result has the input's size.
+
+    ``budget`` (a :class:`core.limits.Budget`): when it runs out during the tiled mode, the
+    remaining tiles come from the fast mode, blended in, and the budget records a note."""
     if mode not in MODES:
         raise ValueError(f"Unknown resolution mode {mode!r}; choose one of {', '.join(MODES)}.")
     pil = load_image(image)
@@ -102,8 +109,22 @@ def translate_photo(model_id: str, image, mode: str = "tiled",
                          "each side (the generator downsamples 4x). Choose the 'resize' mode for tiny images.")
     size = native_size(model_id)
     model = load_model(model_id)
+    tiles = [0, 0]
+
+    def tick(done: int, total: int) -> None:
+        tiles[:] = done, total
+        if progress is not None:
+            progress(done, total)
+
+    def should_stop() -> bool:
+        if budget is None or not budget.expired():
+            return False
+        budget.stopped(f"{tiles[0]} of {tiles[1]} tiles at full resolution; the rest of the photo comes from the "
+                       "fast mode, blended in")
+        return True
+
     with autocast_for(model_id, _param(model).device):
-        y = translate_tensor(model, to_tensor(pil), mode=mode, size=size, progress=progress)
+        y = translate_tensor(model, to_tensor(pil), mode=mode, size=size, progress=tick, should_stop=should_stop)
     return to_pil(y)
 
 

@@ -6,7 +6,9 @@ or correct handling, and the server keeps serving the next request.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -33,9 +35,20 @@ def hub(tmp_path_factory):
                                       download_files=str(downloads))
             return clients[app]
 
+        client.url = url
         yield client
         for c in clients.values():
             c.close()
+
+
+def hub_process(hub):
+    """The hub's server process (the one listening on the test hub's port)."""
+    import psutil
+
+    port = int(hub.url.rsplit(":", 1)[1])
+    pid = next(c.pid for c in psutil.net_connections("tcp")
+               if c.laddr and c.laddr.port == port and c.status == "LISTEN")
+    return psutil.Process(pid)
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +137,20 @@ ODD_BUT_VALID = ["one_pixel", "very_wide", "very_tall", "grayscale", "rgba", "pa
                  "exif_rotated"]
 
 
+# The editors (gr.ImageEditor, gr.Sketchpad): the file as each part of their value. The
+# 1-bit bomb PNG costs a few KB; decoded as the editor's RGBA it would take gigabytes.
+EDITOR_ENDPOINTS = {
+    "inpaint_editor background": ("inpaint", "/inpaint_editor", lambda f, fs: (
+        [{"background": handle_file(f), "layers": [], "composite": None}, "telea"], {})),
+    "inpaint_editor layer": ("inpaint", "/inpaint_editor", lambda f, fs: (
+        [{"background": handle_file(fs["photo"]), "layers": [handle_file(f)], "composite": None}, "telea"], {})),
+    "sketch_to_photo_pad composite": ("sketch2photo", "/sketch_to_photo_pad", lambda f, fs: (
+        [{"background": None, "layers": [], "composite": handle_file(f)}], {"variations": 1})),
+    "sketch_to_photo_pad background": ("sketch2photo", "/sketch_to_photo_pad", lambda f, fs: (
+        [{"background": handle_file(f), "layers": [], "composite": None}], {"variations": 1})),
+}
+
+
 def call(hub, app: str, case_file, files):
     api_name, build = ENDPOINTS[app]
     args, kwargs = build(str(case_file), files)
@@ -144,6 +171,43 @@ def clear_error(fn) -> str:
 def test_unreadable_files_get_a_clear_message(hub, files, app, case):
     message = clear_error(lambda: call(hub, app, files[case], files))
     assert FILE_ERRORS[case] in message.lower()
+
+
+@pytest.mark.parametrize("case", FILE_ERRORS)
+@pytest.mark.parametrize("part", EDITOR_ENDPOINTS)
+def test_editor_uploads_get_the_same_clear_messages(hub, files, part, case):
+    app, api_name, build = EDITOR_ENDPOINTS[part]
+    args, kwargs = build(str(files[case]), files)
+    message = clear_error(lambda: hub(app).predict(*args, **kwargs, api_name=api_name))
+    assert FILE_ERRORS[case] in message.lower()  # (bench/attacks.py measures how fast)
+
+
+def test_an_editor_bomb_is_refused_from_its_header(hub, tmp_path):
+    """A 15000x15000 1-bit PNG (a few KB) in the editor: refused before gradio decodes it."""
+    import psutil
+
+    bomb = tmp_path / "bomb15k.png"
+    Image.new("1", (15000, 15000)).save(bomb)
+    server = hub_process(hub)
+    before, peak, stop = server.memory_info().rss, [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                peak[0] = max(peak[0], server.memory_info().rss)
+            stop.wait(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        message = clear_error(lambda: hub("inpaint").predict(
+            {"background": handle_file(str(bomb)), "layers": [], "composite": None}, "telea",
+            api_name="/inpaint_editor"))
+    finally:
+        stop.set()
+        sampler.join()
+    assert "too large" in message.lower()
+    assert peak[0] - before < 300 * 2**20, f"the server grew by {(peak[0] - before) / 2**20:.0f} MB"
 
 
 @pytest.mark.parametrize("case", ODD_BUT_VALID)
@@ -216,6 +280,29 @@ def test_pulse_bad_numbers(hub, files, kwargs, expected):
     message = clear_error(lambda: hub("pulse").predict(handle_file(str(files["photo"])), **{**base, **kwargs},
                                                        api_name="/upsample"))
     assert expected in message.lower()
+
+
+@pytest.mark.parametrize("app, api_name, build, expected", [
+    ("pulse", "/upsample", lambda fs: ([handle_file(str(fs["photo"]))], {"generator": "dcgan.faces64", "size": 16,
+                                                                        "steps": 10, "samples": 1, "seed": 2**40}),
+     "seed (-1 = random) must be between -1 and 4294967295"),
+    ("sketch2photo", "/sketch_to_photo", lambda fs: ([handle_file(str(fs["photo"]))], {"seed": -3}),
+     "seed must be between 0 and 4294967295"),
+    ("text2image", "/generate", lambda fs: ([], {"model": "diffusers.sd_turbo", "prompt": "a bicycle",
+                                                 "negative_prompt": "", "steps": 1, "guidance": 0.0, "width": 512,
+                                                 "height": 512, "seed": 2**64, "num_images": 1}),
+     "seed (-1 = random) must be between -1 and 4294967295"),
+])
+def test_seeds_are_bounded(hub, files, app, api_name, build, expected):
+    args, kwargs = build(files)
+    assert expected in clear_error(lambda: hub(app).predict(*args, **kwargs, api_name=api_name)).lower()
+
+
+def test_pulse_work_is_capped_per_device(hub, files):
+    message = clear_error(lambda: hub("pulse").predict(
+        handle_file(str(files["photo"])), generator="stylegan2.ffhq1024", size=16, steps=500, samples=8, seed=1,
+        api_name="/upsample"))
+    assert "500 steps x 8 samples = 4000 is more than this server allows in one request (2000 on cpu" in message
 
 
 def test_unknown_model_choice(hub, files):
@@ -291,3 +378,23 @@ def test_inpaint_bad_canvas_extensions(hub, files, sides, expected):
 def test_the_hub_still_serves_after_all_that(hub, files):
     sketch = hub("sketch2photo").predict(handle_file(str(files["photo"])), api_name="/photo_to_sketch")
     assert Image.open(sketch).size == (256, 256)  # the face, framed like the training crops
+
+
+def test_huge_parameters_text_is_refused_at_once_and_others_are_served(hub, tmp_path):
+    """An 8x8 PNG whose ``parameters`` text is 200,000 characters (PIL reads text chunks up to 1 MB)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a" * 200_000)
+    png = tmp_path / "long_parameters.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    job = hub("text2image").submit(handle_file(str(png)), api_name="/read_parameters")
+    other = Client(f"{hub.url}/sketch2photo/", verbose=False, analytics_enabled=False)  # connects meanwhile
+    try:
+        sketch = other.predict(handle_file(str(REPO_ROOT / "apps/sketch2photo/examples/astronaut.jpg")),
+                               api_name="/photo_to_sketch")
+        assert Image.open(sketch).size == (256, 256)
+    finally:
+        other.close()
+    message = clear_error(lambda: job.result(timeout=10))
+    assert "200,000 characters" in message and "limit" in message

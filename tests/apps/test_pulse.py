@@ -98,7 +98,7 @@ def test_api_contract_and_the_missing_weights_notice(app):
     assert params == ["image", "generator", "size", "steps", "eps", "samples", "seed", "face",
                       "stylegan2_search"]
     [fn] = [f for f in module.demo.fns.values() if f.api_name == "upsample"]
-    assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
+    assert (fn.concurrency_id, fn.concurrency_limit) == ("jobs", 4)  # then the lanes: one heavy job per device
     notice = module.weights_notice()
     assert "StyleGAN2 FFHQ 1024 px: weights missing" in notice and "dcgan" not in notice
 
@@ -192,3 +192,14 @@ def test_stylegan2_path_with_tiny_weights(app):
     with pytest.raises(AppError, match="512"):
         upsample(client, APP_DIR / "examples" / "dcgan_face_8.png", generator="stylegan2.ffhq1024", size=8, steps=10,
                  stylegan2_search="512")
+
+
+def test_the_time_budget_ends_a_long_search_with_the_best_faces(app, monkeypatch):
+    module, client, _ = app
+    monkeypatch.setenv("GANHUB_JOB_SECONDS", "0.5")
+    best, faces, _, summary, details, _ = upsample(client, APP_DIR / "examples" / "dcgan_face_16.png", steps=500,
+                                                  samples=1)
+    assert details["steps"] < 500 and len(faces) == 1 and best
+    assert "at most 0.5 s (GANHUB_JOB_SECONDS): the job was stopped after" in summary
+    assert "of 500 steps, and the best result so far is shown" in summary
+    assert module.expected_time("dcgan.faces64", 100, 4).startswith("Expected time: about ")

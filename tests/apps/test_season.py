@@ -31,9 +31,9 @@ def client(tmp_path_factory):
         raw = {"arch": "cyclegan_resnet", **{k: v for k, v in real[model_id].info.items()}}
         raw["input"] = {**raw["input"], "size": 32}
         if model_id == "cyclegan.vintage":
-            raw.update(config=TINY, sources=[{"kind": "local", "path": str(tmp / "vintage.safetensors")}])
+            raw.update(config=TINY, sources=[{"kind": "local", "path": "vintage.safetensors"}])
         else:  # weights that are not on this machine
-            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": str(tmp / "absent.pth")}])
+            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": "absent.pth"}])
         models[model_id] = raw
     (tmp / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
     with pytest.MonkeyPatch.context() as mp:

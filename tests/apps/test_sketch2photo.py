@@ -32,9 +32,9 @@ def client(tmp_path_factory):
     for model_id in MODEL_IDS:
         raw = {"arch": real[model_id].arch, **real[model_id].info}
         if model_id == "pix2pix.edges2faces64":
-            raw.update(config=TINY, sources=[{"kind": "local", "path": str(tmp / "faces.safetensors")}])
+            raw.update(config=TINY, sources=[{"kind": "local", "path": "faces.safetensors"}])
         else:  # weights that are not on this machine
-            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": str(tmp / "absent.pth")}])
+            raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": "absent.pth"}])
         models[model_id] = raw
     (tmp / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
     with pytest.MonkeyPatch.context() as mp:

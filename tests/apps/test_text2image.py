@@ -70,7 +70,7 @@ def test_api_names_and_the_missing_model_notice(app):
     assert params == ["model", "prompt", "negative_prompt", "steps", "guidance", "width", "height", "seed",
                       "num_images", "fast_decode"]
     [fn] = [f for f in module.demo.fns.values() if f.api_name == "generate"]
-    assert (fn.concurrency_id, fn.concurrency_limit) == ("model", 1)
+    assert (fn.concurrency_id, fn.concurrency_limit) == ("heavy", 1)
     assert module.missing_models() == [TURBO, TINY_SD], "nothing is downloaded before the first run"
     run(client)  # downloads the (tiny) weights through the resolver
     assert module.missing_models() == [TINY_SD]

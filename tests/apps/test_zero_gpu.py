@@ -1,5 +1,5 @@
 """ZeroGPU: every model-running handler is wrapped with the real ``spaces.GPU``, the wrapped function
-is the one the Blocks call, the device slot is taken outside the GPU window, and the windows asked
+is the one the Blocks call, the lane's slot (core.lanes) is taken outside the GPU window, and the windows asked
 for grow with the work. Runs in a fresh process: ``spaces`` must be imported before the apps."""
 
 import json
@@ -19,7 +19,7 @@ GPU_ENDPOINTS = {
 }
 
 # The real ``spaces`` package, with its GPU decorator observed: each window it returns records
-# whether the device slot was already held when the GPU window opened.
+# whether a lane slot (light or heavy) was already held when the GPU window opened.
 PROBE = r'''
 import functools, importlib, inspect, json, sys
 import spaces
@@ -30,8 +30,8 @@ def observed_gpu(task=None, *, duration=None, size=None):
     def decorate(fn):
         inner = real_gpu(duration=duration)(fn)  # outside ZeroGPU: the handler itself
         def record():
-            from core.device import device_slot
-            windows.append({"fn": fn.__name__, "slot_held": device_slot()._value == 0})
+            from core.lanes import lane
+            windows.append({"fn": fn.__name__, "slot_held": lane("light").running() + lane("heavy").running() > 0})
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def window(*args, **kwargs):
@@ -99,7 +99,7 @@ def test_the_blocks_call_the_gpu_wrapped_handlers(report, app):
     assert {name for name, on_gpu in wrapped.items() if on_gpu} == GPU_ENDPOINTS[app]
 
 
-def test_device_slot_is_taken_before_the_gpu_window_opens(report):
+def test_the_lane_slot_is_taken_before_the_gpu_window_opens(report):
     assert report["windows"] == [{"fn": "sketch_to_photo", "slot_held": True}]
 
 

@@ -214,3 +214,69 @@ def test_malformed_files_are_refused(tmp_path):
 
 def test_readers_are_registered():
     assert {"lightning_ckpt", "torchscript_tensors"} <= set(convert.READERS)
+
+
+def _torch_zip(path: Path, obj, storage_extra: bytes = b"", zeros_mb: int = 0) -> Path:
+    """``torch.save(obj)`` rewritten as a deflate-compressed zip; the first storage gets ``zeros_mb``
+    MB of zeros appended (a few hundred KB compressed)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src, \
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            with dst.open(name, "w", force_zip64=True) as out:
+                out.write(src.read(name))
+                if name.endswith("/data/0"):
+                    for _ in range(zeros_mb):
+                        out.write(bytes(1 << 20))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["torch_pickle", "lightning_ckpt"])
+def test_stride_zero_views_are_refused_before_they_are_copied(tmp_path, kind):
+    # One float declared as an 8192x8192 view: the copy into a contiguous tensor would take 256 MB
+    # (a crafted file can declare terabytes the same way).
+    expanded = torch.zeros(1).expand(8192, 8192)
+    assert expanded.stride() == (0, 0)
+    path = tmp_path / "expanded.pt"
+    torch.save({"w": expanded}, path)
+    with pytest.raises(ValueError, match="declares 67,108,864 elements on a storage of 1; stride-0"):
+        read_state_dict(path, {"type": kind})
+
+
+def test_deflated_storages_are_inflated_only_as_far_as_the_tensor_needs(tmp_path):
+    import tracemalloc
+
+    path = _torch_zip(tmp_path / "padded.ckpt", {"w": torch.arange(4.0)}, zeros_mb=200)
+    assert path.stat().st_size < 2 << 20
+    tracemalloc.start()
+    try:
+        state = read_state_dict(path, {"type": "lightning_ckpt"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert torch.equal(state["w"], torch.arange(4.0))
+    assert peak < 20 << 20, f"{peak / 2**20:.0f} MB allocated to read 16 bytes of tensors"
+
+
+@pytest.mark.parametrize("kind", ["torch_pickle", "lightning_ckpt"])
+def test_archives_inflating_past_the_cap_are_refused(tmp_path, monkeypatch, kind):
+    path = _torch_zip(tmp_path / "bomb.ckpt", {"w": torch.arange(4.0)}, zeros_mb=3)
+    monkeypatch.setenv("GANHUB_MAX_CHECKPOINT_MB", "2")
+    with pytest.raises(ValueError, match="inflates to 3 MB; the converter's limit is 2 MB"):
+        read_state_dict(path, {"type": kind})
+
+
+def test_build_cannot_change_the_shared_allowlisted_objects(tmp_path):
+    # GLOBAL torch.FloatStorage; {"dtype": "x"}; BUILD  -> every later conversion would break
+    storage_type = b"\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeX\x01\x00\x00\x00xsb."
+    # GLOBAL torch._utils._rebuild_tensor_v2; (None, {"__defaults__": (1,)}); BUILD  -> setattr on the function
+    function = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__K\x01\x85s\x86b."
+    for i, payload in enumerate((storage_type, function)):
+        with pytest.raises(ValueError, match="could not be read safely"):
+            restricted_load(zip_with_pickle(tmp_path / f"build{i}.pt", payload))
+    assert convert._ALLOWED_GLOBALS[("torch", "FloatStorage")].dtype is torch.float32
+    assert convert._rebuild_tensor.__defaults__ is None
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.arange(3.0)}, good)
+    assert torch.equal(read_state_dict(good, {"type": "lightning_ckpt"})["w"], torch.arange(3.0))

@@ -79,3 +79,26 @@ def test_tiled_equals_whole_image_for_a_local_network_away_from_tile_edges():
         tiled = run_tiled(conv, x, tile=64, overlap=32)
     # with a 1-pixel receptive radius, only the outermost tile pixels differ, and they carry almost no weight
     assert (tiled - whole).abs().max() < 0.02
+
+
+def test_stopping_early_blends_the_fallback_into_the_tiles_not_done():
+    x = torch.rand(1, 3, 40, 56)
+    calls = []
+
+    def stop_after_three():
+        return len(calls) >= 3
+
+    def fn(t):
+        calls.append(1)
+        return t * 2
+
+    # A pointwise network and a fallback that is exactly its whole-image output: the same result.
+    out = run_tiled(fn, x, 16, 4, should_stop=stop_after_three, fallback=lambda t: t * 2)
+    assert len(calls) == 3 < len(tile_starts(40, 16, 4)) * len(tile_starts(56, 16, 4))
+    assert torch.allclose(out, x * 2, atol=1e-6)
+    # A different fallback shows where it was used: the last rows come from it alone, the first tile from fn.
+    calls.clear()
+    out = run_tiled(fn, x, 16, 4, should_stop=stop_after_three, fallback=lambda t: torch.zeros_like(t))
+    assert torch.allclose(out[..., :12, :12], x[..., :12, :12] * 2) and torch.equal(out[..., 30:, :], torch.zeros(1, 3, 10, 56))
+    calls.clear()
+    assert torch.equal(run_tiled(fn, x, 16, 4, should_stop=lambda: True, fallback=lambda t: t + 1), x + 1)

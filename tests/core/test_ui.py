@@ -118,6 +118,7 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
     # gradio 6.31 rewrites a content-addressed cache file in place; two users with the same
     # output then race (one download read the file while the other request truncated it).
     import threading
+    import time
 
     import numpy as np
     from gradio import processing_utils
@@ -128,9 +129,13 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
     path = processing_utils.save_pil_to_cache(image, str(tmp_path), format="png")
     size = len(open(path, "rb").read())
     assert np.array_equal(np.asarray(Image.open(path)), np.asarray(image))
-    mtime = os.stat(path).st_mtime_ns
+    first = os.stat(path)
+    time.sleep(0.02)
     assert processing_utils.save_pil_to_cache(image, str(tmp_path), format="png") == path
-    assert os.stat(path).st_mtime_ns == mtime  # the same content is not written again
+    again = os.stat(path)
+    assert (again.st_ino, again.st_size) == (first.st_ino, first.st_size)  # the same content is not written again
+    # ... but it is a fresh result: delete_cache ages files by ctime and must not delete it on the first one's clock
+    assert again.st_ctime_ns > first.st_ctime_ns
 
     # Concurrent identical outputs while a reader keeps downloading: never a short read.
     os.remove(path)
@@ -163,3 +168,27 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
         t.join()
     assert short_reads == []
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_editors_check_every_part_before_gradio_decodes_it(tmp_path):
+    import io
+
+    from gradio.components.image_editor import EditorData, EditorDataBlobs
+    from gradio.data_classes import FileData
+    from PIL import Image
+
+    bomb = io.BytesIO()
+    Image.new("1", (15000, 15000)).save(bomb, "PNG")  # a few KB declaring 225 MP
+    editor, pad = ui.ImageEditor(type="numpy", image_mode="RGBA"), ui.Sketchpad(type="numpy")
+    assert editor.get_block_name() == pad.get_block_name() == "imageeditor"  # gradio's own frontend
+    editor.blob_storage["canvas"] = EditorDataBlobs(background=None, layers=[bomb.getvalue()], composite=None)
+    with pytest.raises(gr.Error, match="layer: The image is too large"):
+        editor.preprocess(EditorData(id="canvas"))  # the canvas's own upload path (blobs)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(gr.Error, match="composite: The file empty.png is empty"):
+        pad.preprocess(EditorData(composite=FileData(path=str(empty))))
+    good = tmp_path / "good.png"
+    Image.new("RGB", (4, 3), "white").save(good)
+    value = pad.preprocess(EditorData(background=FileData(path=str(good))))
+    assert value["background"].shape == (3, 4, 4)

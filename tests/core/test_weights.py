@@ -273,7 +273,7 @@ def test_local_override_wins(local_hub, write_manifest, tmp_path, monkeypatch):
 
 def test_error_lists_every_source_tried(local_hub, write_manifest, tmp_path):
     entry = hf_entry("org/missing", "g.safetensors", "c" * 40)
-    entry["sources"].append({"kind": "local", "path": str(tmp_path / "absent.safetensors"), "sha256": None})
+    entry["sources"].append({"kind": "local", "path": "absent.safetensors", "sha256": None})
     write_manifest({"tiny.gone": entry})
     with pytest.raises(WeightsUnavailableError) as err:
         weights.resolve("tiny.gone")
@@ -358,3 +358,115 @@ def test_two_processes_resolving_at_once_download_and_convert_once(local_hub, wr
     converted = list((weights.cache_dir() / "converted" / "tiny.shared").iterdir())
     assert sorted(p.suffix for p in converted) == [".safetensors", ".sha256"], "no temporary file is left behind"
     assert weights._cli(["verify", "tiny.shared"]) == 0
+
+
+def url_entry(url, **source):
+    return {"arch": "dcgan", "config": TINY, "title": "tiny", "license": "MIT",
+            "sources": [{"kind": "url", "url": url, "sha256": None, "sha256_reason": "test", **source}]}
+
+
+def test_downloads_stop_at_the_manifest_size(local_hub, write_manifest):
+    data = safetensors_bytes(tiny_state()) + bytes(3 << 20)  # 3 MB more than the manifest says
+    commit = local_hub.add_file("org/tiny", "g.safetensors", data)
+    write_manifest({"tiny.big": url_entry(f"{local_hub.url}/org/tiny/resolve/{commit}/g.safetensors", size=1000)})
+    with pytest.raises(WeightsUnavailableError, match="announces 3,[0-9,]+ bytes for .* at most 1,049,576 are expected"):
+        weights.resolve("tiny.big")
+    assert not list((weights.cache_dir() / "downloads").rglob("*g.safetensors*")), "nothing is left behind"
+
+
+def test_url_redirects_stay_on_the_same_host_and_the_first_hash_is_recorded(local_hub, write_manifest, capsys):
+    data = safetensors_bytes(tiny_state())
+    commit = local_hub.add_file("org/tiny", "g.safetensors", data)
+    real = f"/org/tiny/resolve/{commit}/g.safetensors"
+    local_hub.redirects["/moved.safetensors"] = real  # the same host: fine
+    local_hub.redirects["/elsewhere.safetensors"] = f"http://localhost:{local_hub.httpd.server_address[1]}{real}"
+    write_manifest({"tiny.moved": url_entry(f"{local_hub.url}/moved.safetensors"),
+                    "tiny.elsewhere": url_entry(f"{local_hub.url}/elsewhere.safetensors")})
+    with pytest.raises(WeightsUnavailableError, match="refused a redirect to another host \\(localhost\\)"):
+        weights.resolve("tiny.elsewhere")
+    assert weights._cli(["fetch", "tiny.moved"]) == 0
+    out = capsys.readouterr().out
+    assert f"the hash of its first download, {hashlib.sha256(data).hexdigest()}, is recorded" in out
+    # Later downloads must match it: the server now sends other bytes.
+    local_hub.corrupt[("org/tiny", "g.safetensors")] = safetensors_bytes(tiny_state(seed=1))
+    src = weights.get_entry("tiny.moved").sources[0]
+    weights._url_target(src).unlink()
+    with pytest.raises(weights.ChecksumError, match="recorded on first download"):
+        weights._fetch_url(src, download=True)
+
+
+def test_the_index_reader_follows_only_http_links_on_the_index_host(local_pypi, write_manifest, tmp_path):
+    payload = pickled({"netG_state_dict": tiny_state()})
+    name, wheel = make_wheel("tiny-faces", "1.0.0", "tiny_faces/weights.tar", payload)
+    (tmp_path / name).write_bytes(wheel)  # a wheel on the server's own disk, offered as file://
+    local_pypi.extra_links = [f"file://{tmp_path / name}",
+                              f"http://localhost:{local_pypi.httpd.server_address[1]}/files/{name}"]
+    local_pypi.files[name] = wheel  # reachable on another host name only
+    with pytest.raises(FileNotFoundError, match="no wheel for tiny-faces==1.0.0"):
+        local_pypi.files.pop(name)
+        weights._find_wheel("tiny-faces", "1.0.0")
+    local_pypi.add_wheel(name, wheel)
+    url, _ = weights._find_wheel("tiny-faces", "1.0.0")
+    assert url == f"{local_pypi.url}/files/{name}"
+
+
+def test_wheel_members_are_extracted_only_up_to_their_known_size(local_pypi, write_manifest):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as whl:
+        whl.writestr("tiny_faces/weights.tar", bytes(50 << 20))  # 50 MB of zeros in ~50 KB
+    local_pypi.add_wheel("tiny_faces-1.0.0-py3-none-any.whl", buffer.getvalue())
+    write_manifest({"tiny.pypi": {"arch": "dcgan", "config": TINY, "title": "t", "license": "MIT", "sources": [
+        {"kind": "pypi", "package": "tiny-faces", "version": "1.0.0", "member": "tiny_faces/weights.tar",
+         "sha256": "0" * 64, "size": 4000}]}})
+    with pytest.raises(WeightsUnavailableError, match="inflates to 52,428,800 bytes; at most 1,052,576 are expected"):
+        weights.resolve("tiny.pypi")
+    assert not list((weights.cache_dir() / "pypi").rglob("*weights.tar*"))
+
+
+@pytest.mark.parametrize("kind, value", [("pypi", "../../escaped.tar"), ("pypi", "/tmp/escaped.tar"),
+                                         ("local", "../outside.safetensors"), ("local", "/etc/passwd")])
+def test_manifest_paths_may_not_leave_the_cache_or_the_repository(local_pypi, write_manifest, tmp_path, kind, value):
+    source = {"kind": kind, "sha256": "0" * 64}
+    if kind == "pypi":
+        name, wheel = make_wheel("tiny-faces", "1.0.0", value.lstrip("/"), b"payload")
+        local_pypi.add_wheel(name, wheel)
+        source.update(package="tiny-faces", version="1.0.0", member=value)
+    else:
+        source["path"] = value
+    path = write_manifest({"tiny.escape": {"arch": "dcgan", "config": TINY, "title": "t", "license": "MIT",
+                                           "sources": [source]}})
+    assert any("must be a relative path without '..'" in p for p in weights.validate_manifest(path))
+    with pytest.raises(WeightsUnavailableError, match="must be a relative path without '..'"):
+        weights.resolve("tiny.escape")
+    assert not (weights.cache_dir() / "escaped.tar").exists() and not (tmp_path / "escaped.tar").exists()
+
+
+def test_a_copied_read_only_cache_is_used_or_reported_clearly(local_hub, write_manifest, monkeypatch):
+    data = safetensors_bytes(tiny_state())
+    commit = local_hub.add_file("org/tiny", "g.safetensors", data)
+    write_manifest({"tiny.ro": hf_entry("org/tiny", "g.safetensors", commit, sha=hashlib.sha256(data).hexdigest())})
+    converted = weights.resolve("tiny.ro")
+    os.utime(converted, ns=(converted.stat().st_atime_ns, converted.stat().st_mtime_ns + 10**9))  # as a copy does
+
+    def read_only(target):  # every file the cache would write starts here: a read-only mount refuses it
+        raise PermissionError(13, "Read-only file system", str(target))
+
+    monkeypatch.setattr(weights, "temporary_sibling", read_only)
+    assert weights.resolve("tiny.ro") == converted  # intact: used, though its new mtime cannot be recorded
+    converted.unlink()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="Weights for tiny.ro .* not available here") as err:
+        weights.resolve("tiny.ro")
+    assert "Read-only file system" in str(err.value)
+
+
+def test_user_facing_messages_show_no_absolute_server_paths(isolated_cache, write_manifest):
+    write_manifest({"tiny.local": {"arch": "dcgan", "config": TINY, "title": "t", "license": "MIT",
+                                   "sources": [{"kind": "local", "path": "no/such.safetensors", "sha256": "0" * 64}]}})
+    with pytest.raises(WeightsUnavailableError) as err:
+        weights.resolve("tiny.local")
+    text = str(err.value) + weights.how_to_provide(weights.get_entry("tiny.local"))
+    for absolute in (str(weights.cache_dir()), str(weights.REPO_ROOT), str(isolated_cache)):
+        assert absolute not in text
+    assert "$GANHUB_CACHE" in text and "no/such.safetensors does not exist beside the manifest or in the repository" in text
+    assert weights.display_path(weights.cache_dir() / "converted" / "x") == "$GANHUB_CACHE/converted/x"

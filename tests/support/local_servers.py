@@ -32,6 +32,7 @@ class _Server:
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.requests: list[tuple[str, str]] = []
+        self.redirects: dict[str, str] = {}  # path -> Location answered with 302
 
     @property
     def url(self) -> str:
@@ -58,6 +59,8 @@ class _Server:
 
             def do_GET(self):
                 server.requests.append(("GET", self.path))
+                if self.path in server.redirects:
+                    return server.send(self, 302, b"", {"Location": server.redirects[self.path]})
                 server.handle(self, head=False)
 
         return Handler
@@ -186,6 +189,7 @@ class LocalPyPI(_Server):
     def __init__(self):
         super().__init__()
         self.files: dict[str, bytes] = {}
+        self.extra_links: list[str] = []  # hrefs listed on every project page, as a hostile index would
 
     @property
     def index_url(self) -> str:
@@ -204,6 +208,7 @@ class LocalPyPI(_Server):
                 for name, data in sorted(self.files.items())
                 if name.split("-")[0].replace("_", "-").lower() == project
             ]
+            links += [f'<a href="{href}">{href.rsplit("/", 1)[-1]}</a><br/>' for href in self.extra_links]
             if not links:
                 return self.send(h, 404, b"not found", head=head)
             return self.send(h, 200, ("<html><body>" + "\n".join(links) + "</body></html>").encode(),

@@ -332,3 +332,24 @@ def test_real_dcgan_recovers_an_in_distribution_8x8_face():
     best = result.samples[0]
     assert best.l2 <= 2e-3 and best.first_success_step is not None and best.start_l2 > 10 * best.l2
     assert "downscale to the input within eps" in result.message
+
+
+def test_a_time_budget_ends_the_search_with_the_best_faces_so_far(tiny_dcgan):
+    from core.limits import Budget
+
+    target = in_distribution_target(tiny_dcgan, 8)
+
+    class TwoSteps(Budget):  # runs out after two steps, whatever the machine's speed
+        calls = 0
+
+        def expired(self):
+            self.calls += 1
+            return self.calls > 2
+
+    budget = TwoSteps(seconds=120)
+    result = P.pulse(tiny_dcgan, target, steps=500, restarts=2, seed=0, budget=budget)
+    assert result.steps == 2 and result.stopped_early and len(result.samples) == 2
+    assert "at most 120 s (GANHUB_JOB_SECONDS): the job was stopped after 2 of 500 steps" in result.message
+    assert budget.notes == [result.budget_note]
+    unlimited = P.pulse(tiny_dcgan, target, steps=3, restarts=1, seed=0, budget=Budget(seconds=0))
+    assert unlimited.steps == 3 and not unlimited.budget_note

@@ -294,3 +294,37 @@ def test_cpu_dtype_policy_and_a_bfloat16_run(hub, monkeypatch):
     monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "float32")
     reference = t2i.generate(request(seed=7)).images[0]
     assert np.abs(pixels(result.images[0]) - pixels(reference)).mean() < 3, "bfloat16 stays close to float32"
+
+
+def test_parse_infotext_is_linear_and_capped():
+    import time
+
+    from core.pipelines.text_to_image import parse_infotext
+
+    with pytest.raises(ValueError, match="30,000 characters; the limit is 20,000"):
+        parse_infotext("a" * 30_000)
+    for hostile in ("a" * 19_000, 'k: "' * 4_000, "k:" + '"a,' * 6_000, " :" * 9_000):
+        started = time.perf_counter()
+        parse_infotext(hostile)
+        assert time.perf_counter() - started < 2, hostile[:20]  # the old regex: 14 s on the first (2 busy cores)
+    text = 'p\nSteps: 2, Note: "say \\"hi\\", then go", Odd: "unclosed, Size: 8x16, tab:\tx'
+    assert parse_infotext(text) == {"prompt": "p", "negative_prompt": "", "steps": 2, "width": 8, "height": 16}
+
+
+def test_a_time_budget_decodes_the_steps_done_so_far(hub):
+    from core.limits import Budget
+    from core.pipelines import text_to_image as t2i
+
+    class AfterOneStep(Budget):
+        calls = 0
+
+        def expired(self):
+            self.calls += 1
+            return self.calls >= 1
+
+    budget = AfterOneStep(seconds=120)
+    result = t2i.start(request(steps=4), previews=False, budget=budget).result()
+    assert not result.cancelled and result.images and result.images[0].size == (64, 64)
+    assert result.steps_done == 1 < result.total_steps  # (PNDM runs 5 timesteps for 4 steps)
+    assert budget.notes and budget.notes[0] in result.notes
+    assert f"stopped after 1 of {result.total_steps} denoising steps" in budget.notes[0]

@@ -35,7 +35,7 @@ def tiny_models(tmp_path, write_manifest, isolated_cache, monkeypatch):
     save_file(core.models.build("cyclegan_resnet", **RESNET).state_dict(), str(tmp_path / "resnet.safetensors"))
     save_file(core.models.build("pix2pix_unet", **UNET).state_dict(), str(tmp_path / "unet.safetensors"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    local = lambda name: [{"kind": "local", "path": str(tmp_path / name)}]  # noqa: E731
+    local = lambda name: [{"kind": "local", "path": name}]  # noqa: E731  (beside the manifest)
     write_manifest({
         "cyclegan.tiny": entry("cyclegan_resnet", RESNET, local("resnet.safetensors"), 32),
         "pix2pix.tiny": entry("pix2pix_unet", UNET, local("unet.safetensors"), 64),
@@ -207,3 +207,26 @@ def test_variation_difference_is_the_mean_pairwise_difference_and_maps_the_range
     assert spread[0, 0].tolist() == [40 * DIFFERENCE_GAIN] * 3 and spread[1:].max() == 0
     with pytest.raises(ValueError, match="at least two"):
         variation_difference([Image.fromarray(base)])
+
+
+def test_a_time_budget_finishes_the_tiles_in_the_fast_mode(tiny_models):
+    from core.limits import Budget
+
+    class AfterTwoTiles(Budget):
+        calls = 0
+
+        def expired(self):
+            self.calls += 1
+            return self.calls > 2
+
+    image = photo((90, 60))
+    budget = AfterTwoTiles(seconds=120)
+    out = tr.translate_photo("cyclegan.tiny", image, mode="tiled", budget=budget)
+    assert out.size == image.size
+    [note] = budget.notes
+    assert "stopped after 2 of 12 tiles at full resolution; the rest of the photo comes from the fast mode" in note
+    full = np.asarray(tr.translate_photo("cyclegan.tiny", image, mode="tiled"), dtype=float)
+    fast = np.asarray(tr.translate_photo("cyclegan.tiny", image, mode="resize"), dtype=float)
+    out = np.asarray(out, dtype=float)
+    assert np.abs(out[:16, :16] - full[:16, :16]).max() <= 1  # the first tile: full resolution
+    assert np.abs(out[-16:, -16:] - fast[-16:, -16:]).max() <= 1  # the last one: the fast mode
