@@ -1,0 +1,433 @@
+"""GPU check: every generator on the GPU in fp32, fp16 and bf16 against the CPU fp32 output.
+
+    python bench/gpu_check.py [--write]             # on a CUDA machine (< 5 min); --write: bench/GPU.md
+    python bench/gpu_check.py --device cpu --tiny   # the same checks on tiny models, in seconds
+    python bench/gpu_check.py --device cpu --only trained   # CPU emulation of fp16/bf16 on trained weights
+
+1. Every generator architecture of the manifest at its standard size with random weights of the
+   real size, and every model whose trained weights are here. Each runs on the device in fp32,
+   fp16 and bf16 (weights and inputs cast, as ``core.weights.load_model`` does for ``cuda_dtype``),
+   on the same input as its CPU fp32 reference: max and mean error in 8-bit levels of the output,
+   p50 latency, peak VRAM (torch's allocator) and the process's peak RSS, each counted on its own.
+   A suggested ``cuda_dtype`` is printed next to the manifest's.
+2. LaMa at a size that is not a power of two, padded as ``core.pipelines.inpaint`` pads it.
+3. 20 steps of PULSE (``core.pipelines.pulse``) on DCGAN and StyleGAN2 (fp32: it needs gradients).
+4. One step of a real-size text-to-image UNet (SD-Turbo's config, random weights) in fp16.
+5. A forced out-of-memory error through ``core.ui.user_errors``: the message a user gets.
+
+The output is markdown on stdout; ``--write`` also writes it to ``bench/GPU.md``, on CUDA only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import core.models as registry  # noqa: E402
+from core.weights import availability, get_entry, load_manifest, load_state_dict  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# A reduced dtype is suggested when its output stays this close to CPU fp32 (8-bit levels).
+MAX_LEVELS, MEAN_LEVELS = 4.0, 0.5
+SEARCHED_WITH_GRADIENTS = ("dcgan", "stylegan2")  # PULSE: always fp32
+LAMA_ODD_SIZE = (453, 601)  # H, W: padded to (456, 608)
+TINY = {  # arch -> config replacing the real one in --tiny mode
+    "dcgan": {"nz": 100, "ngf": 8}, "cyclegan_resnet": {"ngf": 8, "n_blocks": 2},
+    "pix2pix_unet": {"ngf": 8, "num_downs": 6}, "lama": {"ngf": 8, "n_blocks": 2, "max_features": 64},
+    "genegan": {"ch": [8, 16, 32]}, "glasses_classifier": {"width": 4},
+    "stylegan2": {"size": 32, "style_dim": 32, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 16, 32: 8}},
+}
+
+
+# --------------------------------------------------------------------------- inputs and forwards
+
+
+def photo(name: str, size: tuple[int, int], mode: str = "RGB") -> np.ndarray:
+    """An example image of the repository as float32 [H, W, C] in [0, 1] at (H, W)."""
+    image = Image.open(ROOT / "apps" / name).convert(mode).resize(size[::-1], Image.Resampling.BICUBIC)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array[..., None] if array.ndim == 2 else array
+
+
+def chw(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None]
+
+
+def as_input(model: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    p = next(model.parameters())
+    return t.to(p.device, p.dtype)
+
+
+def make_case_inputs(arch: str, config: dict, size) -> tuple[list[torch.Tensor], callable]:
+    """CPU fp32 inputs and ``forward(model, *inputs) -> output in 8-bit levels`` (float32, CPU)."""
+    from core.device import make_generator
+    from core.pipelines.inpaint import pad_symmetric, unpad
+
+    def levels(y, low=-1.0, high=1.0):
+        return ((y.float().cpu() - low) * (255.0 / (high - low)))
+
+    g = torch.Generator().manual_seed(0)
+    if arch == "dcgan":
+        return [torch.randn(16, config.get("nz", 100), 1, 1, generator=g)], lambda m, z: levels(m(as_input(m, z)))
+    if arch == "cyclegan_resnet":
+        return [chw(photo("season/examples/chelsea.jpg", (size, size))) * 2 - 1], lambda m, x: levels(m(as_input(m, x)))
+    if arch == "pix2pix_unet":  # paper mode, as the sketch app runs it: per-image statistics, seeded dropout
+        x = chw(photo("sketch2photo/examples/face_sketch_1.png", (size, size), "RGB")) * 2 - 1
+        return [x], lambda m, x: levels(m(as_input(m, x), batch_stats=True, dropout=True, generator=make_generator(0)))
+    if arch == "lama":
+        height, width = size
+        image = photo("inpaint/examples/astronaut.jpg", (height, width))
+        hole = (photo("inpaint/examples/astronaut_mask.png", (height, width), "L") > 0.5).astype(np.float32)
+        padded, _ = pad_symmetric(np.concatenate([image * (1 - hole), hole], axis=2), 8)
+        return [chw(padded)], lambda m, x: levels(torch.from_numpy(unpad(
+            m(as_input(m, x))[0].float().permute(1, 2, 0).cpu().numpy(), (height, width))), 0.0, 1.0)
+    if arch in ("genegan", "glasses_classifier"):
+        faces = torch.cat([chw(photo(f"glasses/examples/{n}.png", (64, 64))) for n in ("a_glasses", "b_face64")]) * 255
+        if arch == "glasses_classifier":
+            return [faces], lambda m, x: levels(m.probability(as_input(m, x)), 0.0, 1.0)
+
+        def swap(m, x):
+            background, obj = m.split(as_input(m, x))
+            return levels(torch.cat([m.join(background[1:], obj[:1]), m.join(background[:1], obj[:1] * 0)]), 0, 255)
+
+        return [faces], swap
+    if arch == "stylegan2":
+        model = registry.build("stylegan2", **config)  # shapes only: n_latent and the noise sizes
+        z = torch.randn(1, model.style_dim, generator=g)
+        noise = [torch.randn(1, 1, model.noise_resolution(i), model.noise_resolution(i), generator=g)
+                 for i in range(model.num_layers)]
+
+        def synthesis(m, z, *noise):
+            w_plus = m.mapping(as_input(m, z))[:, None].expand(-1, m.n_latent, -1)
+            return levels(m.synthesis(w_plus, noise=[as_input(m, n) for n in noise]))
+
+        return [z, *noise], synthesis
+    raise ValueError(f"no GPU check for architecture {arch!r}")
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class Probe:
+    """Peak VRAM (torch's CUDA allocator) and peak resident memory (RSS) of the process during a block.
+
+    The RSS peak is Linux's high-water mark ``VmHWM``, reset on entry through ``/proc/self/clear_refs``;
+    where that is not possible it is the process's peak so far (``ru_maxrss``)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.vram_mib, self.rss_mib = device, 0.0, 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.vram_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+        try:
+            status = Path("/proc/self/status").read_text()
+            self.rss_mib = int(status.split("VmHWM:")[1].split()[0]) / 1024
+        except (OSError, IndexError, ValueError):
+            import resource
+
+            self.rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def p50_ms(fn, device: torch.device, repeats: int) -> float:
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    fn()  # warm-up: kernels, allocator, cuDNN autotuning
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+@dataclass
+class Case:
+    name: str
+    weights: str  # "random" or "trained"
+    arch: str
+    config: dict
+    size: object  # side, (H, W), or "latent"
+    model_ids: tuple[str, ...]
+
+    def build(self) -> torch.nn.Module:
+        if self.weights == "trained":
+            return registry.load(self.arch, load_state_dict(self.model_ids[0], download=False), **self.config)
+        torch.manual_seed(0)
+        return registry.build(self.arch, **self.config).eval().requires_grad_(False)
+
+
+def standard_size(arch: str, entry, tiny: bool):
+    if arch in ("dcgan", "stylegan2"):
+        return "latent"
+    if arch in ("genegan", "glasses_classifier"):
+        return 64
+    if arch == "lama":
+        return (64, 64) if tiny else (512, 512)
+    return 64 if tiny else int(entry.info.get("input", {}).get("size", 256))
+
+
+def cases(tiny: bool) -> list[Case]:
+    """One random-weights case per (architecture, config, size) of the manifest, then the trained ones here."""
+    import json
+
+    random, trained = {}, []
+    for model_id, entry in sorted(load_manifest().items()):
+        if entry.arch not in registry.ARCHITECTURES:
+            continue
+        config = TINY[entry.arch] if tiny else entry.config
+        size = standard_size(entry.arch, entry, tiny)
+        key = json.dumps([entry.arch, config, size], sort_keys=True)
+        random.setdefault(key, Case("", "random", entry.arch, config, size, ()))
+        random[key].model_ids += (model_id,)
+        if not tiny and availability(model_id)[0]:
+            trained.append(Case(f"{model_id} (trained)", "trained", entry.arch, entry.config, size, (model_id,)))
+    out = list(random.values())
+    for case in out:
+        case.name = f"{case.arch} {describe_size(case)} ({', '.join(case.model_ids)})"
+    lama = next((c for c in out if c.arch == "lama"), None)
+    if lama is not None:
+        odd = (45, 61) if tiny else LAMA_ODD_SIZE
+        out.append(Case(f"lama {odd[1]}x{odd[0]}, padded to a multiple of 8", "random", "lama", lama.config, odd,
+                        lama.model_ids))
+    return out + trained
+
+
+def describe_size(case: Case) -> str:
+    if case.size == "latent":
+        return f"{case.config.get('size', 64)} px" if case.arch == "stylegan2" else "64 px x16"
+    return f"{case.size[1]}x{case.size[0]}" if isinstance(case.size, tuple) else f"{case.size} px"
+
+
+def suggested_dtype(case: Case, results: dict[str, tuple]) -> str:
+    if case.arch in SEARCHED_WITH_GRADIENTS:
+        return "float32 (gradients)"
+    for name, dtype in (("fp16", "float16"), ("bf16", "bfloat16")):
+        max_err, mean_err = results.get(name, (math.inf, math.inf))[:2]
+        if max_err <= MAX_LEVELS and mean_err <= MEAN_LEVELS:
+            return dtype
+    return "float32"
+
+
+def check_generators(device: torch.device, tiny: bool, only: str | None, repeats: int) -> list[str]:
+    rows = ["| model | weights | dtype | max err (levels) | mean err (levels) | p50 ms | peak VRAM MiB | "
+            "peak RSS MiB | manifest cuda_dtype | suggested |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for case in cases(tiny):
+        if only and only not in case.name and only != case.weights:
+            continue
+        reference_model = case.build()
+        inputs, forward = make_case_inputs(case.arch, case.config, case.size)
+        with torch.inference_mode():
+            reference = forward(reference_model, *inputs)
+        results = {}
+        for name, dtype in DTYPES.items():
+            try:
+                with Probe(device) as probe, torch.inference_mode():
+                    model = copy.deepcopy(reference_model).to(device=device, dtype=dtype)
+                    reps = 3 if case.arch == "stylegan2" and not tiny else repeats
+                    ms = p50_ms(lambda: forward(model, *inputs), device, reps)
+                    output = forward(model, *inputs)
+                error = (output - reference).abs()
+                finite = bool(torch.isfinite(output).all())
+                results[name] = (error.max().item() if finite else math.inf, error.mean().item() if finite else math.inf,
+                                 ms, probe.vram_mib, probe.rss_mib)
+            except Exception as e:  # a dtype the device cannot run is a finding, not a crash of the check
+                results[name] = (math.inf, math.inf, math.nan, math.nan, math.nan, f"{type(e).__name__}: {e}"[:120])
+            finally:
+                model = None
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        manifest = {get_entry(i).info.get("cuda_dtype", "float32 (absent)") for i in case.model_ids}
+        suggestion = suggested_dtype(case, results)
+        for name, result in results.items():
+            max_err, mean_err, ms, vram, rss = result[:5]
+            error_text = f"failed: {result[5]}" if len(result) > 5 else f"{max_err:.3f}"
+            rows.append(f"| {case.name} | {case.weights} | {name} | {error_text} | {mean_err:.3f} | {ms:.2f} | "
+                        f"{vram:.0f} | {rss:.0f} | {', '.join(sorted(manifest))} | {suggestion} |")
+    return rows
+
+
+def check_pulse(device: torch.device, tiny: bool, steps: int = 20) -> list[str]:
+    """``steps`` PULSE steps per generator on ``device`` in fp32 (random weights of the real size,
+    or the trained DCGAN when it is here): time per step, loss, peak memory."""
+    from core.pipelines import pulse as P
+
+    target = chw(photo("pulse/examples/dcgan_face_16.png", (8, 8) if tiny else (16, 16)))
+    rows = ["| generator | weights | restarts | steps | s/step p50 | L2 first -> last | finite | peak VRAM MiB | "
+            "peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    for arch in ("dcgan", "stylegan2"):
+        entry = next(e for e in load_manifest().values() if e.arch == arch)
+        trained = not tiny and availability(entry.id)[0]
+        case = Case(arch, "trained" if trained else "random", arch, TINY[arch] if tiny else entry.config, "latent",
+                    (entry.id,))
+        restarts = 2 if tiny else 4
+        with Probe(device) as probe:
+            model = case.build().to(device)
+            if arch == "dcgan":
+                adapter = P.DCGANAdapter(model)
+            else:
+                fit = P.gaussian_fit(model, samples=1000 if tiny else 10_000)
+                adapter = P.StyleGAN2Adapter(model, fit=fit, search_resolution=None if tiny else 256)
+            times = []
+            start = time.perf_counter()
+            for event in P.pulse_iter(adapter, target, steps=steps, restarts=restarts, seed=0, preview_every=1):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if isinstance(event, P.PulseProgress):
+                    times.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                else:
+                    result = event
+        first, last = min(s.start_l2 for s in result.samples), min(s.l2 for s in result.samples)
+        finite = all(math.isfinite(s.l2) for s in result.samples) and bool(torch.isfinite(result.samples[0].image).all())
+        rows.append(f"| {arch} {describe_size(case)} | {case.weights} | {restarts} | {result.steps} | "
+                    f"{statistics.median(times):.3f} | {first:.4f} -> {last:.4f} | {finite} | "
+                    f"{probe.vram_mib:.0f} | {probe.rss_mib:.0f} |")
+        del model, adapter
+    return rows
+
+
+def check_unet(device: torch.device, tiny: bool) -> list[str]:
+    """One fp16 step of SD-Turbo's UNet (random weights) and its difference to fp32 on the same device."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # casting a random UNet with .to() is what this check means to do
+
+    from bench.text_to_image import TURBO_UNET
+
+    config = dict(TURBO_UNET, sample_size=8, block_out_channels=(8, 16, 32, 32), attention_head_dim=2,
+                  cross_attention_dim=16, norm_num_groups=4) if tiny else TURBO_UNET
+    side = 8 if tiny else 64  # latents of a 512 px image
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 4, side, side, generator=g)
+    context = torch.randn(1, 77, config["cross_attention_dim"], generator=g)
+    torch.manual_seed(0)
+    with torch.device(device):
+        unet = UNet2DConditionModel(**config).eval().requires_grad_(False)
+    params = sum(p.numel() for p in unet.parameters()) / 1e6
+    with torch.inference_mode():
+        reference = unet(latents.to(device), 999, encoder_hidden_states=context.to(device)).sample.float()
+        with Probe(device) as probe:
+            unet.to(torch.float16)
+            step = lambda: unet(latents.to(device, torch.float16), 999,  # noqa: E731
+                                encoder_hidden_states=context.to(device, torch.float16)).sample
+            ms = p50_ms(step, device, 1 if tiny else 5)
+            eps = step().float()
+    relative = float((eps - reference).norm() / reference.norm())
+    return ["| UNet | params | latents | dtype | p50 ms | finite | rel. L2 vs fp32 | peak VRAM MiB | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| SD-Turbo UNet2DConditionModel{' (tiny)' if tiny else ''}, random | {params:.1f} M | 1x4x{side}x{side} | "
+            f"fp16 | {ms:.1f} | {bool(torch.isfinite(eps).all())} | {relative:.2e} | {probe.vram_mib:.0f} | "
+            f"{probe.rss_mib:.0f} |"]
+
+
+def check_out_of_memory(device: torch.device) -> list[str]:
+    """An allocation larger than the GPU, through ``user_errors``: the message, and the device still works."""
+    import gradio as gr
+
+    from core.ui import user_errors
+
+    if device.type == "cuda":
+        how = "allocate 2x the GPU's memory"
+        total = torch.cuda.get_device_properties(device).total_memory
+
+        def job():
+            return torch.empty(2 * total, dtype=torch.uint8, device=device)
+    else:  # no GPU memory to exhaust here: the error a GPU raises, raised by this check
+        how = "no GPU: torch.OutOfMemoryError raised by the check"
+
+        def job():
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 TiB")
+    try:
+        user_errors(job)()
+        message = "no error: the allocation succeeded"
+    except gr.Error as e:
+        message = str(e.message)
+    works = bool(torch.ones(4, device=device).sum().item() == 4)
+    return ["| forced | how | message the user gets | device works afterwards |", "|---|---|---|---|",
+            f"| out of memory | {how} | {message} | {works} |"]
+
+
+def environment(device: torch.device) -> list[str]:
+    lines = [f"- torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()}, "
+             f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"]
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        lines.append(f"- GPU: {props.name}, {props.total_memory / 2**30:.1f} GiB, CUDA {torch.version.cuda}, "
+                     f"cuDNN {torch.backends.cudnn.version()}")
+    else:
+        lines.append(f"- **No GPU was used**: every row ran on `{device}`, the fp16/bf16 rows are the CPU's "
+                     "emulation of those dtypes, not GPU numbers.")
+    return lines
+
+
+def report(device: torch.device, tiny: bool = False, only: str | None = None) -> str:
+    start = time.perf_counter()
+    repeats = 1 if device.type == "cpu" else 10  # CPU: emulation and tests, where the errors matter
+    sections = [f"# GPU check on {device}{' (tiny models)' if tiny else ''}", "",
+                f"Written by `python bench/gpu_check.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+                *environment(device), "",
+                "## Generators against CPU fp32",
+                "", f"Error: |output - CPU fp32 output| in 8-bit levels, same weights and input. Suggested cuda_dtype: "
+                f"fp16, else bf16, when max <= {MAX_LEVELS:g} and mean <= {MEAN_LEVELS:g} levels; fp32 for the "
+                "generators PULSE searches with gradients. VRAM: torch's peak allocation on the device (weights "
+                "and activations); RSS: the process's peak resident memory, counted separately.", "",
+                *check_generators(device, tiny, only, repeats)]
+    if not only:
+        sections += ["", "## PULSE (fp32)", "", *check_pulse(device, tiny), "",
+                     "## Text to image: one UNet step", "", *check_unet(device, tiny), "",
+                     "## Out of memory", "", *check_out_of_memory(device)]
+    sections += ["", f"Total: {time.perf_counter() - start:.0f} s."]
+    return "\n".join(sections) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiny", action="store_true", help="tiny configs: the whole check in seconds")
+    parser.add_argument("--only", help="only generator rows whose name contains this ('trained': trained weights)")
+    parser.add_argument("--write", action="store_true", help="also write bench/GPU.md (CUDA runs only)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.write and (device.type != "cuda" or args.tiny or args.only):
+        parser.error("--write records a full run on a CUDA GPU only (bench/GPU.md holds GPU numbers)")
+    text = report(device, tiny=args.tiny, only=args.only)
+    print(text, end="")
+    if args.write:
+        (ROOT / "bench" / "GPU.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
