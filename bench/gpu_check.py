@@ -242,40 +242,49 @@ def suggested_dtype(case: Case, results: dict[str, tuple]) -> str:
     return "float32"
 
 
+GENERATOR_HEADER = ["| model | weights | dtype | max err (levels) | mean err (levels) | p50 ms | peak VRAM MiB | "
+                    "peak RSS MiB | manifest cuda_dtype | suggested |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+
 def check_generators(device: torch.device, tiny: bool, only: str | None, repeats: int) -> list[str]:
-    rows = ["| model | weights | dtype | max err (levels) | mean err (levels) | p50 ms | peak VRAM MiB | "
-            "peak RSS MiB | manifest cuda_dtype | suggested |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = list(GENERATOR_HEADER)
     for case in cases(tiny):
-        if only and only not in case.name and only != case.weights:
-            continue
-        reference_model = case.build()
-        inputs, forward = make_case_inputs(case.arch, case.config, case.size)
-        with torch.inference_mode():
-            reference = forward(reference_model, *inputs)
-        results = {}
-        for name, dtype in DTYPES.items():
-            try:
-                with Probe(device) as probe, torch.inference_mode():
-                    model = copy.deepcopy(reference_model).to(device=device, dtype=dtype)
-                    reps = 3 if case.arch == "stylegan2" and device.type != "cpu" else repeats
-                    ms, output = p50_ms(lambda: forward(model, *inputs), device, reps)
-                error = (output - reference).abs()
-                finite = bool(torch.isfinite(output).all())
-                results[name] = (error.max().item() if finite else math.inf, error.mean().item() if finite else math.inf,
-                                 ms, probe.vram_mib, probe.rss_mib)
-            except Exception as e:  # a dtype the device cannot run is a finding, not a crash of the check
-                results[name] = (math.inf, math.inf, math.nan, math.nan, math.nan, f"{type(e).__name__}: {e}"[:120])
-            finally:
-                model = None
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-        manifest = {get_entry(i).info.get("cuda_dtype", "float32 (absent)") for i in case.model_ids}
-        suggestion = suggested_dtype(case, results)
-        for name, result in results.items():
-            max_err, mean_err, ms, vram, rss = result[:5]
-            error_text = f"failed: {result[5]}" if len(result) > 5 else f"{max_err:.3f}"
-            rows.append(f"| {case.name} | {case.weights} | {name} | {error_text} | {mean_err:.3f} | {ms:.2f} | "
-                        f"{vram:.0f} | {rss:.0f} | {', '.join(sorted(manifest))} | {suggestion} |")
+        if not only or only in case.name or only == case.weights:
+            rows += check_case(case, device, repeats)
+    return rows
+
+
+def check_case(case: Case, device: torch.device, repeats: int) -> list[str]:
+    """The table rows of one generator case: each dtype on ``device`` against CPU fp32."""
+    reference_model = case.build()
+    inputs, forward = make_case_inputs(case.arch, case.config, case.size)
+    with torch.inference_mode():
+        reference = forward(reference_model, *inputs)
+    results = {}
+    for name, dtype in DTYPES.items():
+        try:
+            with Probe(device) as probe, torch.inference_mode():
+                model = copy.deepcopy(reference_model).to(device=device, dtype=dtype)
+                reps = 3 if case.arch == "stylegan2" and device.type != "cpu" else repeats
+                ms, output = p50_ms(lambda: forward(model, *inputs), device, reps)
+            error = (output - reference).abs()
+            finite = bool(torch.isfinite(output).all())
+            results[name] = (error.max().item() if finite else math.inf, error.mean().item() if finite else math.inf,
+                             ms, probe.vram_mib, probe.rss_mib)
+        except Exception as e:  # a dtype the device cannot run is a finding, not a crash of the check
+            results[name] = (math.inf, math.inf, math.nan, math.nan, math.nan, f"{type(e).__name__}: {e}"[:120])
+        finally:
+            model = None
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    manifest = {get_entry(i).info.get("cuda_dtype", "float32 (absent)") for i in case.model_ids}
+    suggestion = suggested_dtype(case, results)
+    rows = []
+    for name, result in results.items():
+        max_err, mean_err, ms, vram, rss = result[:5]
+        error_text = f"failed: {result[5]}" if len(result) > 5 else f"{max_err:.3f}"
+        rows.append(f"| {case.name} | {case.weights} | {name} | {error_text} | {mean_err:.3f} | {ms:.2f} | "
+                    f"{vram:.0f} | {rss:.0f} | {', '.join(sorted(manifest))} | {suggestion} |")
     return rows
 
 

@@ -152,7 +152,7 @@ def out_of_memory_message() -> str:
     free = None
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-        free, total = torch.cuda.mem_get_info()
+        free, _ = torch.cuda.mem_get_info()
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         torch.mps.empty_cache()
         free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
