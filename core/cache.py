@@ -60,7 +60,11 @@ def default_budget(kind: str) -> int:
     if vram is not None:
         return vram
     if kind == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory * DEFAULT_CUDA_FRACTION)
+        try:
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            return int(total * DEFAULT_CUDA_FRACTION)
+        except (RuntimeError, AssertionError):  # e.g. ZeroGPU outside a GPU window: no device to ask
+            pass
     return ram
 
 
