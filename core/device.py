@@ -22,13 +22,22 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
-def default_dtype(device: torch.device) -> torch.dtype:
-    """Inference dtype for convolutional GANs: fp16 on CUDA, fp32 elsewhere.
+CUDA_DTYPES = ("float16", "bfloat16", "float32")
 
-    GAN generators are small; on CPU bfloat16 convolutions are usually slower than fp32
-    and on MPS fp16 support is uneven, so only CUDA gets reduced precision.
+
+def default_dtype(device: torch.device | str, cuda_dtype: str | None = None) -> torch.dtype:
+    """Inference dtype of a generator's weights on ``device``.
+
+    On CUDA it is the model's manifest field ``cuda_dtype`` (float32 when absent: reduced
+    precision is opt-in, per model, once its error is measured; see ``bench/gpu_check.py``).
+    On CPU and MPS it is float32: CPU speed-ups come from bfloat16 autocast instead
+    (:func:`autocast`), and MPS's fp16 support is uneven.
     """
-    return torch.float16 if device.type == "cuda" else torch.float32
+    if torch.device(device).type != "cuda" or cuda_dtype is None:
+        return torch.float32
+    if cuda_dtype not in CUDA_DTYPES:
+        raise ValueError(f"cuda_dtype must be one of {', '.join(CUDA_DTYPES)}, got {cuda_dtype!r}.")
+    return getattr(torch, cuda_dtype)
 
 
 def configure_threads(num_threads: int | None = None) -> int:
@@ -53,7 +62,7 @@ def autocast(device: torch.device | str, cpu_autocast: str | None):
     stays within a couple of 8-bit levels of fp32 (measured in bench/RESULTS.md on the trained
     weights). It applies on CPUs with native bfloat16, where it is ~1.4-2x faster; elsewhere
     bfloat16 is emulated and slower. ``GANHUB_CPU_BF16=0`` turns it off, ``=1`` forces it on.
-    (CUDA runs in float16 weights already: see :func:`default_dtype`.)
+    (On CUDA the weights themselves are cast: see :func:`default_dtype`.)
     """
     import contextlib
 

@@ -221,13 +221,42 @@ def missing_weights_message(model_id: str) -> str:
     return f"The weights of {entry.title} (`{model_id}`) are not on this machine. " + how_to_provide(entry)
 
 
-def user_errors(fn: Callable) -> Callable:
-    """Show ``ValueError`` and missing weights to the user as ``gr.Error`` (no traceback in the log)."""
+def out_of_memory_message() -> str:
+    """What the user reads when the GPU ran out of memory, after its allocator's cache is freed."""
+    import torch
 
-    def translate(e: Exception) -> gr.Error:
+    free = None
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        free, _ = torch.cuda.mem_get_info()
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+        free = torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()
+    now = f" ({free / 2**30:.1f} GiB free now)" if free is not None else ""
+    return (f"The GPU ran out of memory for this job{now}. Try a smaller image, fewer samples, restarts or "
+            "steps, or try again in a moment: other jobs may be using the GPU.")
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    import torch  # loaded already whenever a model ran
+
+    return isinstance(e, torch.OutOfMemoryError) or "MPS backend out of memory" in str(e)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Show ``ValueError``, missing weights and GPU out-of-memory to the user as ``gr.Error`` (no
+    traceback in the log); anything else is raised as it is."""
+
+    def translate(e: Exception) -> gr.Error | None:
+        if isinstance(e, gr.Error):
+            return None
         if isinstance(e, WeightsUnavailableError):
             return gr.Error(str(e), title="Weights not available", print_exception=False)
-        return gr.Error(str(e), title="Invalid input", print_exception=False)
+        if isinstance(e, ValueError):
+            return gr.Error(str(e), title="Invalid input", print_exception=False)
+        if isinstance(e, RuntimeError) and _is_out_of_memory(e):
+            return gr.Error(out_of_memory_message(), title="Out of GPU memory", print_exception=False)
+        return None
 
     if inspect.isgeneratorfunction(fn):
 
@@ -235,10 +264,11 @@ def user_errors(fn: Callable) -> Callable:
         def generator_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except (ValueError, WeightsUnavailableError) as e:
-                if isinstance(e, gr.Error):
+            except (ValueError, RuntimeError) as e:
+                error = translate(e)
+                if error is None:
                     raise
-                raise translate(e) from e
+                raise error from e
 
         return generator_wrapper
 
@@ -246,10 +276,11 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ValueError, WeightsUnavailableError) as e:
-            if isinstance(e, gr.Error):
+        except (ValueError, RuntimeError) as e:
+            error = translate(e)
+            if error is None:
                 raise
-            raise translate(e) from e
+            raise error from e
 
     return wrapper
 

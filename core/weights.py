@@ -137,7 +137,8 @@ def get_entry(model_id: str) -> ModelEntry:
 
 def validate_manifest(path: str | Path | None = None) -> list[str]:
     """Return a list of problems in the manifest (empty when it is valid)."""
-    from core.models import ARCHITECTURES  # local import: the registry imports torch
+    from core.device import CUDA_DTYPES  # local imports: both import torch
+    from core.models import ARCHITECTURES
 
     problems = []
     data = json.loads(Path(path or manifest_path()).read_text())
@@ -156,6 +157,8 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
             problems.append(f"{where} cpu_autocast must be 'bfloat16' (or absent for fp32)")
         if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", str(raw.get("license_id", "other"))):
             problems.append(f"{where} license_id must be a Hugging Face Hub licence identifier such as 'mit' or 'other'")
+        if raw.get("cuda_dtype", "float32") not in CUDA_DTYPES:
+            problems.append(f"{where} cuda_dtype must be one of {', '.join(CUDA_DTYPES)} (or absent for float32)")
         if not isinstance(raw.get("cpu_channels_last", False), bool):
             problems.append(f"{where} cpu_channels_last must be true or false")
         for i, src in enumerate(raw.get("sources", [])):
@@ -832,6 +835,14 @@ def autocast_for(model_id: str, device):
     return autocast(device, get_entry(model_id).info.get("cpu_autocast"))
 
 
+def dtype_for(model_id: str, device):
+    """The dtype ``model_id``'s weights take on ``device`` (its manifest's ``cuda_dtype`` on CUDA;
+    see :func:`core.device.default_dtype`)."""
+    from core.device import default_dtype
+
+    return default_dtype(device, get_entry(model_id).info.get("cuda_dtype"))
+
+
 def load_model(model_id: str, device=None, dtype=None):
     """Resolve, strictly load and return ``model_id`` in eval mode on ``device`` (shared cache)."""
     from core.cache import MODEL_CACHE
@@ -843,7 +854,7 @@ def _build_model(model_id: str, device=None, dtype=None):
     import torch
 
     import core.models as registry
-    from core.device import default_dtype, get_device
+    from core.device import get_device
 
     entry = get_entry(model_id)
     device = device or get_device()
@@ -851,7 +862,7 @@ def _build_model(model_id: str, device=None, dtype=None):
     # (Reading in a thread while the module is built was measured slower for files under ~30 MB:
     # the two threads hand the GIL back and forth at 5 ms intervals.)
     model = registry.load(entry.arch, load_state_dict(model_id), copy=False, **entry.config)
-    dtype = dtype or default_dtype(device)
+    dtype = dtype or dtype_for(model_id, device)
     first = next(model.parameters(), None)  # all tensors were read to the CPU in the module's dtype
     if first is not None and (first.device != torch.device(device) or first.dtype != dtype):
         model = model.to(device=device, dtype=dtype)

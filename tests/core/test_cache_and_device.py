@@ -17,7 +17,47 @@ def test_device_policy(monkeypatch):
         expected = "mps"
     assert device.get_device().type == expected
     assert device.default_dtype(torch.device("cpu")) == torch.float32
-    assert device.default_dtype(torch.device("cuda")) == torch.float16
+
+
+def test_cuda_dtype_comes_from_the_manifest_field():
+    assert device.default_dtype("cuda", "float16") == torch.float16
+    assert device.default_dtype("cuda", "bfloat16") == torch.bfloat16
+    assert device.default_dtype("cuda", None) == torch.float32  # not measured: no reduced precision
+    assert device.default_dtype("cpu", "float16") == torch.float32  # the field is about CUDA only
+    assert device.default_dtype("mps", "float16") == torch.float32
+    with pytest.raises(ValueError, match="cuda_dtype must be one of"):
+        device.default_dtype("cuda", "half")
+
+
+def test_every_generator_loaded_for_cuda_takes_its_manifest_dtype():
+    from core.weights import dtype_for, load_manifest
+
+    for model_id, entry in load_manifest().items():
+        if entry.arch in ("diffusers", "external"):
+            continue
+        assert "cuda_dtype" in entry.info, f"{model_id} has no cuda_dtype"
+        assert dtype_for(model_id, "cuda") == getattr(torch, entry.info["cuda_dtype"])
+        assert dtype_for(model_id, "cpu") == torch.float32
+    # generators searched with gradients (PULSE) stay in float32
+    assert dtype_for("stylegan2.ffhq1024", "cuda") == torch.float32
+    assert dtype_for("dcgan.faces64", "cuda") == torch.float32
+
+
+def test_cache_get_builds_with_the_manifest_dtype(monkeypatch):
+    import core.weights
+
+    built = []
+    monkeypatch.setattr(core.weights, "_build_model", lambda model_id, dev, dtype: built.append((dev, dtype)) or
+                        torch.nn.Linear(1, 1))
+    cache = ModelCache()
+    cache.get("cyclegan.vintage", device="cuda")  # nothing runs on the device: the builder is replaced
+    cache.get("stylegan2.ffhq1024", device="cuda")
+    cache.get("cyclegan.vintage", device="cpu")
+    entry_dtype = getattr(torch, core.weights.get_entry("cyclegan.vintage").info["cuda_dtype"])
+    assert built == [(torch.device("cuda"), entry_dtype), (torch.device("cuda"), torch.float32),
+                     (torch.device("cpu"), torch.float32)]
+    # counted on the device it was asked for, whatever the stand-in holds
+    assert cache.total_bytes("cuda") == 2 * module_bytes(torch.nn.Linear(1, 1))
 
 
 def test_seeded_generator_is_reproducible():
@@ -52,6 +92,46 @@ def test_cache_loads_once_and_evicts_least_recently_used():
     assert set(cache.keys()) == {("a",), ("c",)}
     assert calls == [64, 64, 64]
     assert cache.total_bytes() == 2 * module_bytes(first)
+
+
+def test_ram_and_each_accelerator_have_their_own_budget():
+    def linear(n, device="cpu"):
+        return lambda: torch.nn.Linear(n, n, bias=False, device=device)  # n*n*4 bytes
+
+    size = 64 * 64 * 4
+    cache = ModelCache(budget_bytes=2 * size, vram_budget_bytes=size)
+    cache.get_or_load(("ram", 1), linear(64))
+    cache.get_or_load(("gpu", 1), linear(64), device="cuda")  # accounting only: the key's device
+    cache.get_or_load(("ram", 2), linear(64))
+    # RAM holds 2 models, VRAM 1: nothing was evicted, although the total is 3 models
+    assert set(cache.keys()) == {("ram", 1), ("gpu", 1), ("ram", 2)}
+    assert (cache.total_bytes("cpu"), cache.total_bytes("cuda"), cache.total_bytes()) == (2 * size, size, 3 * size)
+    cache.get_or_load(("gpu", 2), linear(64), device=torch.device("cuda", 0))
+    assert set(cache.keys()) == {("ram", 1), ("ram", 2), ("gpu", 2)}  # only the other GPU model went
+    cache.get_or_load(("ram", 3), linear(64))
+    assert set(cache.keys()) == {("ram", 2), ("gpu", 2), ("ram", 3)}  # only the oldest RAM model went
+    # without a device, a value is counted where its tensors are (meta has the VRAM budget here)
+    cache.get_or_load(("meta", 1), linear(128, device="meta"))
+    assert cache.total_bytes("meta") == 128 * 128 * 4 and ("gpu", 2) in cache.keys()
+
+
+def test_device_kind_and_default_budgets(monkeypatch):
+    from core.cache import default_budget, device_kind
+
+    assert device_kind(torch.nn.Linear(2, 2)) == "cpu"
+    assert device_kind(torch.nn.Linear(2, 2, device="meta")) == "meta"
+    assert device_kind((torch.zeros(1, device="meta"), torch.zeros(1))) == "meta"
+    assert device_kind(object()) == "cpu"
+    monkeypatch.setenv("GANHUB_MODEL_CACHE_MB", "100")
+    monkeypatch.setenv("GANHUB_MODEL_CACHE_VRAM_MB", "30")
+    assert (default_budget("cpu"), default_budget("cuda"), default_budget("mps")) == (100 * 2**20, 30 * 2**20, 30 * 2**20)
+    monkeypatch.delenv("GANHUB_MODEL_CACHE_VRAM_MB")
+    if not torch.cuda.is_available():
+        assert default_budget("cuda") == 100 * 2**20  # no CUDA device to measure: the RAM budget
+    else:
+        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        assert default_budget("cuda") == int(total * 0.5)
+    assert ModelCache().budget_for("cpu") == 100 * 2**20
 
 
 def test_concurrent_requests_load_a_model_once():
@@ -117,7 +197,7 @@ def test_cpu_autocast_policy(monkeypatch):
     monkeypatch.setenv("GANHUB_CPU_BF16", "1")
     assert enabled("cpu", "bfloat16")
     assert not enabled("cpu", None)  # no opt-in in the manifest: fp32
-    assert not enabled("cuda", "bfloat16")  # CUDA has its own policy (fp16 weights)
+    assert not enabled("cuda", "bfloat16")  # CUDA has its own policy (cuda_dtype weights)
     monkeypatch.setenv("GANHUB_CPU_BF16", "0")
     assert not enabled("cpu", "bfloat16")
     monkeypatch.setenv("GANHUB_CPU_BF16", "auto")

@@ -306,6 +306,16 @@ def test_project_manifest_is_valid():
     assert weights.validate_manifest() == []
 
 
+def test_validator_refuses_an_unknown_cuda_dtype(tmp_path):
+    data = json.loads(weights.MANIFEST_PATH.read_text())
+    data["models"]["cyclegan.vintage"]["cuda_dtype"] = "half"
+    data["models"]["dcgan.faces64"]["cuda_dtype"] = "bfloat16"
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    assert weights.validate_manifest(path) == [
+        "cyclegan.vintage: cuda_dtype must be one of float16, bfloat16, float32 (or absent for float32)"]
+
+
 def test_cli_list_shows_every_entry():
     out = subprocess.run([sys.executable, "-m", "core.weights", "list"], capture_output=True, text=True,
                          cwd=weights.REPO_ROOT, env={**os.environ, "GANHUB_MANIFEST": str(weights.MANIFEST_PATH)})
