@@ -25,7 +25,7 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     """
     from gradio import processing_utils
 
-    data = processing_utils.encode_pil_to_bytes(img, format)
+    data = encode_image(img, format)
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(exist_ok=True, parents=True)
     target = (folder / f"{name}.{format}").resolve()
@@ -36,6 +36,41 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     return str(target)
 
 
+# Measured in bench/RESULTS.md ("What an image costs to ship"): PNG level 1 encodes ~3x faster than
+# PIL's default level 6 for ~3% more bytes; previews are JPEG (q90), ~100x faster than PNG.
+PNG_COMPRESS_LEVEL = 1
+JPEG_QUALITY = 90
+# Before/after sliders and other previews: JPEG at display size; the result itself is a full PNG.
+PREVIEW_FORMAT, PREVIEW_SIDE = "jpeg", 1024
+
+
+def encode_image(img, format: str = "png") -> bytes:
+    """The bytes gradio serves for an output image: PNG keeps the image's text metadata (the
+    ``parameters`` and ``gradio_client`` chunks) at :data:`PNG_COMPRESS_LEVEL`; JPEG is for previews."""
+    import io
+
+    from gradio import processing_utils
+
+    kind = format.lower()
+    if kind == "png":
+        options = {"pnginfo": processing_utils.get_pil_metadata(img), "compress_level": PNG_COMPRESS_LEVEL}
+    elif kind in ("jpeg", "jpg"):
+        img = img if img.mode in ("RGB", "L") else img.convert("RGB")
+        options = {"quality": JPEG_QUALITY}
+    else:
+        return processing_utils.encode_pil_to_bytes(img, format)
+    with io.BytesIO() as out:
+        img.save(out, kind.replace("jpg", "jpeg"), **options)
+        return out.getvalue()
+
+
+def preview(image):
+    """``image`` at display size (at most :data:`PREVIEW_SIDE` px), for outputs in :data:`PREVIEW_FORMAT`."""
+    from core.images import resize_max_side
+
+    return resize_max_side(image, PREVIEW_SIDE)
+
+
 def _install_atomic_image_cache() -> None:
     from gradio import processing_utils
 
@@ -44,8 +79,11 @@ def _install_atomic_image_cache() -> None:
 
 _install_atomic_image_cache()
 
+# Every public endpoint is also an MCP tool (streamable HTTP at <app URL>/gradio_api/mcp/), unless
+# GRADIO_MCP_SERVER=False; gradio's own variable, here on by default.
+MCP_SERVER = os.environ.get("GRADIO_MCP_SERVER", "True").strip().lower() not in ("0", "false", "no", "off")
 # Keyword arguments every app passes to launch() / gr.mount_gradio_app().
-LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"])
+LAUNCH_KWARGS = dict(max_file_size="25mb", footer_links=["api", "gradio", "settings"], mcp_server=MCP_SERVER)
 QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 # Every app's gr.Blocks(delete_cache=...): each hour, files gradio cached for uploads and outputs
 # that are more than an hour old are deleted, so a long-running server does not fill its disk.
@@ -258,6 +296,30 @@ def heavy(fn: Callable) -> Callable:
     return wrapper
 
 
+def reuse_settings(api_name: str, made_by: tuple[str, ...], settings: dict[str, gr.components.Component]) -> gr.File:
+    """A "drop a PNG made here" box: the settings stored in the PNG (``core.reproduce``) go back into the
+    ``settings`` components (parameter name -> component) for a PNG made by one of the ``made_by`` endpoints.
+    Registers ``api_name`` (an API endpoint and MCP tool) that returns those settings."""
+    from core.reproduce import read_call
+    from core.reproduce import settings as stored_settings
+
+    names = list(settings)
+
+    def read(png):
+        if not png:
+            raise ValueError("Drop a PNG made by this app to reuse its settings.")
+        values = stored_settings(read_call(png), made_by, names)
+        return tuple(gr.update() if value is None else value for value in values)
+
+    read.__name__ = api_name  # the MCP tool's name
+    read.__doc__ = (f"Read the settings stored in a PNG made by {' or '.join('/' + a for a in made_by)}.\n\n"
+                    f"Args:\n    png: a PNG returned by this app (an http(s) URL or a base64 data URL).\n\n"
+                    f"Returns:\n    the settings in this order: {', '.join(names)}")
+    box = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath", height=120)
+    box.upload(user_errors(read), box, list(settings.values()), api_name=api_name)
+    return box
+
+
 def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run a GAN Demo Hub app.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -268,6 +330,26 @@ def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def app_kwargs(demo: gr.Blocks) -> dict:
+    """``app_kwargs`` for launch() / mount_gradio_app(): the app's ``GET /health`` (``core.health``).
+
+    The app's module is the one whose ``demo`` is ``demo`` (it holds ``TITLE`` and ``MODEL_IDS``)."""
+    import sys
+
+    from fastapi.routing import APIRoute
+
+    from core import health
+
+    module = next(m for m in list(sys.modules.values())
+                  if getattr(m, "demo", None) is demo and hasattr(m, "MODEL_IDS") and hasattr(m, "TITLE"))
+    name = Path(module.__file__).parent.name  # apps/<name>/app.py, also when run as __main__
+
+    def app_health() -> dict:
+        return health.report({name: health.app_status(module)})
+
+    return {"routes": [APIRoute("/health", app_health, methods=["GET"])]}
+
+
 def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
     """Launch one app with the hub's defaults and the command-line flags."""
     from core.device import tune_allocator
@@ -275,5 +357,6 @@ def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
     args = parse_launch_args(argv)
     tune_allocator()
     demo.queue(max_size=QUEUE_MAX_SIZE).launch(
-        server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path, **LAUNCH_KWARGS
+        server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path,
+        app_kwargs=app_kwargs(demo), **LAUNCH_KWARGS
     )

@@ -5,7 +5,8 @@ the photo's own resolution over overlapping tiles of the model's training size, 
 seams, so the result has exactly the input's size and aspect ratio (the official demo squashes
 everything to 256x256). "Fast" resizes the shorter side to the training size, translates once and
 resizes back. Run: ``python apps/season/app.py``.
-API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes).
+API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes);
+``/read_season_parameters`` (a result PNG) -> (model, mode).
 """
 
 import sys
@@ -17,7 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import ui
+from core import reproduce, ui
 
 TITLE = "Season swap (CycleGAN)"
 DESCRIPTION = (
@@ -35,7 +36,6 @@ DIRECTIONS = [
 MODES = [("Full resolution (overlapping tiles)", "tiled"),
          ("Fast: resize to the model's size and back (faster only for photos larger than that)", "resize")]
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-PREVIEW_SIDE = 1600  # the before/after slider; the result PNG keeps the full resolution
 
 
 def weights_status(model_id: str) -> str:
@@ -51,8 +51,17 @@ def weights_status(model_id: str) -> str:
 @ui.heavy
 @ui.gpu(duration=90)
 def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", progress=gr.Progress()):
-    """Translate ``image`` with the CycleGAN ``model_id`` (``tiled``: full resolution, ``resize``: fast)."""
-    from core.images import load_image, resize_max_side
+    """Translate a photo with a CycleGAN generator: summer to winter, winter to summer, or a vintage film look.
+
+    Args:
+        image: the photo (any size; an http(s) URL or a base64 data URL when called as a tool).
+        model_id: the "Direction / model" menu: cyclegan.vintage (modern -> vintage look, offline), cyclegan.summer2winter or cyclegan.winter2summer (Yosemite).
+        mode: the "Resolution" choice: tiled (full resolution, overlapping tiles, same size as the photo) or resize (fast: the model's size and back).
+
+    Returns:
+        the before/after pair (JPEG previews at display size), the result (full-resolution PNG with the settings in its metadata), and notes ending with the gradio_client call that reproduces it.
+    """
+    from core.images import load_image
     from core.pipelines.translate import translate_photo
 
     if image is None:
@@ -62,11 +71,11 @@ def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", pr
     photo = load_image(image)
     start = time.perf_counter()
     result = translate_photo(model_id, photo, mode,
-                             progress=lambda done, total: progress(done / total, desc=f"tile {done}/{total}"))
+                             progress=lambda done, total: progress((done, total), desc="Translating", unit="tiles"))
+    call = reproduce.Call("/translate", {**reproduce.files("image"), "model_id": model_id, "mode": mode})
     notes = (f"{photo.width}x{photo.height} px, mode **{mode}**, model `{model_id}`: "
-             f"{time.perf_counter() - start:.1f} s.")
-    preview = (resize_max_side(photo, PREVIEW_SIDE), resize_max_side(result, PREVIEW_SIDE))
-    return preview, result, notes
+             f"{time.perf_counter() - start:.1f} s.\n\n{call.markdown()}")
+    return (ui.preview(photo), ui.preview(result)), call.stamp(result), notes
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -78,8 +87,9 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             status = gr.Markdown(weights_status("cyclegan.vintage"))
             mode = gr.Radio(MODES, value="tiled", label="Resolution")
             run = gr.Button("Translate", variant="primary")
+            ui.reuse_settings("read_season_parameters", ("translate",), {"model_id": model, "mode": mode})
         with gr.Column():
-            slider = gr.ImageSlider(label="Before / after", type="pil", format="png")
+            slider = gr.ImageSlider(label="Before / after", type="pil", format=ui.PREVIEW_FORMAT)
             result = gr.Image(label="Result (full resolution PNG)", type="pil", format="png",
                               buttons=["download", "fullscreen"])
             notes = gr.Markdown()
