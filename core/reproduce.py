@@ -42,13 +42,15 @@ class Call:
         args = "".join(f"{name}={value!r}, " for name, value in self.arguments.items())
         return f"client.predict({args}api_name={self.api_name!r})"
 
+    def script(self) -> str:
+        """A script that reproduces this result against this app."""
+        return ("from gradio_client import Client, handle_file\n"
+                "client = Client(\"http://127.0.0.1:7860/\")  # this app's URL\n" + self.code())
+
     def markdown(self) -> str:
-        """The notes' last lines: a script that reproduces this result against this app."""
+        """The notes' last lines: :meth:`script`, explained."""
         return ("**Reproduce** with `gradio_client` (every argument as used here, seeds included; put your own "
-                "files in place of the file names):\n"
-                "```python\nfrom gradio_client import Client, handle_file\n"
-                "client = Client(\"http://127.0.0.1:7860/\")  # this app's URL\n"
-                f"{self.code()}\n```")
+                f"files in place of the file names):\n```python\n{self.script()}\n```")
 
     def stamp(self, image: Image.Image, parameters: bool = True) -> Image.Image:
         """Store the call in ``image``'s PNG text (``gradio_client``; also ``parameters`` if asked)."""

@@ -4,7 +4,8 @@ Send a tiny square face (8-64 px), or a photo: its face is then found, aligned a
 first ("downscale, then recover"). Every restart is one candidate face; all of them match the
 input pixels and none of them is the real person. Run: ``python apps/pulse/app.py``.
 API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, stylegan2_search) ->
-(current/best HR face, HR faces, input vs downscaled faces, summary, details JSON, seed used).
+(current/best HR face, HR faces, input vs downscaled faces, summary, details JSON, seed used);
+``/read_pulse_parameters`` (a result PNG) -> the settings it was made with.
 """
 
 import secrets
@@ -19,7 +20,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from core import images, ui
+from core import images, reproduce, ui
 from core.pipelines import pulse
 from core.weights import availability, load_model
 
@@ -67,10 +68,22 @@ def shown(image: Image.Image, side: int = 128) -> Image.Image:
 @ui.gpu(duration=gpu_seconds)
 def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
              face=0, stylegan2_search="256+1024", request: gr.Request = None, progress=gr.Progress()):
-    """Find `samples` high-resolution faces that downscale to the input face (size x size) within eps.
-    seed=-1 picks a random seed; face=0 asks when the photo has several faces (1 = the most confident).
-    stylegan2_search: "256+1024" (search the 256 px intermediate RGB, refine at 1024 px for the last 10% of the
-    steps), "256" (render 1024 px once at the end) or "1024"; the reported L2 is always that of the 1024 px face."""
+    """PULSE: search a face generator for high-resolution faces that downscale to a tiny input face (invented faces, not the person).
+
+    Args:
+        image: a tiny square face (8-64 px) or a photo with a face, which is then found, aligned and downscaled (an http(s) URL or a base64 data URL when called as a tool).
+        generator: the "Generator" menu: dcgan.faces64 (64 px faces, offline) or stylegan2.ffhq1024 (1024 px faces).
+        size: "Input size (px)": 8, 16, 32 or 64; the face is downscaled to size x size (below the generator's size, dividing it).
+        steps: "Steps" of the latent search (10-500).
+        eps: success when the L2 error between the downscaled face and the input is at most eps (1e-6 to 0.5).
+        samples: "Samples": restarts run as one batch, one candidate face each (1-8).
+        seed: "Seed"; -1 picks a random one (the seed used is returned and in the notes).
+        face: "Face in a group photo": 0 asks when the photo has several faces, 1 = the most confident, 2 = the next...
+        stylegan2_search: StyleGAN2 search resolution: 256+1024 (256 px, refine at 1024 px for the last 10% of the steps), 256 (render 1024 px once) or 1024; the reported L2 is always that of the 1024 px face.
+
+    Returns:
+        the best face (PNG with the settings in its metadata), all faces best first, the input next to each face downscaled, a summary ending with the gradio_client call that reproduces it, details (JSON: L2 and success per face), and the seed used.
+    """
     if image is None:
         raise ValueError("Upload a face: a tiny square face (8-64 px) or a photo with a face.")
     if generator not in GENERATORS:
@@ -102,15 +115,18 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     finally:
         _stop_flags.pop(session, None)
     result = event
-    faces = [(pulse.unit_to_pil(s.image), f"restart {s.restart}: L2 {s.l2:.2e}, {'' if s.success else 'NOT '}"
-              "within eps") for s in result.samples]
+    call = reproduce.Call("/upsample", {**reproduce.files("image"), "generator": generator, "size": size,
+                                        "steps": int(steps), "eps": float(eps), "samples": int(samples), "seed": seed,
+                                        "face": int(face or 0), "stylegan2_search": stylegan2_search})
+    faces = [(call.stamp(pulse.unit_to_pil(s.image)), f"restart {s.restart}: L2 {s.l2:.2e}, "
+              f"{'' if s.success else 'NOT '}within eps") for s in result.samples]
     compared = inputs + [(shown(pulse.unit_to_pil(s.downscaled)), f"restart {s.restart} downscaled")
                          for s in result.samples]
     details = {"success": result.success, "seed": seed, "eps": result.eps, "steps": result.steps,
                "seconds": round(result.seconds, 2), "generator": generator, "input": low.note,
                "samples": [{"restart": s.restart, "l2": s.l2, "success": s.success, "start_l2": s.start_l2,
                             "first_success_step": s.first_success_step} for s in result.samples]}
-    summary = ("" if result.success else "**No face within eps.** ") + f"{low.note} {result.message}"
+    summary = ("" if result.success else "**No face within eps.** ") + f"{low.note} {result.message}\n\n{call.markdown()}"
     yield faces[0][0], faces, compared, summary, details, seed
 
 
@@ -142,6 +158,9 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                     seed = ui.Number(-1, precision=0, label="Seed (-1 = random)")
                     face = ui.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
                 search = gr.Radio(SEARCH_LABELS, value="256+1024", label="StyleGAN2 search resolution")
+            ui.reuse_settings("read_pulse_parameters", ("upsample",),
+                              {"generator": generator, "size": size, "steps": steps, "eps": eps, "samples": samples,
+                               "seed": seed, "face": face, "stylegan2_search": search})
         with gr.Column():
             current = gr.Image(label="Leading restart while searching, then the best face", format="png",
                                type="pil", height=280)
