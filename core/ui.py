@@ -37,7 +37,7 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
 
 
 # Measured in bench/RESULTS.md ("What an image costs to ship"): PNG level 1 encodes ~3x faster than
-# PIL's default level 6 for ~3% more bytes; previews are JPEG (q90), ~100x faster than PNG.
+# PIL's default level 6 for ~3% more bytes; previews are JPEG (q90, 4:4:4), ~100x faster than PNG.
 PNG_COMPRESS_LEVEL = 1
 JPEG_QUALITY = 90
 # Before/after sliders and other previews: JPEG at display size; the result itself is a full PNG.
@@ -56,7 +56,7 @@ def encode_image(img, format: str = "png") -> bytes:
         options = {"pnginfo": processing_utils.get_pil_metadata(img), "compress_level": PNG_COMPRESS_LEVEL}
     elif kind in ("jpeg", "jpg"):
         img = img if img.mode in ("RGB", "L") else img.convert("RGB")
-        options = {"quality": JPEG_QUALITY}
+        options = {"quality": JPEG_QUALITY, "subsampling": 0}  # 4:4:4: colour edges stay sharp
     else:
         return processing_utils.encode_pil_to_bytes(img, format)
     with io.BytesIO() as out:
@@ -78,6 +78,29 @@ def _install_atomic_image_cache() -> None:
 
 
 _install_atomic_image_cache()
+
+
+def _install_mcp_multiple_outputs_fix() -> None:
+    """gradio 6.31's MCP server, on a call without a progress token, wraps a multi-output endpoint's
+    whole result tuple as one output: the client gets one text blob of server paths instead of the
+    images (base64) and texts. Split the tuple into its outputs, as the progress path already does."""
+    try:
+        from gradio.mcp import GradioMCPServer
+    except ImportError:  # gradio without the mcp extra
+        return
+    original = GradioMCPServer._execute_tool_without_progress
+    if getattr(original, "splits_outputs", False):
+        return
+
+    async def execute_without_progress(self, job):
+        outputs = await original(self, job)
+        return list(outputs[0]) if len(outputs) == 1 and isinstance(outputs[0], tuple) else outputs
+
+    execute_without_progress.splits_outputs = True
+    GradioMCPServer._execute_tool_without_progress = execute_without_progress
+
+
+_install_mcp_multiple_outputs_fix()
 
 # Every public endpoint is also an MCP tool (streamable HTTP at <app URL>/gradio_api/mcp/), unless
 # GRADIO_MCP_SERVER=False; gradio's own variable, here on by default.
@@ -159,6 +182,22 @@ class Number(gr.Number):
 
     def preprocess(self, payload):
         return None if payload is None else super().preprocess(_checked_number(self, payload))
+
+
+class Radio(gr.Radio):
+    """``gr.Radio`` whose API schema types its choices: gradio 6.31 says ``"type": "string"`` even for
+    numbers, so MCP clients (which validate arguments against the schema) cannot send any value."""
+
+    is_template = True
+
+    def api_info(self) -> dict:
+        info = super().api_info()
+        values = [value for _, value in self.choices]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            info["type"] = "integer"
+        elif values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            info["type"] = "number"
+        return info
 
 
 def model_card_markdown(model_ids: Iterable[str]) -> str:

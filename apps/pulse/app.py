@@ -144,7 +144,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             image = ui.ImageInput(label="Tiny face (8-64 px, square) or a photo with a face", height=280)
             generator = gr.Dropdown([(label, m) for m, label in GENERATORS.items()], value="dcgan.faces64",
                                     label="Generator")
-            size = gr.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
+            size = ui.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
             with gr.Row():
                 run = gr.Button("Upsample", variant="primary")
                 finish = gr.Button("Finish now")
