@@ -36,7 +36,7 @@ def _interleaved_medians(first, second, repeats):
     """Medians of two calls timed alternately, so that load on this small machine hits both alike."""
     first(), second()  # warm-up (model load, first-shape costs)
     times = ([], [])
-    for _ in range(max(repeats, 7)):
+    for _ in range(max(repeats, 3)):
         for fn, bucket in zip((first, second), times):
             start = time.perf_counter()
             fn()
@@ -92,8 +92,9 @@ def _handler(demo, api_name):
     return next(f.fn for f in demo.fns.values() if f.api_name == api_name.lstrip("/"))
 
 
-def rows(repeats: int = 3, results: list | None = None) -> list[str]:
-    """Markdown rows; ``results`` (if given) receives (label, direct seconds, round-trip seconds)."""
+def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = ()) -> list[str]:
+    """Markdown rows; ``results`` (if given) receives (label, direct seconds, round-trip seconds);
+    ``only``: run just the cases whose label contains one of these strings."""
     from gradio_client import handle_file
 
     from core.images import load_image
@@ -103,11 +104,12 @@ def rows(repeats: int = 3, results: list | None = None) -> list[str]:
     out = ["## Gradio round trip vs direct call (every app's main endpoint)", "",
            "Direct: the app's handler in this process on the decoded inputs; round trip: the same call through "
            "`gradio_client` on 127.0.0.1 (upload, queue, encoding of every output, download). Medians of "
-           f"{max(repeats, 7)} calls timed alternately.", "",
+           f"{max(repeats, 3)} calls each, timed alternately.", "",
            "| call | direct (handler) | through gradio_client | ratio |", "|---|---|---|---|"]
     by_app: dict[str, list] = {}
     for case in cases():
-        by_app.setdefault(case[1], []).append(case)
+        if not only or any(o in case[0] for o in only):
+            by_app.setdefault(case[1], []).append(case)
     for app, app_cases in by_app.items():
         demo = importlib.import_module(f"apps.{app}.app").demo
         with live_client(demo) as client:
@@ -193,4 +195,10 @@ def floor_rows(repeats: int = 3) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(rows()))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=(), help="run the cases whose label contains one of these")
+    args = parser.parse_args()
+    print("\n".join(rows(args.repeats, only=tuple(args.only))))
