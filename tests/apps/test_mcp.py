@@ -129,6 +129,15 @@ def _check_user_error(url, astronaut):
     assert "The mask covers the whole image" in result.content[0].text
 
 
+def test_standalone_app_answers_health(app_url):
+    import json
+    import urllib.request
+
+    report = json.loads(urllib.request.urlopen(app_url + "/health").read())
+    assert list(report["apps"]) == ["inpaint"] and report["apps"]["inpaint"]["title"] == "Inpainting"
+    assert set(report["apps"]["inpaint"]["models"]) == {"lama.big_lama"}
+
+
 def test_app_lists_its_tools_with_argument_schemas(app_url):
     _check_tools(_list_tools(app_url + "/gradio_api/mcp/"))
 

@@ -22,7 +22,7 @@ def live_client(demo, max_size: int = 16):
 
     demo.queue(max_size=max_size)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                            quiet=True, **ui.LAUNCH_KWARGS)
+                            quiet=True, app_kwargs=ui.app_kwargs(demo), **ui.LAUNCH_KWARGS)  # as ui.launch does
     with tempfile.TemporaryDirectory() as downloads:
         client = Client(url, verbose=False, download_files=downloads, analytics_enabled=False)
         try:
