@@ -372,15 +372,18 @@ def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
 def app_kwargs(demo: gr.Blocks) -> dict:
     """``app_kwargs`` for launch() / mount_gradio_app(): the app's ``GET /health`` (``core.health``).
 
-    The app's module is the one whose ``demo`` is ``demo`` (it holds ``TITLE`` and ``MODEL_IDS``)."""
+    The app's module is the one whose ``demo`` is ``demo`` (it holds ``TITLE`` and ``MODEL_IDS``); any other
+    Blocks gets no extra route."""
     import sys
 
     from fastapi.routing import APIRoute
 
     from core import health
 
-    module = next(m for m in list(sys.modules.values())
-                  if getattr(m, "demo", None) is demo and hasattr(m, "MODEL_IDS") and hasattr(m, "TITLE"))
+    module = next((m for m in list(sys.modules.values())
+                   if getattr(m, "demo", None) is demo and hasattr(m, "MODEL_IDS") and hasattr(m, "TITLE")), None)
+    if module is None:  # a Blocks that is not one of the apps: no health route
+        return {}
     name = Path(module.__file__).parent.name  # apps/<name>/app.py, also when run as __main__
 
     def app_health() -> dict:
