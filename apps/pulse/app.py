@@ -11,6 +11,7 @@ API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, sty
 import secrets
 import sys
 import threading
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -34,6 +35,7 @@ DESCRIPTION = (
 GENERATORS = {"dcgan.faces64": "DCGAN 64 px faces (offline)", "stylegan2.ffhq1024": "StyleGAN2 FFHQ 1024 px"}
 MODEL_IDS = list(GENERATORS)
 EXAMPLES = Path(__file__).parent / "examples"
+PREVIEW_INTERVAL = 0.25  # seconds between streamed previews (the first one is shown at once)
 EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
 _stop_flags: dict[str, threading.Event] = {}  # session -> "finish now" flag
 # StyleGAN2 search resolution: (search px, fraction of the steps refined at full resolution)
@@ -103,12 +105,16 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     session = request.session_hash if request is not None else ""
     stop_flag = _stop_flags[session] = threading.Event()
     inputs = [(shown(low.image), f"input {size}x{size}")] + ([(low.aligned, "aligned face")] if low.aligned else [])
+    shown_at = -PREVIEW_INTERVAL
     try:
         for event in pulse.pulse_iter(adapter, low.tensor, steps=int(steps), eps=float(eps), restarts=int(samples),
                                       seed=seed, preview_every=1 if adapter.search_size > 64 else 5,
                                       should_stop=stop_flag.is_set, refine_steps=round(refine * int(steps))):
             if isinstance(event, pulse.PulseProgress):
                 progress((event.step, event.steps), desc="Searching", unit="steps")
+                if time.monotonic() - shown_at < PREVIEW_INTERVAL:
+                    continue  # each preview is an image to encode and ship: a few per second are enough
+                shown_at = time.monotonic()
                 status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
                           f"(eps {float(eps):g}).")
                 yield pulse.unit_to_pil(event.preview), gr.skip(), gr.skip(), status, gr.skip(), seed
