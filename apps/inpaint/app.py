@@ -43,20 +43,12 @@ STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole i
 @ui.heavy
 @ui.gpu(duration=60)
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128):
-    """Remove an object or fill a hole: the white pixels of the mask are replaced, every other pixel is kept.
-
-    Args:
-        image: the photo (an http(s) URL or a base64 data URL when called as a tool).
-        mask: the "Mask (white = hole)" image, any size with the photo's proportions (nearest-neighbour).
-        method: "Method": auto (MI-GAN, else LaMa if downloaded, else Telea), migan, lama, telea or ns (offline).
-        dilation: "Mask dilation (px)": grow the hole to cover the object's edges and shadow (0-64).
-        strategy: "High resolution" strategy: crop (a crop around the mask) or full (the whole image).
-        working_size: "Working size (px)": larger crops are inpainted downscaled, then pasted back.
-        margin: "Context margin around the mask (px)" given to the model.
-    """
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
     return reproduce.with_call(reproduce.Call("/inpaint", {**reproduce.files("image", "mask"), **settings}),
                                api.inpaint_outputs(image, mask, notify=gr.Warning, **settings))
+
+
+inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
 
 
 @ui.user_errors
