@@ -74,8 +74,9 @@ def test_a_result_png_gives_the_settings_it_was_made_with_back(name, tmp_path):
     endpoints = demo.get_api_info()["named_endpoints"]
     (reader,) = [e for e in endpoints if e.startswith("/read_") and e.endswith("_parameters")]
     reader_fn = next(f for f in demo.fns.values() if f.api_name == reader[1:])
-    targets = [f for f in demo.fns.values() if f.api_name and f.api_name.startswith(("inpaint", "translate",
-               "upsample", "swap", "sketch_to_photo"))]
+    targets = [f for f in demo.fns.values() if f.api_name in ("inpaint", "translate", "upsample", "swap",
+                                                               "sketch_to_photo", "sketch_to_photo_pad")]
+    assert targets
     for target in targets:
         parameters = endpoints["/" + target.api_name]["parameters"]
         by_component = {id(c): p["parameter_name"] for c, p in zip(target.inputs, parameters)}
