@@ -1,5 +1,6 @@
 """Every app in one process: each app's ``demo`` mounted at ``/<name>/`` on one FastAPI server,
-sharing one model cache (``core.cache.MODEL_CACHE``), plus a landing page at ``/``.
+sharing one model cache (``core.cache.MODEL_CACHE``), plus a status page at ``/`` and ``GET /health``.
+An app whose module fails to import is shown as failed; the others are served.
 
 Run: python -m apps.hub   (or python apps/hub.py; same flags as a single app)
 """
@@ -20,17 +21,34 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
 from apps import APP_NAMES
-from core import ui
-from core.weights import availability, get_entry
+from core import health, ui
+from core.weights import get_entry
 
 
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            b'fill="#4f46e5"/><text x="8" y="12" font-size="10" text-anchor="middle" fill="white">G</text></svg>')
 
 
-def load_apps(names=APP_NAMES) -> dict:
-    """Import each ``apps.<name>.app`` module (cheap: apps load their models lazily)."""
-    return {name: importlib.import_module(f"apps.{name}.app") for name in names}
+def load_apps(modules: dict[str, str]) -> tuple[dict, dict]:
+    """Import each app module (cheap: apps load their models lazily): (name -> module, name -> error).
+
+    An app whose module fails to import is reported, not fatal: the hub serves the others."""
+    loaded, failed = {}, {}
+    for name, module_name in modules.items():
+        try:
+            loaded[name] = importlib.import_module(module_name)
+        except Exception as e:  # any import-time error of one app must not take the hub down
+            failed[name] = f"{type(e).__name__}: {e}"
+            print(f"GAN Demo Hub: the {name} app failed to load ({failed[name]}); serving the others.",
+                  file=sys.stderr, flush=True)
+    return loaded, failed
+
+
+def statuses(apps: dict, failed: dict) -> dict:
+    """name -> ``core.health.app_status``, in the hub's order."""
+    out = {name: health.app_status(module) for name, module in apps.items()}
+    out.update({name: health.app_status(error=error) for name, error in failed.items()})
+    return out
 
 
 def _inline_markdown(text: str) -> str:
@@ -40,38 +58,67 @@ def _inline_markdown(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", escaped)
 
 
-def landing_page(apps: dict) -> str:
+STATE_LABELS = {health.READY: "ready", health.WEIGHTS_MISSING: "weights missing", health.FAILED: "failed to load"}
+
+
+def _model_rows(status: dict) -> str:
+    rows = []
+    for model_id, info in status["models"].items():
+        entry = get_entry(model_id)
+        state = "weights here" if info["weights_present"] else "weights missing"
+        rows.append(f"<li><b>{html.escape(entry.title)}</b> (<code>{html.escape(model_id)}</code>) &middot; "
+                    f"{html.escape(entry.license)} &middot; {state} &middot; {html.escape(info['precision'])}</li>")
+    return "".join(rows)
+
+
+def landing_page(apps: dict, failed: dict | None = None) -> str:
+    """The status page: per app ready / weights missing (and the command that fetches them) / failed."""
     cards = []
-    for name, module in apps.items():
-        rows = []
-        for model_id in getattr(module, "MODEL_IDS", []):
-            entry = get_entry(model_id)
-            available, _ = availability(model_id)
-            state = "weights here" if available else f"weights missing: <code>python -m core.weights fetch {model_id}</code>"
-            rows.append(f"<li><b>{html.escape(entry.title)}</b> &middot; {html.escape(entry.license)} &middot; {state}</li>")
+    for name, status in statuses(apps, failed or {}).items():
+        state = status["status"]
+        badge = f'<span class="state {state.replace(" ", "-")}">{STATE_LABELS[state]}</span>'
+        if state == health.FAILED:
+            cards.append(f"<section><h2>{html.escape(name)} {badge}</h2>"
+                         f"<p>This app did not load: <code>{html.escape(status['reason'])}</code>. "
+                         "The other apps are served.</p></section>")
+            continue
+        module = apps[name]
+        fetch = (f"<p>Fetch the missing weights (the models that are here work now): "
+                 f"<code>{html.escape(status['fetch'])}</code></p>" if "fetch" in status else "")
+        queue = status["queue"]
         cards.append(
-            f'<section><h2><a href="{name}/">{html.escape(module.TITLE)}</a></h2>'
-            f"<p>{_inline_markdown(module.DESCRIPTION)}</p><ul>{''.join(rows)}</ul></section>"
+            f'<section><h2><a href="{name}/">{html.escape(module.TITLE)}</a> {badge}</h2>'
+            f"<p>{_inline_markdown(module.DESCRIPTION)}</p>{fetch}<ul>{_model_rows(status)}</ul>"
+            f"<p class='meta'>Queue: {queue['waiting']} waiting, {queue['running']} running &middot; "
+            f"MCP: <code>{name}/gradio_api/mcp/</code> &middot; <a href='{name}/health'>health</a></p></section>"
         )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'><link rel='icon' href='data:,'><title>GAN Demo Hub</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem;line-height:1.45}"
         "section{border:1px solid #ddd;border-radius:8px;padding:.5rem 1rem;margin:1rem 0}"
-        "code{background:#f4f4f4;padding:0 .2rem}</style></head><body>"
-        "<h1>GAN Demo Hub</h1><p>Classic GAN research, one narrow app each. Click a title to open the app.</p>"
+        "code{background:#f4f4f4;padding:0 .2rem}.meta{color:#555;font-size:.9em}"
+        ".state{font-size:.6em;padding:.1rem .5rem;border-radius:1rem;vertical-align:middle;color:#fff}"
+        ".ready{background:#15803d}.weights-missing{background:#b45309}.failed{background:#b91c1c}</style></head><body>"
+        "<h1>GAN Demo Hub</h1><p>Classic GAN research, one narrow app each. Click a title to open the app; "
+        "<a href='health'>/health</a> has the same status as JSON.</p>"
         + "".join(cards)
         + "</body></html>"
     )
 
 
-def create_app(names=APP_NAMES) -> FastAPI:
-    apps = load_apps(names)
+def create_app(modules: dict[str, str] | None = None) -> FastAPI:
+    """The hub: ``modules`` (name -> module path; default every ``apps.<name>.app``) mounted at ``/<name>/``."""
+    apps, failed = load_apps(modules or {name: f"apps.{name}.app" for name in APP_NAMES})
     server = FastAPI(title="GAN Demo Hub")
 
     @server.get("/", response_class=HTMLResponse)
     def index() -> str:
-        return landing_page(apps)
+        return landing_page(apps, failed)
+
+    @server.get("/health")
+    def hub_health() -> dict:
+        return health.report(statuses(apps, failed))
 
     @server.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
@@ -79,7 +126,8 @@ def create_app(names=APP_NAMES) -> FastAPI:
 
     for name, module in apps.items():
         module.demo.queue(max_size=ui.QUEUE_MAX_SIZE)
-        gr.mount_gradio_app(server, module.demo, path=f"/{name}", show_error=False, **ui.LAUNCH_KWARGS)
+        gr.mount_gradio_app(server, module.demo, path=f"/{name}", show_error=False,
+                            app_kwargs=ui.app_kwargs(module.demo), **ui.LAUNCH_KWARGS)
     return server
 
 

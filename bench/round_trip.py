@@ -1,11 +1,16 @@
-"""Gradio round trip next to the direct call, for the offline models (used by bench/run.py).
+"""Gradio round trip next to the direct call, for every app's main endpoint (used by bench/run.py).
 
-The same photo through ``core`` directly and through the app's API with gradio_client on a
-loopback server; the difference is upload, queue, pre/post-processing (PNG encode) and download.
+Direct: the app's handler called in this process on the decoded inputs (what gradio hands it).
+Round trip: the same arguments through gradio_client against the app on a loopback server; the
+difference is upload, queue, pre/post-processing (image encoding) and download. Also: what an
+image costs to encode (the PNG compress level and the preview format are chosen from it) and
+gradio's own floor around handlers that do no work.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import statistics
 import sys
 import tempfile
@@ -14,6 +19,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+APPS = REPO_ROOT / "apps"
 
 
 def _median(fn, repeats):
@@ -30,7 +36,7 @@ def _interleaved_medians(first, second, repeats):
     """Medians of two calls timed alternately, so that load on this small machine hits both alike."""
     first(), second()  # warm-up (model load, first-shape costs)
     times = ([], [])
-    for _ in range(max(repeats, 7)):
+    for _ in range(max(repeats, 3)):
         for fn, bucket in zip((first, second), times):
             start = time.perf_counter()
             fn()
@@ -38,42 +44,133 @@ def _interleaved_medians(first, second, repeats):
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def rows(repeats: int = 3, results: list | None = None) -> list[str]:
-    """Markdown rows; ``results`` (if given) receives (label, direct seconds, round-trip seconds)."""
+def _drain(result):
+    """A streaming handler's last yield (what a client's predict() returns), or a plain result."""
+    if hasattr(result, "__next__"):
+        last = None
+        for last in result:
+            pass
+        return last
+    return result
+
+
+def cases():
+    """(label, app, api name, {argument: value}, names of the image arguments, model needed) per main endpoint."""
+    inpaint, season = APPS / "inpaint" / "examples", APPS / "season" / "examples"
+    return [
+        ("inpaint, Telea, 512x512 photo", "inpaint", "/inpaint",
+         {"image": inpaint / "astronaut.jpg", "mask": inpaint / "astronaut_mask.png", "method": "telea"}, None),
+        ("inpaint, LaMa, 512x512 photo", "inpaint", "/inpaint",
+         {"image": inpaint / "astronaut.jpg", "mask": inpaint / "astronaut_mask.png", "method": "lama"},
+         "lama.big_lama"),
+        ("sketch2photo, edges -> faces, 4 variations", "sketch2photo", "/sketch_to_photo",
+         {"sketch": APPS / "sketch2photo" / "examples" / "face_sketch_1.png"}, "pix2pix.edges2faces64"),
+        ("season, vintage, fast mode, 451x300 photo", "season", "/translate",
+         {"image": season / "chelsea.jpg", "model_id": "cyclegan.vintage", "mode": "resize"}, "cyclegan.vintage"),
+        ("season, vintage, full resolution, 451x300 photo", "season", "/translate",
+         {"image": season / "chelsea.jpg", "model_id": "cyclegan.vintage", "mode": "tiled"}, "cyclegan.vintage"),
+        ("season, vintage, full resolution, 640x427 photo", "season", "/translate",
+         {"image": season / "rocket.jpg", "model_id": "cyclegan.vintage", "mode": "tiled"}, "cyclegan.vintage"),
+        ("pulse, DCGAN, 16 px face, 100 steps x 4", "pulse", "/upsample",
+         {"image": APPS / "pulse" / "examples" / "dcgan_face_16.png", "size": 16, "seed": 1}, "dcgan.faces64"),
+        ("glasses, two photos", "glasses", "/swap",
+         {"image_a": APPS / "glasses" / "examples" / "a_photo_glasses.jpg",
+          "image_b": APPS / "glasses" / "examples" / "b_photo.jpg"}, "genegan.eyeglasses64"),
+        ("text2image, SD-Turbo, 1 step, 512x512", "text2image", "/generate",
+         {"model": "diffusers.sd_turbo", "prompt": "a lighthouse on a cliff at sunset", "steps": 1, "guidance": 0,
+          "seed": 1}, "diffusers.sd_turbo"),
+    ]
+
+
+def _arguments(demo, api_name, given):
+    """Every parameter of the endpoint in order: the given values, else the UI's defaults."""
+    parameters = demo.get_api_info()["named_endpoints"][api_name]["parameters"]
+    return {p["parameter_name"]: given.get(p["parameter_name"], p.get("parameter_default")) for p in parameters}
+
+
+def _handler(demo, api_name):
+    return next(f.fn for f in demo.fns.values() if f.api_name == api_name.lstrip("/"))
+
+
+def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = ()) -> list[str]:
+    """Markdown rows; ``results`` (if given) receives (label, direct seconds, round-trip seconds);
+    ``only``: run just the cases whose label contains one of these strings."""
     from gradio_client import handle_file
 
-    from apps.season.app import demo
     from core.images import load_image
-    from core.pipelines.translate import translate_photo
+    from core.weights import availability
     from tests.support.live import live_client
 
-    photo = REPO_ROOT / "apps" / "season" / "examples" / "chelsea.jpg"
-    out = ["## Gradio round trip vs direct call", "",
-           "| call | direct (core) | through gradio_client | ratio |", "|---|---|---|---|"]
-    cases = [("season, vintage, fast mode, 451x300 photo", "resize"), ("season, vintage, full resolution", "tiled")]
-    with live_client(demo) as client:
-        for label, mode in cases:
-            direct_call = lambda: translate_photo("cyclegan.vintage", load_image(photo), mode=mode)  # noqa: E731
-            api_call = lambda: client.predict(handle_file(str(photo)), model_id="cyclegan.vintage",  # noqa: E731
-                                              mode=mode, api_name="/translate")
-            direct, api = _interleaved_medians(direct_call, api_call, repeats)
-            out.append(f"| {label} | {direct:.2f} s | {api:.2f} s | {api / direct:.2f}x |")
-            if results is not None:
-                results.append((label, direct, api))
-            print(out[-1], flush=True)
-    return out + ["", *floor_rows(repeats), ""]
+    out = ["## Gradio round trip vs direct call (every app's main endpoint)", "",
+           "Direct: the app's handler in this process on the decoded inputs; round trip: the same call through "
+           "`gradio_client` on 127.0.0.1 (upload, queue, encoding of every output, download). Medians of "
+           f"{max(repeats, 3)} calls each, timed alternately.", "",
+           "| call | direct (handler) | through gradio_client | ratio |", "|---|---|---|---|"]
+    by_app: dict[str, list] = {}
+    for case in cases():
+        if not only or any(o in case[0] for o in only):
+            by_app.setdefault(case[1], []).append(case)
+    for app, app_cases in by_app.items():
+        demo = importlib.import_module(f"apps.{app}.app").demo
+        with live_client(demo) as client:
+            for label, _, api_name, given, model_id in app_cases:
+                if model_id and not availability(model_id)[0]:
+                    out.append(f"| {label} | weights absent (`python -m core.weights fetch {model_id}`) | | |")
+                    continue
+                arguments = _arguments(demo, api_name, given)
+                files = [k for k, v in arguments.items() if isinstance(v, Path)]
+                handler = _handler(demo, api_name)
+
+                def direct(arguments=arguments, files=files, handler=handler):
+                    decoded = {k: load_image(v, keep_alpha=(k == "mask")) if k in files else v
+                               for k, v in arguments.items()}
+                    return _drain(handler(**decoded))
+
+                def api(arguments=arguments, files=files, api_name=api_name):
+                    sent = {k: handle_file(str(v)) if k in files else v for k, v in arguments.items()}
+                    return client.predict(**sent, api_name=api_name)
+
+                direct_s, api_s = _interleaved_medians(direct, api, repeats)
+                out.append(f"| {label} | {direct_s:.2f} s | {api_s:.2f} s | {api_s / direct_s:.2f}x |")
+                if results is not None:
+                    results.append((label, direct_s, api_s))
+                print(out[-1], flush=True)
+    return out + ["", *encode_rows(), "", *floor_rows(repeats), ""]
+
+
+def encode_rows(repeats: int = 5) -> list[str]:
+    """What an output image costs to encode: PNG per compress level, and the JPEG previews."""
+    from PIL import Image
+
+    from core import ui
+
+    photo = Image.open(APPS / "season" / "examples" / "rocket.jpg").convert("RGB")
+    out = [f"What an image costs to ship ({photo.width}x{photo.height} photo; the apps serve results as PNG at "
+           f"level {ui.PNG_COMPRESS_LEVEL} and previews as JPEG q{ui.JPEG_QUALITY} 4:4:4):", "",
+           "| encoding | encode | bytes |", "|---|---|---|"]
+    for label, save in [(f"PNG level {level}" + (" (PIL's default)" if level == 6 else ""),
+                         lambda b, level=level: photo.save(b, "png", compress_level=level)) for level in (0, 1, 3, 6)] + [
+            (f"JPEG q{ui.JPEG_QUALITY} 4:4:4 (previews)", lambda b: b.write(ui.encode_image(photo, "jpeg")))]:
+        def encode(save=save):
+            buffer = io.BytesIO()
+            save(buffer)
+            return buffer
+
+        seconds = _median(encode, repeats)
+        out.append(f"| {label} | {seconds * 1000:.1f} ms | {len(encode().getvalue()) / 1000:.0f} KB |")
+        print(out[-1], flush=True)
+    return out
 
 
 def floor_rows(repeats: int = 3) -> list[str]:
     """What gradio_client costs around a handler that does no work: the round trip's floor."""
     import gradio as gr
-    import numpy as np
     from gradio_client import handle_file
     from PIL import Image
 
     from tests.support.live import live_client
 
-    photo = Image.open(REPO_ROOT / "apps" / "season" / "examples" / "chelsea.jpg").convert("RGB")
+    photo = Image.open(APPS / "season" / "examples" / "chelsea.jpg").convert("RGB")
     with gr.Blocks() as demo:
         number, same = gr.Number(), gr.Number()
         number.change(lambda x: x, number, same, api_name="echo")
@@ -84,7 +181,7 @@ def floor_rows(repeats: int = 3) -> list[str]:
     path = Path(tempfile.mkdtemp()) / "photo.png"
     photo.save(path)
     out = [f"Floor: the same client and server around handlers that do no work ({photo.width}x{photo.height} "
-           "photo, PNG outputs like the apps'); the season app returns three images (before/after and the PNG).", "",
+           "photo, PNG outputs encoded as the apps encode them).", "",
            "| handler | round trip |", "|---|---|"]
     with live_client(demo) as client:
         cases = [("a number in, the same number out", "/echo", (1,)),
@@ -98,4 +195,10 @@ def floor_rows(repeats: int = 3) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(rows()))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=(), help="run the cases whose label contains one of these")
+    args = parser.parse_args()
+    print("\n".join(rows(args.repeats, only=tuple(args.only))))

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core.models as registry  # noqa: E402
-from core.device import tune_allocator  # noqa: E402
+from core.device import cpu_has_native_bfloat16, tune_allocator  # noqa: E402
 
 # name -> (arch, config, input builder, note). Standard sizes of the published checkpoints.
 GENERATORS = {
@@ -132,8 +132,9 @@ def adopted_channels_last(name: str) -> bool:
                for e in load_manifest().values())
 
 
-def generator_rows(repeats: int, peak: float, bf16_peak: float, quick: bool,
+def generator_rows(repeats: int, peak: float, bf16_peak: float | None, quick: bool,
                    default_malloc: dict[str, float]) -> list[str]:
+    """One row per generator; bfloat16 is timed only when ``bf16_peak`` is given (a CPU with native bf16)."""
     rows = []
     for name in GENERATORS:
         model, run, note = build_case(name)
@@ -153,10 +154,12 @@ def generator_rows(repeats: int, peak: float, bf16_peak: float, quick: bool,
             reference = run()
             if adopted:  # bfloat16 is then timed in the layout the apps use
                 model.to(memory_format=torch.channels_last)
+            bf16_error, bf16 = None, None
             try:
-                bf16_error = _max_error(run, reference)
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    bf16 = statistics.median(timed(run, reps))
+                if bf16_peak is not None:
+                    bf16_error = _max_error(run, reference)
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        bf16 = statistics.median(timed(run, reps))
             except (RuntimeError, TypeError) as e:  # an op without a bf16 CPU kernel
                 bf16_error, bf16 = None, None
                 note = f"{note}; bf16 failed: {type(e).__name__}"
@@ -167,7 +170,7 @@ def generator_rows(repeats: int, peak: float, bf16_peak: float, quick: bool,
         CHECKS.append((f"convolutional generators at >= {EFFICIENCY_TARGET:.0f}% of the fp32 convolution peak",
                        f"{name}: {100 * gflops / peak:.0f}%", 100 * gflops / peak >= EFFICIENCY_TARGET))
         cl_cell = "n/a" if channels_last is None else f"{channels_last * 1000:.0f} ms"
-        bf16_cell = "n/a" if bf16 is None else (
+        bf16_cell = ("skipped (emulated here)" if bf16_peak is None else "n/a") if bf16 is None else (
             f"{bf16 * 1000:.0f} ms, {flops / bf16 / 1e9:.0f} GFLOP/s = {100 * flops / bf16 / 1e9 / bf16_peak:.0f}% "
             f"of bf16 peak (max err {bf16_error:.3f})")
         rows.append(
@@ -294,7 +297,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="one repeat each (a smoke run)")
     parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")))
+    parser.add_argument("--bfloat16", action="store_true",
+                        help="time bfloat16 even where the CPU only emulates it (very slow: AVX2 CPUs take >25 min)")
     args = parser.parse_args()
+    native_bf16 = cpu_has_native_bfloat16() or args.bfloat16
     torch.set_num_threads(args.threads)
     repeats = 1 if args.quick else args.repeats
 
@@ -302,11 +308,16 @@ def main() -> None:
     default_malloc = default_allocator_latencies(repeats, args.quick)
     tuned = tune_allocator()  # what the apps and the hub do at start (core.device.tune_allocator)
     peak, peak_shape = conv_peak(repeats)
-    bf16_peak, bf16_shape = conv_peak(repeats, bfloat16=True)
+    bf16_peak, bf16_shape = conv_peak(repeats, bfloat16=True) if native_bf16 else (None, "")
     print(f"conv peak {peak:.1f} GFLOP/s ({peak_shape}), default malloc {default_peak:.1f}; "
-          f"bf16 {bf16_peak:.1f} ({bf16_shape})", flush=True)
+          + (f"bf16 {bf16_peak:.1f} ({bf16_shape})" if native_bf16 else "bf16 skipped: not native here"), flush=True)
     generator_table = generator_rows(repeats, peak, bf16_peak, args.quick, default_malloc)
-    quality_table = bf16_quality_rows(repeats)
+    quality_table = bf16_quality_rows(repeats) if native_bf16 else [
+        "| skipped: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so the apps keep fp32 here "
+        "(`python bench/run.py --bfloat16` times the emulation anyway) | | | | | | |"]
+    bf16_summary = (f"{bf16_peak:.1f} GFLOP/s under bfloat16 autocast ({bf16_shape})" if native_bf16 else
+                    "bfloat16 **skipped**: this CPU has no native bfloat16 (AVX512-BF16 or AMX) and the apps keep fp32 "
+                    "on it (`core.device.cpu_has_native_bfloat16`)")
     load_table = load_rows(repeats)
     extra = []
     round_trip = Path(__file__).with_name("round_trip.py")
@@ -326,7 +337,7 @@ def main() -> None:
         f"Written by `python bench/run.py` on {time.strftime('%Y-%m-%d %H:%M')}: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, median of {repeats} runs.", "",
         f"Convolution peak measured in this run: **{peak:.1f} GFLOP/s** fp32 ({peak_shape}); "
-        f"{bf16_peak:.1f} GFLOP/s under bfloat16 autocast ({bf16_shape}); {default_peak:.1f} GFLOP/s fp32 "
+        f"{bf16_summary}; {default_peak:.1f} GFLOP/s fp32 "
         "with glibc's default malloc.", "",
         "## Against the targets", "",
         *[f"- {'met' if met else '**NOT met**'}: {target}: {measured}" for target, measured, met in CHECKS], "",

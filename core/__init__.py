@@ -6,6 +6,8 @@ Public entry points (imported lazily so ``python -m core.weights`` and light imp
 
 import importlib
 
+__version__ = "1.0.0"  # the hub's release, reported by GET /health
+
 __all__ = ["WeightsUnavailableError", "availability", "get_entry", "load_manifest", "load_model", "resolve"]
 
 

@@ -153,7 +153,7 @@ def _readme(name: str, meta: dict) -> str:
 def _requirements() -> str:
     kept = []
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
-        package = line.split("==")[0].strip().lower()
+        package = line.split("==")[0].split("[")[0].strip().lower()  # gradio[mcp]==X is gradio
         if package == "gradio":
             continue  # gradio comes from the front matter's sdk_version
         kept.append(line)

@@ -30,7 +30,7 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     """
     from gradio import processing_utils
 
-    data = processing_utils.encode_pil_to_bytes(img, format)
+    data = encode_image(img, format)
     folder = Path(cache_dir) / processing_utils.hash_bytes(data)
     folder.mkdir(exist_ok=True, parents=True)
     target = (folder / f"{name}.{format}").resolve()
@@ -46,6 +46,41 @@ def _save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", form
     return str(target)
 
 
+# Measured in bench/RESULTS.md ("What an image costs to ship"): PNG level 1 encodes ~3x faster than
+# PIL's default level 6 for ~3% more bytes; previews are JPEG (q90, 4:4:4), ~100x faster than PNG.
+PNG_COMPRESS_LEVEL = 1
+JPEG_QUALITY = 90
+# Before/after sliders and other previews: JPEG at display size; the result itself is a full PNG.
+PREVIEW_FORMAT, PREVIEW_SIDE = "jpeg", 1024
+
+
+def encode_image(img, format: str = "png") -> bytes:
+    """The bytes gradio serves for an output image: PNG keeps the image's text metadata (the
+    ``parameters`` and ``gradio_client`` chunks) at :data:`PNG_COMPRESS_LEVEL`; JPEG is for previews."""
+    import io
+
+    from gradio import processing_utils
+
+    kind = format.lower()
+    if kind == "png":
+        options = {"pnginfo": processing_utils.get_pil_metadata(img), "compress_level": PNG_COMPRESS_LEVEL}
+    elif kind in ("jpeg", "jpg"):
+        img = img if img.mode in ("RGB", "L") else img.convert("RGB")
+        options = {"quality": JPEG_QUALITY, "subsampling": 0}  # 4:4:4: colour edges stay sharp
+    else:
+        return processing_utils.encode_pil_to_bytes(img, format)
+    with io.BytesIO() as out:
+        img.save(out, kind.replace("jpg", "jpeg"), **options)
+        return out.getvalue()
+
+
+def preview(image):
+    """``image`` at display size (at most :data:`PREVIEW_SIDE` px), for outputs in :data:`PREVIEW_FORMAT`."""
+    from core.images import resize_max_side
+
+    return resize_max_side(image, PREVIEW_SIDE)
+
+
 def _install_atomic_image_cache() -> None:
     from gradio import processing_utils
 
@@ -54,8 +89,34 @@ def _install_atomic_image_cache() -> None:
 
 _install_atomic_image_cache()
 
+
+def _install_mcp_multiple_outputs_fix() -> None:
+    """gradio 6.31's MCP server, on a call without a progress token, wraps a multi-output endpoint's
+    whole result tuple as one output: the client gets one text blob of server paths instead of the
+    images (base64) and texts. Split the tuple into its outputs, as the progress path already does."""
+    try:
+        from gradio.mcp import GradioMCPServer
+    except ImportError:  # gradio without the mcp extra
+        return
+    original = GradioMCPServer._execute_tool_without_progress
+    if getattr(original, "splits_outputs", False):
+        return
+
+    async def execute_without_progress(self, job):
+        outputs = await original(self, job)
+        return list(outputs[0]) if len(outputs) == 1 and isinstance(outputs[0], tuple) else outputs
+
+    execute_without_progress.splits_outputs = True
+    GradioMCPServer._execute_tool_without_progress = execute_without_progress
+
+
+_install_mcp_multiple_outputs_fix()
+
+# Every public endpoint is also an MCP tool (streamable HTTP at <app URL>/gradio_api/mcp/), unless
+# GRADIO_MCP_SERVER=False; gradio's own variable, here on by default.
+MCP_SERVER = os.environ.get("GRADIO_MCP_SERVER", "True").strip().lower() not in ("0", "false", "no", "off")
 # Keyword arguments every app passes to launch() / gr.mount_gradio_app().
-LAUNCH_KWARGS = dict(max_file_size=max_upload_bytes(), footer_links=["api", "gradio", "settings"])
+LAUNCH_KWARGS = dict(max_file_size=max_upload_bytes(), footer_links=["api", "gradio", "settings"], mcp_server=MCP_SERVER)
 QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 # Every app's gr.Blocks(delete_cache=...): each hour, files gradio cached for uploads and outputs
 # that are more than an hour old are deleted, so a long-running server does not fill its disk.
@@ -197,6 +258,22 @@ def seed_field(label: str = "Seed (-1 = random)", value: int = -1, random_allowe
     """A whole-number seed field bounded to 0..MAX_SEED (and -1 for a random seed when allowed):
     the API answers an out-of-range seed with a message naming the field and the bounds."""
     return Number(value, precision=0, minimum=-1 if random_allowed else 0, maximum=MAX_SEED, label=label, **kwargs)
+
+
+class Radio(gr.Radio):
+    """``gr.Radio`` whose API schema types its choices: gradio 6.31 says ``"type": "string"`` even for
+    numbers, so MCP clients (which validate arguments against the schema) cannot send any value."""
+
+    is_template = True
+
+    def api_info(self) -> dict:
+        info = super().api_info()
+        values = [value for _, value in self.choices]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            info["type"] = "integer"
+        elif values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            info["type"] = "number"
+        return info
 
 
 def model_card_markdown(model_ids: Iterable[str]) -> str:
@@ -418,6 +495,30 @@ JOB_EVENTS = dict(concurrency_id="jobs", concurrency_limit=int(os.environ.get("G
 HEAVY_EVENTS = dict(concurrency_id="heavy", concurrency_limit=int(os.environ.get("GANHUB_DEVICE_CONCURRENCY", "1")))
 
 
+def reuse_settings(api_name: str, made_by: tuple[str, ...], settings: dict[str, gr.components.Component]) -> gr.File:
+    """A "drop a PNG made here" box: the settings stored in the PNG (``core.reproduce``) go back into the
+    ``settings`` components (parameter name -> component) for a PNG made by one of the ``made_by`` endpoints.
+    Registers ``api_name`` (an API endpoint and MCP tool) that returns those settings."""
+    from core.reproduce import read_call
+    from core.reproduce import settings as stored_settings
+
+    names = list(settings)
+
+    def read(png):
+        if not png:
+            raise ValueError("Drop a PNG made by this app to reuse its settings.")
+        values = stored_settings(read_call(png), made_by, names)
+        return tuple(gr.update() if value is None else value for value in values)
+
+    read.__name__ = api_name  # the MCP tool's name
+    read.__doc__ = (f"Read the settings stored in a PNG made by {' or '.join('/' + a for a in made_by)}.\n\n"
+                    f"Args:\n    png: a PNG returned by this app (an http(s) URL or a base64 data URL).\n\n"
+                    f"Returns:\n    the settings in this order: {', '.join(names)}")
+    box = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath", height=120)
+    box.upload(user_errors(read), box, list(settings.values()), api_name=api_name)
+    return box
+
+
 def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run a GAN Demo Hub app.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
@@ -428,6 +529,29 @@ def parse_launch_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def app_kwargs(demo: gr.Blocks) -> dict:
+    """``app_kwargs`` for launch() / mount_gradio_app(): the app's ``GET /health`` (``core.health``).
+
+    The app's module is the one whose ``demo`` is ``demo`` (it holds ``TITLE`` and ``MODEL_IDS``); any other
+    Blocks gets no extra route."""
+    import sys
+
+    from fastapi.routing import APIRoute
+
+    from core import health
+
+    module = next((m for m in list(sys.modules.values())
+                   if getattr(m, "demo", None) is demo and hasattr(m, "MODEL_IDS") and hasattr(m, "TITLE")), None)
+    if module is None:  # a Blocks that is not one of the apps: no health route
+        return {}
+    name = Path(module.__file__).parent.name  # apps/<name>/app.py, also when run as __main__
+
+    def app_health() -> dict:
+        return health.report({name: health.app_status(module)})
+
+    return {"routes": [APIRoute("/health", app_health, methods=["GET"])]}
+
+
 def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
     """Launch one app with the hub's defaults and the command-line flags."""
     from core.device import tune_allocator
@@ -435,5 +559,6 @@ def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
     args = parse_launch_args(argv)
     tune_allocator()
     demo.queue(max_size=QUEUE_MAX_SIZE).launch(
-        server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path, **LAUNCH_KWARGS
+        server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path,
+        app_kwargs=app_kwargs(demo), **LAUNCH_KWARGS
     )

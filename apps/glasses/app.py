@@ -4,8 +4,8 @@ Each photo's face is found and aligned offline (``core.faces``), GeneGAN swaps t
 of the two 64x64 crops, and by default its result only guides full-resolution edits
 (``core.glasses_photo``): A's frames are found and inpainted, and B gets A's real frames where
 GeneGAN puts glasses; every other pixel stays untouched. Run: ``python apps/glasses/app.py``.
-API: ``/swap`` (image_a, image_b, strength, blend, removal_passes) -> (b_with_glasses, a_without_glasses,
-crops, notes).
+API: ``/swap`` (image_a, image_b, strength, blend, passes) -> (b_with_glasses, a_without_glasses,
+crops, notes); ``/read_glasses_parameters`` (a result PNG) -> the settings it was made with.
 """
 
 import sys
@@ -16,7 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import ui
+from core import reproduce, ui
 
 TITLE = "Eyeglasses transfer (GeneGAN)"
 DESCRIPTION = (
@@ -41,6 +41,18 @@ BLENDS = {
 @ui.light  # two 64x64 faces: a few milliseconds of model work after face detection
 @ui.gpu(duration=30)
 def swap(image_a, image_b, strength, blend, passes=2):
+    """GeneGAN eyeglasses transfer: B wearing A's exact glasses, and A without them; only each photo's eye band changes.
+
+    Args:
+        image_a: "A: face wearing glasses": a photo with one clear, frontal face, or a 64x64 aligned face (an http(s) URL or a base64 data URL when called as a tool).
+        image_b: "B: face without glasses", the same kind of image.
+        strength: "Attribute strength": how much of A's glasses B receives, 0-1 (A keeps 1 - strength of them).
+        blend: "Blend into the photo": one of the labels "Auto (add the change to B, paste the output on A)", "Add the model's change (keeps photo detail)", "Paste the model's output (paper)".
+        passes: "Removal passes", 1-3: 1 = the paper's join(A, 0); more passes take off more of thick frames (more blur).
+
+    Returns:
+        B with A's glasses and A without glasses (PNGs with the settings in their metadata), the aligned 64x64 crops, and notes ending with the gradio_client call that reproduces them.
+    """
     from core.glasses import swap_glasses
 
     if image_a is None or image_b is None:
@@ -50,8 +62,10 @@ def swap(image_a, image_b, strength, blend, passes=2):
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
     crops += result.previews
-    notes = "\n".join(f"- {n}" for n in result.notes) or "Done."
-    return result.b_with_glasses, result.a_without_glasses, crops, notes
+    call = reproduce.Call("/swap", {**reproduce.files("image_a", "image_b"), "strength": float(strength),
+                                    "blend": blend, "passes": int(passes)})
+    notes = ("\n".join(f"- {n}" for n in result.notes) or "Done.") + "\n\n" + call.markdown()
+    return call.stamp(result.b_with_glasses), call.stamp(result.a_without_glasses), crops, notes
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -66,6 +80,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         passes = ui.Slider(1, 3, value=2, step=1, label="Removal passes (64 px modes)",
                            info="1 = the paper's join(A, 0); more passes take off more of thick frames (more blur)")
     run = gr.Button("Swap glasses", variant="primary")
+    ui.reuse_settings("read_glasses_parameters", ("swap",), {"strength": strength, "blend": blend, "passes": passes})
     with gr.Row():
         b_with = gr.Image(label="B with A's glasses", format="png", type="pil")
         a_without = gr.Image(label="A without glasses", format="png", type="pil")

@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import ui
+from core import reproduce, ui
 from core.pipelines import inpaint_api as api
 
 TITLE = "Inpainting"
@@ -56,11 +56,14 @@ def job_cost(method: str) -> tuple[str, float]:
 @ui.user_errors
 @ui.in_lane(lambda image, mask, method="auto", *rest, **kwargs: job_cost(method))
 @ui.gpu(duration=60)
-def inpaint_upload(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
-                   progress=gr.Progress()):
-    """Inpaint ``image`` where ``mask`` is white (any size with the photo's proportions; nearest-neighbour)."""
-    return api.inpaint_outputs(image, mask, notify=gr.Warning, method=method, dilation=dilation, strategy=strategy,
-                               working_size=working_size, margin=margin)
+def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
+            progress=gr.Progress()):
+    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return reproduce.with_call(reproduce.Call("/inpaint", {**reproduce.files("image", "mask"), **settings}),
+                               api.inpaint_outputs(image, mask, notify=gr.Warning, **settings))
+
+
+inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
 
 
 @ui.user_errors
@@ -173,6 +176,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 working_size = ui.Slider(256, 2048, value=768, step=64, label="Working size (px)",
                                          info="Crops larger than this are inpainted downscaled, then pasted back")
                 margin = ui.Slider(16, 512, value=128, step=16, label="Context margin around the mask (px)")
+            ui.reuse_settings("read_inpaint_parameters", ("inpaint",), {"method": method, "dilation": dilation,
+                              "strategy": strategy, "working_size": working_size, "margin": margin})
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",
                               buttons=["download", "fullscreen"], elem_id="result")
@@ -184,7 +189,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     settings = [method, dilation, strategy, working_size, margin]
     outputs = [result, slider, used, notes]
     heavy = ui.JOB_EVENTS  # each handler's lane decides (select, remove, compare, extend: the heavy lane)
-    run_upload.click(inpaint_upload, [photo, mask, *settings], outputs, api_name="inpaint", **heavy)
+    run_upload.click(inpaint, [photo, mask, *settings], outputs, api_name="inpaint", **heavy)
     run_editor.click(inpaint_editor, [editor, *settings], outputs, api_name="inpaint_editor", **heavy)
     run_select.click(select_mask, [clicks, prompts, selector, dilation], [selection, used, notes],
                      api_name="select_mask", **heavy)

@@ -4,12 +4,14 @@ Send a tiny square face (8-64 px), or a photo: its face is then found, aligned a
 first ("downscale, then recover"). Every restart is one candidate face; all of them match the
 input pixels and none of them is the real person. Run: ``python apps/pulse/app.py``.
 API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, stylegan2_search) ->
-(current/best HR face, HR faces, input vs downscaled faces, summary, details JSON, seed used).
+(current/best HR face, HR faces, input vs downscaled faces, summary, details JSON, seed used);
+``/read_pulse_parameters`` (a result PNG) -> the settings it was made with.
 """
 
 import secrets
 import sys
 import threading
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -18,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 from PIL import Image
 
-from core import images, ui
+from core import images, reproduce, ui
 from core.pipelines import pulse
 from core.weights import availability
 
@@ -32,6 +34,7 @@ DESCRIPTION = (
 GENERATORS = {"dcgan.faces64": "DCGAN 64 px faces (offline)", "stylegan2.ffhq1024": "StyleGAN2 FFHQ 1024 px"}
 MODEL_IDS = list(GENERATORS)
 EXAMPLES = Path(__file__).parent / "examples"
+PREVIEW_INTERVAL = 0.25  # seconds between streamed previews (the first one is shown at once)
 EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
 _stop_flags: dict[str, threading.Event] = {}  # session -> "finish now" flag
 # StyleGAN2 search resolution: (search px, fraction of the steps refined at full resolution)
@@ -100,10 +103,22 @@ def shown(image: Image.Image, side: int = 128) -> Image.Image:
 @ui.gpu(duration=gpu_seconds)
 def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
              face=0, stylegan2_search="256+1024", request: gr.Request = None, progress=gr.Progress()):
-    """Find `samples` high-resolution faces that downscale to the input face (size x size) within eps.
-    seed=-1 picks a random seed; face=0 asks when the photo has several faces (1 = the most confident).
-    stylegan2_search: "256+1024" (search the 256 px intermediate RGB, refine at 1024 px for the last 10% of the
-    steps), "256" (render 1024 px once at the end) or "1024"; the reported L2 is always that of the 1024 px face."""
+    """PULSE: search a face generator for high-resolution faces that downscale to a tiny input face (invented faces, not the person).
+
+    Args:
+        image: a tiny square face (8-64 px) or a photo with a face, which is then found, aligned and downscaled (an http(s) URL or a base64 data URL when called as a tool).
+        generator: the "Generator" menu: dcgan.faces64 (64 px faces, offline) or stylegan2.ffhq1024 (1024 px faces).
+        size: "Input size (px)": 8, 16, 32 or 64; the face is downscaled to size x size (below the generator's size, dividing it).
+        steps: "Steps" of the latent search (10-500).
+        eps: success when the L2 error between the downscaled face and the input is at most eps (1e-6 to 0.5).
+        samples: "Samples": restarts run as one batch, one candidate face each (1-8).
+        seed: "Seed"; -1 picks a random one (the seed used is returned and in the notes).
+        face: "Face in a group photo": 0 asks when the photo has several faces, 1 = the most confident, 2 = the next...
+        stylegan2_search: StyleGAN2 search resolution: 256+1024 (256 px, refine at 1024 px for the last 10% of the steps), 256 (render 1024 px once) or 1024; the reported L2 is always that of the 1024 px face.
+
+    Returns:
+        the best face (PNG with the settings in its metadata), all faces best first, the input next to each face downscaled, a summary ending with the gradio_client call that reproduces it, details (JSON: L2 and success per face), and the seed used.
+    """
     if image is None:
         raise ValueError("Upload a face: a tiny square face (8-64 px) or a photo with a face.")
     if generator not in GENERATORS:
@@ -132,6 +147,7 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     session = request.session_hash if request is not None else ""
     stop_flag = _stop_flags[session] = threading.Event()
     inputs = [(shown(low.image), f"input {size}x{size}")] + ([(low.aligned, "aligned face")] if low.aligned else [])
+    shown_at = -PREVIEW_INTERVAL
     try:
         for event in pulse.pulse_iter(adapter, low.tensor, steps=int(steps), eps=float(eps), restarts=int(samples),
                                       seed=seed, preview_every=1 if adapter.search_size > 64 else 5,
@@ -139,6 +155,9 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
                                       budget=budget):
             if isinstance(event, pulse.PulseProgress):
                 progress((event.step, event.steps), desc="Searching", unit="steps")
+                if time.monotonic() - shown_at < PREVIEW_INTERVAL:
+                    continue  # each preview is an image to encode and ship: a few per second are enough
+                shown_at = time.monotonic()
                 status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
                           f"(eps {float(eps):g}).")
                 yield pulse.unit_to_pil(event.preview), gr.skip(), gr.skip(), status, gr.skip(), seed
@@ -146,15 +165,18 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
         _stop_flags.pop(session, None)
     result = event
     JOB_CLOCK.record(_clock_kind(generator, stylegan2_search), max(1, result.steps) * int(samples), result.seconds)
-    faces = [(pulse.unit_to_pil(s.image), f"restart {s.restart}: L2 {s.l2:.2e}, {'' if s.success else 'NOT '}"
-              "within eps") for s in result.samples]
+    call = reproduce.Call("/upsample", {**reproduce.files("image"), "generator": generator, "size": size,
+                                        "steps": int(steps), "eps": float(eps), "samples": int(samples), "seed": seed,
+                                        "face": int(face or 0), "stylegan2_search": stylegan2_search})
+    faces = [(call.stamp(pulse.unit_to_pil(s.image)), f"restart {s.restart}: L2 {s.l2:.2e}, "
+              f"{'' if s.success else 'NOT '}within eps") for s in result.samples]
     compared = inputs + [(shown(pulse.unit_to_pil(s.downscaled)), f"restart {s.restart} downscaled")
                          for s in result.samples]
     details = {"success": result.success, "seed": seed, "eps": result.eps, "steps": result.steps,
                "seconds": round(result.seconds, 2), "generator": generator, "input": low.note,
                "samples": [{"restart": s.restart, "l2": s.l2, "success": s.success, "start_l2": s.start_l2,
                             "first_success_step": s.first_success_step} for s in result.samples]}
-    summary = ("" if result.success else "**No face within eps.** ") + f"{low.note} {result.message}"
+    summary = ("" if result.success else "**No face within eps.** ") + f"{low.note} {result.message}\n\n{call.markdown()}"
     yield faces[0][0], faces, compared, summary, details, seed
 
 
@@ -172,7 +194,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             image = ui.ImageInput(label="Tiny face (8-64 px, square) or a photo with a face", height=280)
             generator = gr.Dropdown([(label, m) for m, label in GENERATORS.items()], value="dcgan.faces64",
                                     label="Generator")
-            size = gr.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
+            size = ui.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
             with gr.Row():
                 run = gr.Button("Upsample", variant="primary")
                 finish = gr.Button("Finish now")
@@ -187,6 +209,9 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                     seed = ui.seed_field()
                     face = ui.Number(0, precision=0, label="Face in a group photo (0 = ask, 1 = most confident)")
                 search = gr.Radio(SEARCH_LABELS, value="256+1024", label="StyleGAN2 search resolution")
+            ui.reuse_settings("read_pulse_parameters", ("upsample",),
+                              {"generator": generator, "size": size, "steps": steps, "eps": eps, "samples": samples,
+                               "seed": seed, "face": face, "stylegan2_search": search})
         with gr.Column():
             current = gr.Image(label="Leading restart while searching, then the best face", format="png",
                                type="pil", height=280)

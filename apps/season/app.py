@@ -5,7 +5,8 @@ the photo's own resolution over overlapping tiles of the model's training size, 
 seams, so the result has exactly the input's size and aspect ratio (the official demo squashes
 everything to 256x256). "Fast" resizes the shorter side to the training size, translates once and
 resizes back. Run: ``python apps/season/app.py``.
-API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes).
+API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes);
+``/read_season_parameters`` (a result PNG) -> (model, mode).
 """
 
 import sys
@@ -17,7 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import ui
+from core import reproduce, ui
 
 TITLE = "Season swap (CycleGAN)"
 DESCRIPTION = (
@@ -38,7 +39,6 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 # Seconds on a 2-core CPU (bench/image_to_image.py): per megapixel in full resolution, per photo in
 # the fast mode; refined by the durations measured on this server (core.limits.JOB_CLOCK).
 SECONDS_PER_UNIT = {"tiled": 60.0, "resize": 2.0}
-PREVIEW_SIDE = 1600  # the before/after slider; the result PNG keeps the full resolution
 
 
 def weights_status(model_id: str) -> str:
@@ -54,8 +54,17 @@ def weights_status(model_id: str) -> str:
 @ui.heavy
 @ui.gpu(duration=90)
 def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", progress=gr.Progress()):
-    """Translate ``image`` with the CycleGAN ``model_id`` (``tiled``: full resolution, ``resize``: fast)."""
-    from core.images import load_image, resize_max_side
+    """Translate a photo with a CycleGAN generator: summer to winter, winter to summer, or a vintage film look.
+
+    Args:
+        image: the photo (any size; an http(s) URL or a base64 data URL when called as a tool).
+        model_id: the "Direction / model" menu: cyclegan.vintage (modern -> vintage look, offline), cyclegan.summer2winter or cyclegan.winter2summer (Yosemite).
+        mode: the "Resolution" choice: tiled (full resolution, overlapping tiles, same size as the photo) or resize (fast: the model's size and back).
+
+    Returns:
+        the before/after pair (JPEG previews at display size), the result (full-resolution PNG with the settings in its metadata), and notes ending with the gradio_client call that reproduces it.
+    """
+    from core.images import load_image
     from core.limits import JOB_CLOCK, Budget, expected_time_text
     from core.pipelines.translate import translate_photo
 
@@ -71,15 +80,16 @@ def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", pr
     budget = Budget()
     start = time.perf_counter()
     result = translate_photo(model_id, photo, mode, budget=budget,
-                             progress=lambda done, total: progress(done / total, desc=f"tile {done}/{total}"))
+                             progress=lambda done, total: progress((done, total), desc="Translating", unit="tiles"))
     seconds = time.perf_counter() - start
     JOB_CLOCK.record(kind, units, seconds)
+    call = reproduce.Call("/translate", {**reproduce.files("image"), "model_id": model_id, "mode": mode})
     notes = f"{photo.width}x{photo.height} px, mode **{mode}**, model `{model_id}`: {seconds:.1f} s."
     for note in budget.notes:
         gr.Warning(note)
         notes += f"\n\n**Note:** {note}"
-    preview = (resize_max_side(photo, PREVIEW_SIDE), resize_max_side(result, PREVIEW_SIDE))
-    return preview, result, notes
+    notes += f"\n\n{call.markdown()}"
+    return (ui.preview(photo), ui.preview(result)), call.stamp(result), notes
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -91,8 +101,9 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             status = gr.Markdown(weights_status("cyclegan.vintage"))
             mode = gr.Radio(MODES, value="tiled", label="Resolution")
             run = gr.Button("Translate", variant="primary")
+            ui.reuse_settings("read_season_parameters", ("translate",), {"model_id": model, "mode": mode})
         with gr.Column():
-            slider = gr.ImageSlider(label="Before / after", type="pil", format="png")
+            slider = gr.ImageSlider(label="Before / after", type="pil", format=ui.PREVIEW_FORMAT)
             result = gr.Image(label="Result (full resolution PNG)", type="pil", format="png",
                               buttons=["download", "fullscreen"])
             notes = gr.Markdown()

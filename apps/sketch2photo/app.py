@@ -7,7 +7,8 @@ crops). Paper mode (default) runs the generator as the paper and the official te
 so each seed gives a different variation; eval mode is deterministic. Run:
 ``python apps/sketch2photo/app.py``. API: ``/sketch_to_photo`` (sketch image, model, paper_mode,
 variations, seed) -> (gallery, notes); ``/sketch_to_photo_pad`` (the pad's value, same options);
-``/photo_to_sketch`` (photo, detail, frame_face) -> sketch.
+``/photo_to_sketch`` (photo, detail, frame_face) -> sketch;
+``/read_sketch_parameters`` (a result PNG) -> its settings.
 """
 
 import sys
@@ -19,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import ui
+from core import reproduce, ui
 from core.pipelines.translate import DIFFERENCE_GAIN
 from core.sketch import pad_guide
 
@@ -59,7 +60,7 @@ def job_cost(model_id) -> tuple[str, float]:
     return f"sketch:{model_id}", 0.1 if small else 3.0
 
 
-def _run(sketch, model_id, paper_mode, variations, seed):
+def _run(call, sketch, model_id, paper_mode, variations, seed):
     from core.pipelines.translate import native_size, sketch_to_photo, variation_difference
 
     if model_id not in MODEL_IDS:
@@ -74,7 +75,21 @@ def _run(sketch, model_id, paper_mode, variations, seed):
     if len(images) > 1:
         notes += (f" The variations differ by {variation_difference(images)[0]:.1f} of 255 levels per pixel on "
                   "average (dropout is the only noise); the map below shows where.")
-    return [(image, f"seed {int(seed) + i}") for i, image in enumerate(images)], notes
+    call = reproduce.Call(call.api_name, {**call.arguments, "model_id": model_id, "paper_mode": bool(paper_mode),
+                                          "variations": int(variations), "seed": int(seed)})
+    return [(call.stamp(image), f"seed {int(seed) + i}") for i, image in enumerate(images)], \
+        f"{notes}\n\n{call.markdown()}"
+
+
+SETTINGS_DOC = """
+        model_id: the "Model" menu: pix2pix.edges2faces64 (faces, offline), pix2pix.edges2shoes, pix2pix.edges2shoes_resnet, pix2pix.facades_label2photo, pix2pix.map2sat, pix2pix.sat2map or pix2pix.day2night.
+        paper_mode: "Paper mode": true runs the generator as the paper does (BatchNorm on the sketch's statistics, dropout as noise: one variation per seed); false = deterministic eval mode.
+        variations: "Variations (paper mode)": how many photos, 1-8; photo i uses seed + i.
+        seed: "Seed" of the first variation.
+
+    Returns:
+        the photos (gallery of PNGs with the settings in their metadata) and notes ending with the gradio_client call that reproduces them.
+    """
 
 
 @ui.user_errors
@@ -82,10 +97,15 @@ def _run(sketch, model_id, paper_mode, variations, seed):
 @ui.gpu(duration=30)
 def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0,
                     progress=gr.Progress()):
-    """Turn a sketch image (black strokes on white) into photos: one per variation in paper mode."""
+    """pix2pix: turn a sketch (black strokes on white; or a label map, map tile or photo for the other tasks) into photos.
+
+    Args:
+        sketch: the "Sketch (black strokes on white)" image (an http(s) URL or a base64 data URL when called as a tool).
+    """
     if sketch is None:
         raise ValueError("Upload a sketch first, or draw one on the pad.")
-    return _run(sketch, model_id, paper_mode, variations, seed)
+    call = reproduce.Call("/sketch_to_photo", reproduce.files("sketch"))
+    return _run(call, sketch, model_id, paper_mode, variations, seed)
 
 
 @ui.user_errors
@@ -93,10 +113,20 @@ def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, v
 @ui.gpu(duration=30)
 def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0,
                         progress=gr.Progress()):
-    """The same for the sketch pad's value (a dict with the drawn composite)."""
+    """The same as /sketch_to_photo for the sketch pad's value; agents should prefer /sketch_to_photo.
+
+    Args:
+        pad: the "Sketch pad" value: {"background": null, "layers": [], "composite": URL of the drawing}.
+    """
     from core.sketch import sketch_from_editor
 
-    return _run(sketch_from_editor(pad), model_id, paper_mode, variations, seed)
+    call = reproduce.Call("/sketch_to_photo_pad", {"pad": {"background": None, "layers": [],
+                                                           "composite": reproduce.InputFile("drawing.png")}})
+    return _run(call, sketch_from_editor(pad), model_id, paper_mode, variations, seed)
+
+
+sketch_to_photo.__doc__ = sketch_to_photo.__doc__.rstrip() + SETTINGS_DOC
+sketch_to_photo_pad.__doc__ = sketch_to_photo_pad.__doc__.rstrip() + SETTINGS_DOC
 
 
 @ui.user_errors
@@ -153,6 +183,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             with gr.Row():
                 variations = ui.Slider(1, 8, value=4, step=1, label="Variations (paper mode)")
                 seed = ui.seed_field("Seed", 0, random_allowed=False)
+            ui.reuse_settings("read_sketch_parameters", ("sketch_to_photo", "sketch_to_photo_pad"),
+                              {"model_id": model, "paper_mode": paper_mode, "variations": variations, "seed": seed})
         with gr.Column():
             gallery = gr.Gallery(label="Photos", format="png", columns=2, height=520, object_fit="contain")
             notes = gr.Markdown()

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import ui
+from core import reproduce, ui
 from core.pipelines import text_to_image as t2i
 from core.weights import availability, get_entry
 
@@ -68,8 +68,23 @@ def model_settings(model_id):
 @ui.gpu(duration=gpu_seconds)
 def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
              num_images=1, fast_decode=False, request: gr.Request = None, progress=gr.Progress()):
-    """Generate images from a prompt. Streams previews, then the PNGs (with their parameters), the seed used
-    and the parameters text. seed=-1 picks a random seed; image i of a batch uses seed + i."""
+    """Generate images from a text prompt with a small Stable Diffusion model (streams previews in the UI).
+
+    Args:
+        model: the "Model" menu: diffusers.sd_turbo (one step, guidance 0) or diffusers.bk_sdm_tiny (about 25 steps, guidance 7.5).
+        prompt: "Prompt": what the picture shows.
+        negative_prompt: "Negative prompt": what to avoid (needs guidance > 1).
+        steps: "Steps" of denoising (1-50).
+        guidance: "Guidance (CFG scale)", 0-20.
+        width: "Width" in px, a multiple of 8 (64-1024).
+        height: "Height" in px, a multiple of 8 (64-1024).
+        seed: "Seed"; -1 picks a random one; image i of a batch uses seed + i.
+        num_images: "Images" in the batch.
+        fast_decode: "Fast decoder (TAESD)": much faster on a CPU, slightly softer details.
+
+    Returns:
+        the images (PNGs with A1111 parameters and the gradio_client call in their metadata), the seed used, and the parameters text ending with the gradio_client call that reproduces them.
+    """
     r = t2i.make_request(model, prompt, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
     progress(0, desc="Loading the model (the first run downloads or reads it)")
     from core.limits import Budget
@@ -98,8 +113,13 @@ def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=51
     for note in result.notes:
         gr.Warning(note)
     summary = f"{len(result.images)} image(s) in {result.seconds:.1f} s, seeds {', '.join(map(str, result.seeds))}."
-    text = "\n\n".join(s for s in (result.infotexts[0], summary, notes) if s)
-    yield [(im, f"seed {s}") for im, s in zip(result.images, result.seeds)], r.seed, text
+    call = reproduce.Call("/generate", {"model": r.model_id, "prompt": r.prompt, "negative_prompt": r.negative_prompt,
+                                        "steps": r.steps, "guidance": r.guidance_scale, "width": r.width,
+                                        "height": r.height, "seed": r.seed, "num_images": r.num_images,
+                                        "fast_decode": r.fast_decode})
+    text = "\n\n".join(s for s in (result.infotexts[0], summary, notes, "Reproduce:\n" + call.script()) if s)
+    yield ([(call.stamp(im, parameters=False), f"seed {s}") for im, s in zip(result.images, result.seeds)],
+           r.seed, text)
 
 
 def stop(request: gr.Request):
@@ -111,7 +131,14 @@ def stop(request: gr.Request):
 @ui.user_errors
 @ui.light
 def read_parameters(png):
-    """Settings stored in a PNG made here: model, prompt, negative prompt, steps, guidance, width, height, seed."""
+    """Read the settings stored in a PNG made here (or an A1111-style PNG) to reuse them.
+
+    Args:
+        png: a PNG with A1111 "parameters" text (an http(s) URL or a base64 data URL when called as a tool).
+
+    Returns:
+        model, prompt, negative prompt, steps, guidance, width, height, seed.
+    """
     if not png:
         raise ValueError("Drop a PNG made by this app to reuse its settings.")
     p = t2i.read_parameters(png)

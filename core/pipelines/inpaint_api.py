@@ -109,3 +109,17 @@ def editor_with_mask(photo: Image.Image, mask: Any, editor: dict | None = None) 
         if current.size == photo.size:
             hole |= painted
     return ip.editor_value(photo, hole)
+
+
+# The /inpaint tool's description (the app sets it as the handler's docstring; MCP reads it).
+INPAINT_DOC = """Remove an object or fill a hole: the white pixels of the mask are replaced, every other pixel is kept.
+
+    Args:
+        image: the photo (an http(s) URL or a base64 data URL when called as a tool).
+        mask: the "Mask (white = hole)" image, any size with the photo's proportions (nearest-neighbour).
+        method: "Method": auto (MI-GAN, else LaMa if downloaded, else Telea), migan, lama, telea or ns (offline).
+        dilation: "Mask dilation (px)": grow the hole to cover the object's edges and shadow (0-64).
+        strategy: "High resolution" strategy: crop (a crop around the mask) or full (the whole image).
+        working_size: "Working size (px)": larger crops are inpainted downscaled, then pasted back.
+        margin: "Context margin around the mask (px)" given to the model.
+"""

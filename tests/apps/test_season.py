@@ -66,8 +66,15 @@ def test_translate_returns_before_after_and_a_png_at_the_input_size(client, phot
         before, after = (Image.open(p) for p in slider)
         assert before.size == after.size == (90, 61)
         assert result.endswith(".png") and Image.open(result).size == (90, 61)
-        assert np.array_equal(np.asarray(Image.open(result).convert("RGB")), np.asarray(after.convert("RGB")))
+        # the slider is a quick JPEG preview of the full PNG: close to it (the tiny model's output is noise-like,
+        # the hardest case for JPEG: ~6 levels; another image would be ~50 off), not bit-identical
+        assert after.format == "JPEG"
+        difference = np.abs(np.asarray(Image.open(result).convert("RGB"), float) - np.asarray(after, float))
+        assert difference.mean() < 12
         assert mode in notes and "90x61" in notes
+        call = f"client.predict(image=handle_file('image.png'), model_id='cyclegan.vintage', mode={mode!r}, "
+        assert call + "api_name='/translate')" in notes  # the notes end with the call that reproduces the result
+        assert Image.open(result).info["gradio_client"] == call + "api_name='/translate')"
 
 
 def test_missing_weights_give_a_clear_error_and_the_server_keeps_serving(client, photo_file):

@@ -1,0 +1,67 @@
+"""The gradio_client call that reproduces a result: written into notes and PNGs, read back safely."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from core.reproduce import Call, InputFile, files, parse_call, read_call, settings
+
+
+def test_call_code_is_the_exact_gradio_client_call():
+    call = Call("/translate", {**files("image"), "model_id": "cyclegan.vintage", "mode": "tiled"})
+    assert call.code() == ("client.predict(image=handle_file('image.png'), model_id='cyclegan.vintage', "
+                           "mode='tiled', api_name='/translate')")
+    assert call.script().startswith("from gradio_client import Client, handle_file\nclient = Client(")
+    assert call.markdown().rstrip().endswith(call.code() + "\n```")
+
+
+def test_stamped_png_round_trips(tmp_path):
+    call = Call("/upsample", {**files("image"), "size": 16, "eps": 0.002, "seed": 123456, "face": 0,
+                              "prompt": 'a "quoted", multi-line\nprompt: with colons', "fast": True, "none": None})
+    from core.ui import encode_image
+
+    path = tmp_path / "result.png"
+    path.write_bytes(encode_image(call.stamp(Image.new("RGB", (8, 8))), "png"))  # what the apps serve
+    assert read_call(path) == call
+    assert Image.open(path).info["parameters"] == call.code()
+
+
+def test_stamp_can_leave_an_apps_own_parameters_text():
+    image = Image.new("RGB", (4, 4))
+    image.info["parameters"] = "a1111 text"
+    Call("/generate", {"seed": 1}).stamp(image, parameters=False)
+    assert image.info["parameters"] == "a1111 text" and "seed=1" in image.info["gradio_client"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("__import__('os').system('echo hacked')", "not a gradio_client call"),
+    ("client.predict(x=__import__('os').system('echo hacked'), api_name='/x')", "'x' is not a plain value"),
+    ("client.predict(handle_file(open('/etc/passwd').read()), api_name='/x')", "keyword arguments"),
+    ("client.predict(x=handle_file(open('/etc/passwd').read()), api_name='/x')", "'x' is not a plain value"),
+    ("client.predict(x=1)", "names no api_name"),
+    ("client.predict(x=1, api_name='/x'", "not a gradio_client call"),
+    ("client.predict(x='" + "a" * 70_000 + "', api_name='/x')", "too long"),
+    ("(" * 500 + ")" * 500, "not a gradio_client call"),
+])
+def test_parse_call_accepts_only_literals(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_call(text)
+
+
+def test_read_call_explains_a_png_without_settings(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    with pytest.raises(ValueError, match="carries no settings"):
+        read_call(tmp_path / "plain.png")
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="Could not read this file"):
+        read_call(tmp_path / "junk.png")
+
+
+def test_settings_come_from_the_right_endpoint_only():
+    call = Call("/inpaint_editor", {"editor": {"background": InputFile("photo.png")}, "method": "telea",
+                                    "dilation": 4, "margin": [1, 2]})
+    assert settings(call, ("inpaint", "inpaint_editor"), ["method", "dilation", "strategy", "margin"]) == [
+        "telea", 4, None, None]  # absent and non-plain values are left to the UI
+    with pytest.raises(ValueError, match="made by `/inpaint_editor`, not by `/translate`"):
+        settings(call, ("translate",), ["method"])
