@@ -18,10 +18,13 @@ from core.weights import availability, load_manifest, load_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMA_ODD_SIZE = (453, 601)  # H, W: padded to (456, 608)
+# Encoders and face detectors, not generators: float32 in the manifest, no case here yet.
+NOT_GENERATORS = ("latent_encoder", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")
 TINY = {  # arch -> config replacing the real one in --tiny mode
     "dcgan": {"nz": 100, "ngf": 8}, "cyclegan_resnet": {"ngf": 8, "n_blocks": 2},
     "pix2pix_unet": {"ngf": 8, "num_downs": 6}, "lama": {"ngf": 8, "n_blocks": 2, "max_features": 64},
     "genegan": {"ch": [8, 16, 32]}, "glasses_classifier": {"width": 4},
+    "migan": {"resolution": 64, "ch_base": 512, "ch_max": 16},
     "stylegan2": {"size": 32, "style_dim": 32, "n_mlp": 2, "channels": {4: 32, 8: 32, 16: 16, 32: 8}},
 }
 
@@ -65,6 +68,11 @@ def make_case_inputs(arch: str, config: dict, size) -> tuple[list[torch.Tensor],
         padded, _ = pad_symmetric(np.concatenate([image * (1 - hole), hole], axis=2), 8)
         return [chw(padded)], lambda m, x: levels(torch.from_numpy(unpad(
             m(as_input(m, x))[0].float().permute(1, 2, 0).cpu().numpy(), (height, width))), 0.0, 1.0)
+    if arch == "migan":  # (known - 0.5, image * known), image in [-1, 1]
+        image = photo("inpaint/examples/astronaut.jpg", (size, size)) * 2 - 1
+        known = (photo("inpaint/examples/astronaut_mask.png", (size, size), "L") <= 0.5).astype(np.float32)
+        x = chw(np.concatenate([known - 0.5, image * known], axis=2))
+        return [x], lambda m, x: levels(m(as_input(m, x)))
     if arch in ("genegan", "glasses_classifier"):
         faces = torch.cat([chw(photo(f"glasses/examples/{n}.png", (64, 64))) for n in ("a_glasses", "b_face64")]) * 255
         if arch == "glasses_classifier":
@@ -119,7 +127,7 @@ def cases(tiny: bool) -> list[Case]:
     """One random-weights case per (architecture, config, size) of the manifest, then the trained ones here."""
     random, trained = {}, []
     for model_id, entry in sorted(load_manifest().items()):
-        if entry.arch not in registry.ARCHITECTURES:
+        if entry.arch not in registry.ARCHITECTURES or entry.arch in NOT_GENERATORS:
             continue
         config = TINY[entry.arch] if tiny else entry.config
         size = standard_size(entry.arch, entry, tiny)

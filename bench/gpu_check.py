@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gpu_cases import TINY, Case, cases, chw, describe_size, make_case_inputs, photo  # noqa: E402
+from bench.gpu_cases import NOT_GENERATORS, TINY, Case, cases, chw, describe_size, make_case_inputs, photo  # noqa: E402
 from core.weights import availability, get_entry, load_manifest  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bench import gpu_check
+from core.models import ARCHITECTURES
 from core.weights import get_entry, load_manifest
 
 
@@ -37,7 +38,8 @@ def test_every_generator_runs_in_each_dtype_against_cpu_fp32(tiny_report):
     by_case: dict[str, dict[str, list[str]]] = {}
     for row in rows:
         by_case.setdefault(row[0], {})[row[2]] = row
-    archs = {entry.arch for entry in load_manifest().values() if entry.arch not in ("diffusers", "external")}
+    archs = {entry.arch for entry in load_manifest().values()
+             if entry.arch in ARCHITECTURES and entry.arch not in gpu_check.NOT_GENERATORS}
     assert {name.split()[0] for name in by_case} == archs
     assert any(name.startswith("lama 61x45, padded to a multiple of 8") for name in by_case)
     for name, dtypes in by_case.items():

@@ -30,10 +30,11 @@ def test_cuda_dtype_comes_from_the_manifest_field():
 
 
 def test_every_generator_loaded_for_cuda_takes_its_manifest_dtype():
+    from core.models import ARCHITECTURES
     from core.weights import dtype_for, load_manifest
 
     for model_id, entry in load_manifest().items():
-        if entry.arch in ("diffusers", "external"):
+        if entry.arch not in ARCHITECTURES:  # diffusers, transformers, external files: their own loaders
             continue
         assert "cuda_dtype" in entry.info, f"{model_id} has no cuda_dtype"
         assert dtype_for(model_id, "cuda") == getattr(torch, entry.info["cuda_dtype"])
