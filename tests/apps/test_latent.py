@@ -119,8 +119,10 @@ def test_direction_slide_is_centred_on_the_face_and_measured(client):
     assert captions[0].startswith("alpha -2.00: P(glasses)") and captions[2].startswith("alpha +0.00")
     [sample], _, _ = client.predict("dcgan.faces64", 3, 1, 0.7, api_name="/sample")
     assert np.array_equal(pixels(gallery[2]["image"]), pixels(sample["image"]))  # alpha 0 is face A itself
-    probabilities = [float(c.rsplit(" ", 1)[1]) for c in captions]
-    assert probabilities[-1] > 0.5 > probabilities[0]
+    measured = [(float(c.split()[1].rstrip(":")), c.rsplit(" ", 1)[1]) for c in captions]
+    below = [float(p) for a, p in measured if a < 0 and p != "face"]  # "no face" when the detector misses
+    above = [float(p) for a, p in measured if a > 0 and p != "face"]
+    assert below and above and max(above) > 0.5 > min(below)
     assert "over 3000 samples" in notes
 
 
