@@ -134,6 +134,13 @@ def _ellipse(shape, centre, along, axes) -> np.ndarray:
     return (u / axes[0]) ** 2 + (v / axes[1]) ** 2 <= 1.0
 
 
+def eye_ellipses(shape: tuple[int, int], eyes: np.ndarray) -> np.ndarray:
+    """Bool mask of the ellipses at both eye landmarks (``EYE_AXES``): never part of a frame."""
+    along, _, distance = _face_frame(np.asarray(eyes, np.float64))
+    return _ellipse(shape, eyes[0], along, np.multiply(EYE_AXES, distance)) | \
+        _ellipse(shape, eyes[1], along, np.multiply(EYE_AXES, distance))
+
+
 def _best_ring(polar: np.ndarray, max_step: int = 3, smooth: float = 0.05) -> np.ndarray:
     """Index of the radius per angle of the highest-scoring smooth closed path through ``polar``
     [angles, radii] (dynamic programming around the circle twice; the middle turn is kept)."""
@@ -241,9 +248,7 @@ def _find_in_window(rgb, eyes, prior, sensitivity, margin) -> GlassesMask:
     score = line_score(rgb, distance)
     if prior is not None:
         score = score * (PRIOR_FLOOR + (1 - PRIOR_FLOOR) * np.clip(prior, 0, 1))
-    protected = np.zeros((height, width), bool)
-    for eye in eyes:
-        protected |= _ellipse((height, width), eye, along, (EYE_AXES[0] * distance, EYE_AXES[1] * distance))
+    protected = eye_ellipses((height, width), eyes)
     score = np.where(protected, 0.0, score).astype(np.float32)
     lenses = np.zeros((height, width), np.uint8)
     found = _rings(score, eyes, along, across, distance)

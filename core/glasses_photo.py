@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from core.faces import AlignedFace
-from core.glasses_mask import GlassesMask, find_frames, model_evidence, occlusion_drop
+from core.glasses_mask import GlassesMask, eye_ellipses, find_frames, model_evidence, occlusion_drop
 from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
 
 MATTE_LEVEL = 18.0  # GeneGAN change (0..255, mean over RGB) above which a 64 px pixel is "glasses"
@@ -132,6 +132,7 @@ def add_glasses(photo_b: Image.Image, aligned_b: AlignedFace, eyes_b: np.ndarray
                              borderMode=cv2.BORDER_REFLECT).astype(np.float32)
     coverage = cv2.warpAffine(frames_a.astype(np.float32), a_to_window, size, flags=cv2.INTER_LINEAR, borderValue=0)
     alpha = np.clip(coverage, 0, 1) * gate * float(np.clip(strength, 0.0, 1.0))
+    alpha *= ~eye_ellipses(alpha.shape, eyes_b - (left, top))  # a frame never covers B's eyes
     alpha *= _without_specks(alpha > 0, MIN_SPECK * (distance / EYE_DISTANCE_64) ** 2)
     window = b[top:bottom, left:right]
     mixed = window.astype(np.float32) * (1 - alpha[..., None]) + colours * alpha[..., None]

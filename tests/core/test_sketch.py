@@ -79,7 +79,9 @@ def test_photo_to_face_sketch_frames_the_face_like_the_training_crops():
     points = detect_faces(photo)[0].points()
     mapped = points @ aligned.matrix[:, :2].T + aligned.matrix[:, 2]
     error = np.hypot(*(mapped - TRAINING_FACE_LAYOUT * 64).T)  # px in the 64 px crop
-    assert error.mean() < 2.5 and error.max() < 4  # the landmarks where the DCGAN faces have them
+    # Eyes and nose where the DCGAN faces have them; the mouth corners within 5 px (the layout was
+    # measured with another detector, whose mouth corners sit slightly differently).
+    assert error[:3].max() < 2 and error.mean() < 2.5 and error.max() < 5
     with pytest.raises(ValueError, match="No face was found in the photo"):
         photo_to_face_sketch(Image.fromarray(data.coffee()))
 
