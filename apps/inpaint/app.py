@@ -39,22 +39,8 @@ SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("O
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
 
 
-# Seconds of work on a 2-core CPU (README): OpenCV methods use no model and take a fraction of a
-# second, so they run in the light lane; the GAN methods in the device's heavy lane.
-METHOD_SECONDS = {"telea": 0.2, "ns": 0.2, "migan": 5.0, "lama": 10.0}
-
-
-def job_cost(method: str) -> tuple[str, float]:
-    from core.weights import availability
-
-    if method == "auto":
-        method = next((m for m, model_id in (("migan", MODEL_IDS[0]), ("lama", MODEL_IDS[1]))
-                       if availability(model_id)[0]), "telea")
-    return f"inpaint:{method}", METHOD_SECONDS.get(method, ui.HEAVY_PRIOR_SECONDS)
-
-
 @ui.user_errors
-@ui.in_lane(lambda image, mask, method="auto", *rest, **kwargs: job_cost(method))
+@ui.in_lane(lambda image, mask, method="auto", *rest, **kwargs: api.job_cost(method))
 @ui.gpu(duration=60)
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
             progress=gr.Progress()):
@@ -67,7 +53,7 @@ inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by arg
 
 
 @ui.user_errors
-@ui.in_lane(lambda editor, method="auto", *rest, **kwargs: job_cost(method))
+@ui.in_lane(lambda editor, method="auto", *rest, **kwargs: api.job_cost(method))
 @ui.gpu(duration=60)
 def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
                    progress=gr.Progress()):

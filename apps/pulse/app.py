@@ -53,28 +53,12 @@ def gpu_seconds(image, generator="dcgan.faces64", size=16, steps=100, eps=None, 
     return 15 + int(steps) * int(samples) * GPU_SECONDS_PER_STEP.get(generator, max(GPU_SECONDS_PER_STEP.values()))
 
 
-# Seconds per step and sample on a 2-core CPU (apps/pulse/README.md, bench/pulse_speed.py); refined by
-# the durations measured on this server (core.limits.JOB_CLOCK).
-SECONDS_PER_STEP_SAMPLE = {"dcgan.faces64": 0.005, "stylegan2.ffhq1024": 0.6}
-
-
-def _clock_kind(generator, search) -> str:
-    return f"pulse:{generator}" + (f":{search}" if generator == "stylegan2.ffhq1024" else "")
-
-
-def expected_seconds(generator, steps, samples, search="256+1024") -> float:
-    from core.limits import JOB_CLOCK
-
-    prior = SECONDS_PER_STEP_SAMPLE.get(generator, 1.0)
-    return JOB_CLOCK.estimate(_clock_kind(generator, search), int(steps) * int(samples), prior)
-
-
 def expected_time(generator, steps, samples, search="256+1024") -> str:
     """The line under the button: how long this search should take here."""
     from core.limits import expected_time_text
 
     try:
-        return f"Expected time: {expected_time_text(expected_seconds(generator, steps, samples, search))}."
+        return f"Expected time: {expected_time_text(pulse.expected_seconds(generator, steps, samples, search))}."
     except (TypeError, ValueError):
         return ""
 
@@ -82,7 +66,8 @@ def expected_time(generator, steps, samples, search="256+1024") -> str:
 def job_cost(image, generator="dcgan.faces64", size=16, steps=100, eps=None, samples=4, seed=-1, face=0,
              stylegan2_search="256+1024", *rest, **kwargs):
     try:
-        return _clock_kind(generator, stylegan2_search), expected_seconds(generator, steps, samples, stylegan2_search)
+        return (pulse.clock_kind(generator, stylegan2_search),
+                pulse.expected_seconds(generator, steps, samples, stylegan2_search))
     except (TypeError, ValueError):
         return "pulse", ui.HEAVY_PRIOR_SECONDS
 
@@ -164,7 +149,7 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     finally:
         _stop_flags.pop(session, None)
     result = event
-    JOB_CLOCK.record(_clock_kind(generator, stylegan2_search), max(1, result.steps) * int(samples), result.seconds)
+    JOB_CLOCK.record(pulse.clock_kind(generator, stylegan2_search), max(1, result.steps) * int(samples), result.seconds)
     call = reproduce.Call("/upsample", {**reproduce.files("image"), "generator": generator, "size": size,
                                         "steps": int(steps), "eps": float(eps), "samples": int(samples), "seed": seed,
                                         "face": int(face or 0), "stylegan2_search": stylegan2_search})

@@ -21,6 +21,22 @@ PREVIEW_SIDE = 1536
 SELECTOR_TITLES = {"grabcut": "OpenCV GrabCut", "sam": "Segment Anything ViT-B"}
 
 
+# Seconds of work on a 2-core CPU (the app's README): OpenCV methods use no model and take a fraction
+# of a second, so they run in the light lane; the GAN methods in the device's heavy lane.
+METHOD_SECONDS = {"telea": 0.2, "ns": 0.2, "migan": 5.0, "lama": 10.0}
+UNMEASURED_SECONDS = 30.0
+
+
+def job_cost(method: str) -> tuple[str, float]:
+    """(job kind, expected seconds) of an inpainting with ``method``, for the lanes (``core.ui.in_lane``)."""
+    from core.weights import availability
+
+    if method == "auto":
+        method = next((m for m, model_id in (("migan", "migan.places2_512"), ("lama", "lama.big_lama"))
+                       if availability(model_id)[0]), "telea")
+    return f"inpaint:{method}", METHOD_SECONDS.get(method, UNMEASURED_SECONDS)
+
+
 def _photo(image: Image.Image | None) -> Image.Image:
     if image is None:
         raise ValueError("Upload a photo first.")

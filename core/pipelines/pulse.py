@@ -489,6 +489,24 @@ def low_res_input(image: Image.Image, size: int, hr_size: int, template: str | n
 
 
 # --- models -----------------------------------------------------------------------------------
+# Seconds per step and sample on a 2-core CPU (apps/pulse/README.md, bench/pulse_speed.py); refined by
+# the durations measured on the server (core.limits.JOB_CLOCK).
+SECONDS_PER_STEP_SAMPLE = {"dcgan.faces64": 0.005, "stylegan2.ffhq1024": 0.6}
+
+
+def clock_kind(generator: str, search: str) -> str:
+    """The name under which a search's duration is measured (StyleGAN2's depends on its search size)."""
+    return f"pulse:{generator}" + (f":{search}" if generator == "stylegan2.ffhq1024" else "")
+
+
+def expected_seconds(generator: str, steps, samples, search: str = "256+1024") -> float:
+    """How long a search of ``steps`` x ``samples`` should take here (raises on unreadable numbers)."""
+    from core.limits import JOB_CLOCK
+
+    prior = SECONDS_PER_STEP_SAMPLE.get(generator, 1.0)
+    return JOB_CLOCK.estimate(clock_kind(generator, search), int(steps) * int(samples), prior)
+
+
 def load_generator(model_id: str, device: torch.device | str | None = None) -> torch.nn.Module:
     """The generator of ``model_id`` as the search uses it: float32 (it back-propagates through it)."""
     from core.weights import load_model

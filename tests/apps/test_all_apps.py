@@ -47,7 +47,11 @@ def test_app_imports_only_gradio_core_and_light_libraries(name):
         assert roots <= ALLOWED_IMPORTS, f"apps/{name}/app.py imports {roots - ALLOWED_IMPORTS}"
     source = (APPS_DIR / name / "app.py").read_text()
     assert 'if __name__ == "__main__":' in source
-    assert source.count("\n") <= 200, "apps stay thin: move logic into core/"
+    # Docstrings are the API's and the MCP tools' documentation, not logic: they do not count.
+    docstrings = sum(node.end_lineno - node.lineno + 1 for node in ast.walk(tree)
+                     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                     and isinstance(node.value.value, str))
+    assert source.count("\n") - docstrings <= 200, "apps stay thin: move logic into core/"
 
 
 def test_api_names_are_unique_across_the_hub():
