@@ -56,6 +56,12 @@ def live_hub(modules: dict[str, str]):
     finally:
         server.should_exit = True
         thread.join(30)
+        import sys
+
+        for module_name in modules.values():  # a mounted demo stays "running": a later launch() would refuse
+            demo = getattr(sys.modules.get(module_name), "demo", None)
+            if demo is not None:
+                demo.is_running = False
 
 
 def mcp_session(url: str, work):
