@@ -23,7 +23,7 @@ def tiny_generator(tmp_path, write_manifest, isolated_cache):
     save_file(DCGANGenerator(nz=8, ngf=4).state_dict(), str(path))
     write_manifest({"tiny.dcgan_for_encoder": {
         "arch": "dcgan", "config": {"nz": 8, "ngf": 4}, "title": "tiny DCGAN", "license": "test",
-        "sources": [{"kind": "local", "path": str(path), "sha256": sha256_of(path)}]}})
+        "sources": [{"kind": "local", "path": path.name, "sha256": sha256_of(path)}]}})  # beside the manifest
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield "tiny.dcgan_for_encoder"
