@@ -47,7 +47,16 @@ def gpu_window(position: int):
 @ui.heavy
 @ui.gpu(duration=gpu_window(0))
 def sample(generator, seed, count=8, psi=0.7):
-    """count faces with seeds seed, seed+1, ...; each latent as a .safetensors file (psi: StyleGAN2 truncation)."""
+    """Sample faces from seeds; each face has its own seed and a downloadable latent.
+    Args:
+        generator: "Generator": "dcgan.faces64" (offline) or "stylegan2.ffhq1024".
+        seed: "First seed": sample i uses seed + i.
+        count: "Samples", 1-32.
+        psi: "Truncation psi (StyleGAN2)", 0-1: 1 = no truncation.
+
+    Returns:
+        The faces (captions "seed N"), one latent .safetensors file per face, and notes.
+    """
     return lab.sample_grid(generator, int(seed), int(count), float(psi))
 
 
@@ -55,7 +64,21 @@ def sample(generator, seed, count=8, psi=0.7):
 @ui.heavy
 @ui.gpu(duration=gpu_window(0))
 def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="slerp", frames=16, psi=0.7):
-    """Walk from A to B (a seed, or an uploaded latent file) in z or W: animation, strip, smoothness of both methods."""
+    """Walk from face A to face B in the latent space, linear or spherical, and measure how smooth both walks are.
+    Args:
+        generator: "Generator": "dcgan.faces64" (offline) or "stylegan2.ffhq1024".
+        seed_a: "Face A: seed", an integer >= 0 (ignored when file_a is given).
+        file_a: "or A's latent file": a .safetensors (from /sample or /invert) or .npy latent, or empty.
+        seed_b: "Face B: seed", an integer >= 0 (ignored when file_b is given).
+        file_b: "or B's latent file", like file_a.
+        space: "Latent space": "z", or "w" (StyleGAN2 only).
+        method: "Interpolation": "lerp" or "slerp".
+        frames: "Frames", 2-60.
+        psi: "Truncation psi (StyleGAN2)", 0-1: 1 = no truncation.
+
+    Returns:
+        The animation (WebP), the strip of frames (PNG), a Markdown table of neighbour-frame distances for lerp and slerp, and details (JSON).
+    """
     return lab.walk(generator, (seed_a, file_a), (seed_b, file_b), space, method, int(frames), float(psi))
 
 
@@ -63,7 +86,20 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
 @ui.heavy
 @ui.gpu(duration=gpu_window(0))
 def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
-    """Face A at alphas from -alpha to +alpha along an attribute direction, each frame measured."""
+    """Slide face A along an attribute direction computed from measured faces; each frame is measured again.
+    Args:
+        generator: "Generator": "dcgan.faces64" (offline) or "stylegan2.ffhq1024".
+        seed_a: "Face A: seed", an integer >= 0 (ignored when file_a is given).
+        file_a: "or A's latent file": a .safetensors (from /sample or /invert) or .npy latent, or empty.
+        attribute: "Direction": eyeglasses, yaw, mouth_width, hair_brightness or skin_brightness.
+        alpha: "Alpha", 0-4: the slide goes from -alpha to +alpha (measured defaults: 2 for eyeglasses).
+        steps: "Frames", 1-11.
+        space: "Latent space": "z", or "w" (StyleGAN2).
+        psi: "Truncation psi (StyleGAN2)", 0-1: 1 = no truncation.
+
+    Returns:
+        The frames (captions with alpha and the measurement) and notes on how the direction was computed.
+    """
     return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
                       space, float(psi))
 
@@ -72,7 +108,19 @@ def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, step
 @ui.heavy
 @ui.gpu(duration=gpu_window(0))
 def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
-    """StyleGAN2 style mixing: A with the coarse, middle or fine W+ layers of B."""
+    """StyleGAN2 style mixing: face A with the coarse, middle or fine W+ layers of face B.
+    Args:
+        generator: "Generator": "dcgan.faces64" (offline) or "stylegan2.ffhq1024".
+        seed_a: "Face A: seed", an integer >= 0 (ignored when file_a is given).
+        file_a: "or A's latent file": a .safetensors (from /sample or /invert) or .npy latent, or empty.
+        seed_b: "Face B: seed", an integer >= 0 (ignored when file_b is given).
+        file_b: "or B's latent file", like file_a.
+        layers: "B's layers": "coarse" (4-8 px), "middle" (16-32 px) or "fine" (64 px and up).
+        psi: "Truncation psi (StyleGAN2)", 0-1: 1 = no truncation.
+
+    Returns:
+        A, B and A with B's layers, and notes naming the W+ layers replaced.
+    """
     return lab.mix(generator, (seed_a, file_a), (seed_b, file_b), layers, float(psi))
 
 
@@ -80,7 +128,16 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
 @ui.heavy
 @ui.gpu(duration=gpu_window(1))
 def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
-    """Find the latent of the photo's face: aligned face, its reconstruction, the latent file, notes."""
+    """Back to z: find the latent of a face photo by optimisation, the trained encoder, or both.
+    Args:
+        photo: "Photo with one face", or a 64x64 aligned face (an http(s) URL or a base64 data URL when called as a tool).
+        generator: "Generator": "dcgan.faces64" (offline) or "stylegan2.ffhq1024".
+        method: "Inversion": "optimise", "encoder" or "hybrid" (encoder, then optimisation).
+        steps: "Optimisation steps", 10-500.
+
+    Returns:
+        The aligned face, its reconstruction G(z), the latent (.safetensors) and notes with the pixel error.
+    """
     if photo is None:
         raise ValueError("Upload a photo with one face (or a 64x64 aligned face).")
     return lab.invert_photo(generator, photo, method, int(steps))[:4]
@@ -91,7 +148,20 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
 @ui.gpu(duration=gpu_window(1))
 def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
          blend="residual", steps=100):
-    """Edit the photo's face along a direction (its latent: the uploaded file from /invert, or inverted now)."""
+    """Edit a face photo through its latent: move it along an attribute direction and put the change back into the photo.
+    Args:
+        photo: "Photo with one face", as for /invert.
+        generator: "Generator": "dcgan.faces64" (offline) or "stylegan2.ffhq1024".
+        latent_file: the photo's latent from /invert (.safetensors or .npy), or empty to invert now.
+        method: "Inversion" used when latent_file is empty: "optimise", "encoder" or "hybrid".
+        attribute: "Direction": eyeglasses, yaw, mouth_width, hair_brightness or skin_brightness.
+        alpha: "Alpha", -4 to 4.
+        blend: "Back into the photo": "residual" (add the edit's change) or "direct" (paste the generated face).
+        steps: "Optimisation steps", 10-500.
+
+    Returns:
+        The edited photo (same size), the steps (aligned face, G(z), G(z + alpha d), edited face) and notes.
+    """
     if photo is None:
         raise ValueError("Upload the photo to edit.")
     return lab.edit(generator, photo, latent_file, method, attribute, float(alpha), blend, SHIPPED_DIRECTIONS,
