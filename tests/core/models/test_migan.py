@@ -163,7 +163,7 @@ def test_a_torchscript_copy_converts_by_its_tensors_and_is_md5_checked(tmp_path,
 
     def manifest(md5):
         return {"migan.tiny": {"arch": "migan", "config": TINY, "title": "tiny MI-GAN", "license": "MIT",
-                               "sources": [{"kind": "local", "path": str(tmp_path / "migan_traced.pt"), "md5": md5,
+                               "sources": [{"kind": "local", "path": "migan_traced.pt", "md5": md5,  # beside the manifest
                                             "sha256": None, "format": {"type": "torchscript_tensors"}}]}}
 
     write_manifest(manifest("0" * 32))
