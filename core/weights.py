@@ -135,6 +135,32 @@ def get_entry(model_id: str) -> ModelEntry:
     return entries[model_id]
 
 
+def models_for_app(app: str) -> list[str]:
+    """The models one app uses, in manifest order: the manifest's ``apps`` lists are the only record."""
+    return [model_id for model_id, entry in load_manifest().items() if app in entry.info.get("apps", ())]
+
+
+@lru_cache(maxsize=4)
+def _load_layouts(path: str, mtime: float) -> dict[str, tuple[tuple[float, float], ...]]:
+    data = json.loads(Path(path).read_text()).get("face_layouts", {})
+    return {name: tuple(tuple(map(float, p)) for p in raw["points"]) for name, raw in data.items()}
+
+
+def face_layout(name: str):
+    """A named five-landmark face layout from the manifest (fractions of the crop side), as a 5x2 array.
+
+    A model trained on aligned crops only works on photos aligned the same way, so the layout is
+    model metadata and lives in the manifest beside the models that need it.
+    """
+    import numpy as np
+
+    path = manifest_path()
+    layouts = _load_layouts(str(path), path.stat().st_mtime)
+    if name not in layouts:
+        raise ValueError(f"Unknown face layout {name!r}; the manifest has {', '.join(sorted(layouts))}.")
+    return np.array(layouts[name])
+
+
 def validate_manifest(path: str | Path | None = None) -> list[str]:
     """Return a list of problems in the manifest (empty when it is valid)."""
     from core.device import CUDA_DTYPES  # local imports: both import torch
@@ -144,6 +170,14 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
     data = json.loads(Path(path or manifest_path()).read_text())
     if data.get("schema_version") != 1:
         problems.append("schema_version must be 1")
+    for name, raw in data.get("face_layouts", {}).items():
+        points = raw.get("points") if isinstance(raw, dict) else None
+        if not (isinstance(points, list) and len(points) == 5 and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and 0 < v < 1 for v in p)
+                for p in points)):
+            problems.append(f"face layout {name}: 'points' must be five [x, y] fractions of the side, each in (0, 1)")
+        if isinstance(raw, dict) and not raw.get("basis"):
+            problems.append(f"face layout {name}: needs a 'basis' saying how it was measured")
     for model_id, raw in data.get("models", {}).items():
         where = f"{model_id}:"
         if not re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", model_id):

@@ -480,3 +480,21 @@ def test_user_facing_messages_show_no_absolute_server_paths(isolated_cache, writ
         assert absolute not in text
     assert "$GANHUB_CACHE" in text and "no/such.safetensors does not exist beside the manifest or in the repository" in text
     assert weights.display_path(weights.cache_dir() / "converted" / "x") == "$GANHUB_CACHE/converted/x"
+
+
+def test_face_layouts_come_from_the_manifest():
+    from core.weights import face_layout
+
+    layout = face_layout("dcgan_faces64_symmetric")
+    assert layout.shape == (5, 2)
+    assert layout[0, 0] + layout[1, 0] == pytest.approx(1.0)  # left-right symmetric
+    with pytest.raises(ValueError, match="Unknown face layout 'nope'"):
+        face_layout("nope")
+
+
+def test_models_for_app_follows_the_manifest_apps_lists():
+    from core.weights import load_manifest, models_for_app
+
+    ids = models_for_app("season")
+    assert ids and all("season" in load_manifest()[m].info["apps"] for m in ids)
+    assert models_for_app("no-such-app") == []
