@@ -1,0 +1,21 @@
+"""The manifest schema check."""
+
+from __future__ import annotations
+
+import json
+
+from core import weights
+
+
+def test_project_manifest_is_valid():
+    assert weights.validate_manifest() == []
+
+
+def test_validator_refuses_an_unknown_cuda_dtype(tmp_path):
+    data = json.loads(weights.MANIFEST_PATH.read_text())
+    data["models"]["cyclegan.vintage"]["cuda_dtype"] = "half"
+    data["models"]["dcgan.faces64"]["cuda_dtype"] = "bfloat16"
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    assert weights.validate_manifest(path) == [
+        "cyclegan.vintage: cuda_dtype must be one of float16, bfloat16, float32 (or absent for float32)"]
