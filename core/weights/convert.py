@@ -44,7 +44,8 @@ def _read_lightning_ckpt(path: Path, fmt: Mapping[str, Any]) -> Any:
     """A PyTorch Lightning checkpoint (``state_dict``, ``hyper_parameters``, callbacks...).
 
     Only tensors and plain containers come back as themselves; every other object (omegaconf
-    configs, Lightning state) is an inert :class:`~core.weights.unpickler.OpaqueObject`. Select with ``key: state_dict``.
+    configs, Lightning state) is an inert :class:`~core.weights.unpickler.OpaqueObject`. Select with
+    ``key: state_dict``.
     """
     checkpoint = restricted_load(path)
     if not isinstance(checkpoint, Mapping):

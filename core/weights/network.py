@@ -120,7 +120,8 @@ class _LinkParser(html.parser.HTMLParser):
 
 
 def pypi_index_url() -> str:
-    return (os.environ.get("GANHUB_PYPI_INDEX") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+    index = os.environ.get("GANHUB_PYPI_INDEX") or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    return index.rstrip("/")
 
 
 def _index_links(index: str) -> list[str]:
