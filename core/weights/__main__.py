@@ -57,6 +57,9 @@ def _show(args) -> int:
     for key, heading in DOCUMENTATION_FIELDS:
         if entry.info.get(key):
             print(f"{heading}: {entry.info[key]}")
+    for side in ("input", "output"):  # the conventions a caller must follow, as the manifest states them
+        convention = "; ".join(f"{k} {v}" for k, v in entry.info.get(side, {}).items())
+        print(f"{side.capitalize()}: {convention or 'not stated'}")
     for src in entry.sources:
         notes = "".join(f"\n  {k}: {v}" for k, v in src.spec.items() if k.endswith(("_note", "_reason")))
         print(f"Source: {src.describe()}{notes}")

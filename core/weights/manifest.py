@@ -93,11 +93,21 @@ class ModelEntry:
     @property
     def input_size(self) -> int | None:
         """The square side the model was trained at or requires, when it has one."""
-        return self.info.get("input", {}).get("size")
+        return _int(self.info.get("input", {}).get("size"))
 
     @property
     def output_size(self) -> int | None:
-        return self.info.get("output", {}).get("size")
+        return _int(self.info.get("output", {}).get("size"))
+
+    @property
+    def input_face_layout(self) -> str | None:
+        """The :func:`face_layout` its input faces must be aligned to (the one it was trained on)."""
+        return self.info.get("input", {}).get("face_layout")
+
+    @property
+    def output_face_layout(self) -> str | None:
+        """The :func:`face_layout` of the faces it generates."""
+        return self.info.get("output", {}).get("face_layout")
 
     @property
     def multiple_of(self) -> int:
@@ -121,6 +131,10 @@ class ModelEntry:
 
 def _pair(value) -> tuple[float, float] | None:
     return (float(value[0]), float(value[1])) if value else None
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) else None  # e.g. MTCNN's P-Net: "any (>= 12)"
 
 
 def _entry(model_id: str, raw: dict[str, Any]) -> ModelEntry:

@@ -23,8 +23,13 @@ def validate_manifest(path: str | Path | None = None) -> list[str]:
     problems = [] if data.get("schema_version") == 1 else ["schema_version must be 1"]
     for name, raw in data.get("face_layouts", {}).items():
         problems += _layout_problems(name, raw)
+    layouts = set(data.get("face_layouts", {}))
     for model_id, raw in data.get("models", {}).items():
         problems += _model_problems(model_id, raw)
+        for side in ("input", "output"):
+            layout = raw.get(side, {}).get("face_layout")
+            if layout is not None and layout not in layouts:
+                problems.append(f"{model_id}: {side}.face_layout {layout!r} is not one of the manifest's face_layouts")
         for i, src in enumerate(raw.get("sources", [])):
             problems += _source_problems(f"{model_id}: source {i} ({src.get('kind')})", src)
     return problems

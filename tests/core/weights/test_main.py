@@ -57,3 +57,4 @@ def test_show_prints_the_documentation_fields(capsys):
     for key in ("card", "paper", "training_data", "notes", "cuda_dtype_basis"):
         assert str(entry.info[key]) in out
     assert "sha256_reason: not shown on the Hub pages seen" in out
+    assert "Input: range [0, 1]; channels RGB+mask; mask 1 = hole; multiple_of 8" in out

@@ -60,4 +60,7 @@ def test_entries_expose_the_fields_code_reads():
     assert (dcgan.input_range, dcgan.output_range, dcgan.output_size, dcgan.multiple_of) == (None, (-1.0, 1.0), 64, 1)
     assert (pix2pix.cpu_autocast, pix2pix.cpu_channels_last, pix2pix.cuda_dtype) == ("bfloat16", True, "float16")
     assert (dcgan.cpu_autocast, dcgan.cpu_channels_last) == (None, False)
+    assert weights.get_entry("face.mtcnn_pnet").input_size is None  # stated as "any (>= 12)"
+    assert (dcgan.output_face_layout, weights.get_entry("genegan.eyeglasses64").input_face_layout) == (
+        "dcgan_faces64", "dcgan_faces64_symmetric")
     assert "pulse" in dcgan.apps and not dcgan.is_snapshot and weights.get_entry("sam.vit_base").is_snapshot

@@ -26,10 +26,12 @@ def test_validator_refuses_unknown_archs_and_malformed_sizes(tmp_path):
     data["models"]["dcgan.faces64"]["arch"] = "external"  # raw files for other libraries are not a kind of model here
     data["models"]["lama.big_lama"]["input"]["multiple_of"] = 0
     data["models"]["migan.places2_512"]["sources"][0]["size"] = "28 MB"
+    data["models"]["latent.encoder_dcgan64"]["input"]["face_layout"] = "ffhq"
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(data))
     assert weights.validate_manifest(path) == [
         "dcgan.faces64: unknown arch 'external'",
         "lama.big_lama: input.multiple_of must be a positive integer",
         "migan.places2_512: source 0 (hf): size must be a positive number of bytes",
+        "latent.encoder_dcgan64: input.face_layout 'ffhq' is not one of the manifest's face_layouts",
     ]
