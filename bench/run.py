@@ -264,7 +264,7 @@ def load_rows(repeats: int) -> list[str]:
 
     rows = []
     for model_id, entry in sorted(weights.load_manifest().items()):
-        if entry.arch in (*weights.SNAPSHOT_ARCHS, "external") or not weights.availability(model_id)[0]:
+        if entry.arch in weights.SNAPSHOT_ARCHS or not weights.availability(model_id)[0]:
             continue
         path = weights.resolve(model_id)
         weights.load_model(model_id, device="cpu")  # converts once if needed; warms the page cache

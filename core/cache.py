@@ -1,11 +1,14 @@
-"""One in-memory model cache for the whole process (every app, and the hub serving them all).
+"""One in-memory cache for the whole process (every app, and the hub serving them all): a
+thread-safe LRU of loaded values (models, pipelines, fits) under byte budgets. What a value is and
+how it is built is the caller's business (``core.weights.load_model`` builds models); the cache
+only sizes values (:func:`module_bytes`) and sees which device's memory they occupy.
 
-Models are kept least-recently-used first out under a byte budget per kind of memory: RAM
+Values are kept least-recently-used first out under a byte budget per kind of memory: RAM
 (``GANHUB_MODEL_CACHE_MB``, default 6144 MB) for models on the CPU, and a separate budget for
 each accelerator (``GANHUB_MODEL_CACHE_VRAM_MB``; by default half of the CUDA device's memory,
 and the RAM default on other accelerators, e.g. MPS). Loading a model onto the GPU evicts only
-GPU models, and a CPU model never pushes one out of VRAM. Loading is serialised per model id,
-so two requests for the same cold model load it once.
+GPU models, and a CPU model never pushes one out of VRAM. Loading is serialised per key, so two
+requests for the same cold model load it once.
 """
 
 from __future__ import annotations
@@ -107,16 +110,6 @@ class ModelCache:
                 self._items[key] = (value, nbytes, kind)
                 self._evict(keep=key, kind=kind, budget=budget)
             return value
-
-    def get(self, model_id: str, device=None, dtype=None) -> torch.nn.Module:
-        """The model ``model_id`` from the manifest, loaded once (see ``core.weights.load_model``)."""
-        from core.device import get_device
-        from core.weights import _build_model, dtype_for
-
-        device = torch.device(device) if device is not None else get_device()
-        dtype = dtype or dtype_for(model_id, device)
-        return self.get_or_load((model_id, str(device), str(dtype)), lambda: _build_model(model_id, device, dtype),
-                                device=device)
 
     def _evict(self, keep: tuple, kind: str, budget: int) -> None:
         """Drop the least recently used values on ``kind`` until its total fits ``budget``."""

@@ -409,9 +409,9 @@ def preload_on_zero_gpu(model_ids: Iterable[str], load: Callable[[str], object] 
         return []
     import torch
 
-    from core.cache import MODEL_CACHE
+    from core.weights import load_model
 
-    load = load or (lambda model_id: MODEL_CACHE.get(model_id, device=torch.device("cuda")))
+    load = load or (lambda model_id: load_model(model_id, device=torch.device("cuda")))
     loaded = []
     for model_id in model_ids:
         if availability(model_id)[0]:

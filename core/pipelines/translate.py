@@ -44,7 +44,7 @@ def tiled_max_pixels() -> int:
 
 def native_size(model_id: str) -> int:
     """The side length the model was trained at (manifest ``input.size``)."""
-    size = get_entry(model_id).info.get("input", {}).get("size")
+    size = get_entry(model_id).input_size
     if not size:
         raise ValueError(f"The manifest entry {model_id} has no input.size.")
     return int(size)

@@ -76,7 +76,7 @@ def test_folder_holds_only_what_the_app_needs(space):
 
     manifest = json.loads((space / "weights_manifest.json").read_text())
     assert set(manifest["models"]) == {"cyclegan.summer2winter", "cyclegan.winter2summer", "cyclegan.vintage"}
-    assert (space / "core" / "weights.py").is_file() and (space / "apps" / "season" / "app.py").is_file()
+    assert (space / "core" / "weights" / "__init__.py").is_file() and (space / "apps" / "season" / "app.py").is_file()
     assert not (space / "apps" / "pulse").exists()
     requirements = (space / "requirements.txt").read_text()
     assert "torch==" in requirements and "gradio==" not in requirements and "pytest" not in requirements

@@ -1,18 +1,14 @@
-"""Checkpoint formats -> plain ``{name: tensor}`` state dicts (run once, result cached as safetensors).
+"""The restricted unpickler: reads the pickle inside a torch zip archive without importing or
+running anything from it.
 
-A source in the manifest names its ``format``; ``read_state_dict(path, fmt)`` applies it.
-Pickled checkpoints are opened only with ``torch.load(weights_only=True)``, which refuses any
-pickle that would import or call code outside tensors and plain containers, or, for files
-that name other classes (PyTorch Lightning checkpoints, TorchScript archives), with
-:class:`RestrictedUnpickler`, which never imports or calls anything it was not built with.
-
-Format fields (all optional except ``type``):
-- ``type``: ``safetensors`` | ``torch_pickle`` | ``lightning_ckpt`` | ``torchscript_tensors`` |
-  ``onnx_initializers`` (the stored weights of an ONNX file, :mod:`core.onnx_tensors`; the graph
-  is never run)
-- ``key``: a dotted path into the loaded object (``"netG_state_dict"``, ``"g_ema"``, ``"state_dict"``)
-- ``select_prefix``: keep only keys with this prefix, and strip it (``"generator."``)
-- ``drop_keys``: exact keys to drop
+A torch zip archive (``torch.save`` since PyTorch 1.6, and ``torch.jit.save``) holds
+``<root>/data.pkl`` (the pickled object) and ``<root>/data/<key>`` (raw little-endian tensor
+storages, referenced from the pickle through persistent ids). The pickle is read by
+:class:`RestrictedUnpickler`: tensor rebuilds run our own code on the storages, a handful of
+plain containers are allowed, and EVERY other global (omegaconf containers, Lightning
+callbacks, TorchScript module classes, ``os.system``...) becomes an :class:`OpaqueObject`
+subclass that only records the arguments and state it is given. Nothing from the file is
+ever imported or called.
 """
 
 from __future__ import annotations
@@ -22,19 +18,14 @@ import io
 import math
 import pickle
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 
-def _read_safetensors(path: Path, fmt: Mapping[str, Any]) -> Any:
-    return load_file(str(path), device="cpu")
-
-
-def _check_archive_size(path: Path) -> None:
+def check_archive_size(path: Path) -> None:
     """Refuse a zip archive whose members would inflate past ``core.limits.max_checkpoint_bytes``
     (deflate-compressed members can declare gigabytes in a few KB)."""
     from core.limits import max_checkpoint_bytes
@@ -47,25 +38,6 @@ def _check_archive_size(path: Path) -> None:
         raise ValueError(f"{path.name} inflates to {total / 2**20:,.0f} MB; the converter's limit is "
                          f"{max_checkpoint_bytes() / 2**20:,.0f} MB (GANHUB_MAX_CHECKPOINT_MB).")
 
-
-def _read_torch_pickle(path: Path, fmt: Mapping[str, Any]) -> Any:
-    _check_archive_size(path)
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # UnpicklingError for forbidden globals, RuntimeError for corrupt zips
-        raise ValueError(f"{path.name} is not a loadable tensor-only torch checkpoint: {e}") from e
-
-
-# --------------------------------------------------------------------------- restricted unpickling
-#
-# A torch zip archive (``torch.save`` since PyTorch 1.6, and ``torch.jit.save``) holds
-# ``<root>/data.pkl`` (the pickled object) and ``<root>/data/<key>`` (raw little-endian tensor
-# storages, referenced from the pickle through persistent ids). The pickle is read by
-# :class:`RestrictedUnpickler`: tensor rebuilds run our own code on the storages, a handful of
-# plain containers are allowed, and EVERY other global (omegaconf containers, Lightning
-# callbacks, TorchScript module classes, ``os.system``...) becomes an :class:`OpaqueObject`
-# subclass that only records the arguments and state it is given. Nothing from the file is
-# ever imported or called.
 
 _STORAGE_DTYPES = {
     "DoubleStorage": torch.float64, "FloatStorage": torch.float32, "HalfStorage": torch.float16,
@@ -112,7 +84,7 @@ def _check_ints(name: str, values: Any) -> tuple[int, ...]:
     return tuple(values)
 
 
-def _check_view(numel: int, storage_numel: int, size, stride) -> None:
+def check_view(numel: int, storage_numel: int, size, stride) -> None:
     """A view with more elements than its storage (stride 0, overlapping strides) would be expanded
     by the copy that follows: a one-element storage can declare terabytes."""
     if numel > storage_numel:
@@ -128,7 +100,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> torch.T
     size, stride = _check_ints("size", size), _check_ints("stride", stride)
     if len(size) != len(stride) or storage_offset < 0 or any(s < 0 for s in size + stride):
         raise pickle.UnpicklingError(f"malformed tensor record: size {size}, stride {stride}")
-    _check_view(math.prod(size), storage.flat.numel(), size, stride)
+    check_view(math.prod(size), storage.flat.numel(), size, stride)
     try:  # as_strided checks the view against the storage's bounds
         return storage.flat.as_strided(size, stride, storage_offset).clone()
     except RuntimeError as e:
@@ -235,7 +207,7 @@ def restricted_load(path: str | Path, pickle_name: str = "data.pkl") -> Any:
         raise ValueError(
             f"{path.name} is not a torch zip archive (the legacy pre-1.6 torch.save format is not supported; "
             "re-save it with a recent PyTorch).")
-    _check_archive_size(path)
+    check_archive_size(path)
     with zipfile.ZipFile(path) as archive:
         names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/" + pickle_name)]
         if len(names) != 1:
@@ -249,18 +221,6 @@ def restricted_load(path: str | Path, pickle_name: str = "data.pkl") -> Any:
                 return RestrictedUnpickler(io.BufferedReader(f), archive, root).load()
         except Exception as e:  # malformed or hostile pickles end here, never run
             raise ValueError(f"{path.name}: the pickle could not be read safely ({type(e).__name__}: {e}).") from e
-
-
-def _read_lightning_ckpt(path: Path, fmt: Mapping[str, Any]) -> Any:
-    """A PyTorch Lightning checkpoint (``state_dict``, ``hyper_parameters``, callbacks...).
-
-    Only tensors and plain containers come back as themselves; every other object (omegaconf
-    configs, Lightning state) is an inert :class:`OpaqueObject`. Select with ``key: state_dict``.
-    """
-    checkpoint = restricted_load(path)
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{path.name} is not a checkpoint dictionary (found {type(checkpoint).__name__}).")
-    return checkpoint
 
 
 def module_tensors(module: Any) -> dict[str, torch.Tensor]:
@@ -279,72 +239,3 @@ def module_tensors(module: Any) -> dict[str, torch.Tensor]:
             elif isinstance(value, OpaqueObject):
                 stack.append((f"{prefix}{name}.", value))
     return dict(sorted(found.items()))
-
-
-def _read_torchscript_tensors(path: Path, fmt: Mapping[str, Any]) -> Any:
-    """The parameters and buffers of a TorchScript archive, read from its data.pkl.
-
-    The archive's code is never loaded or run (no ``torch.jit.load``): module objects are
-    :class:`OpaqueObject` s whose recorded state holds their tensors and submodules.
-    """
-    root = restricted_load(path)
-    tensors = module_tensors(root)
-    if not tensors:
-        raise ValueError(f"{path.name} holds no module tensors (is it a TorchScript archive?).")
-    return tensors
-
-
-def _read_onnx_initializers(path: Path, fmt: Mapping[str, Any]) -> Any:
-    from core.onnx_tensors import read_initializers
-
-    return read_initializers(path)
-
-
-READERS: dict[str, Callable[[Path, Mapping[str, Any]], Any]] = {
-    "safetensors": _read_safetensors,
-    "torch_pickle": _read_torch_pickle,
-    "lightning_ckpt": _read_lightning_ckpt,
-    "torchscript_tensors": _read_torchscript_tensors,
-    "onnx_initializers": _read_onnx_initializers,
-}
-
-
-def _select(obj: Any, key: str | None) -> Any:
-    if not key:
-        return obj
-    for part in key.split("."):
-        if not isinstance(obj, Mapping) or part not in obj:
-            available = ", ".join(map(str, list(obj)[:10])) if isinstance(obj, Mapping) else type(obj).__name__
-            raise ValueError(f"Checkpoint has no entry {part!r} (path {key!r}); it has: {available}.")
-        obj = obj[part]
-    return obj
-
-
-def read_state_dict(path: str | Path, fmt: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file and return a flat ``{name: tensor}`` dict per ``fmt``."""
-    fmt = dict(fmt or {"type": "safetensors"})
-    kind = fmt.get("type", "safetensors")
-    if kind not in READERS:
-        raise ValueError(f"Unknown checkpoint format {kind!r}; known: {', '.join(sorted(READERS))}.")
-    obj = _select(READERS[kind](Path(path), fmt), fmt.get("key"))
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"Expected a state dict in {Path(path).name}, found {type(obj).__name__}.")
-    prefix = fmt.get("select_prefix")
-    if prefix:
-        obj = {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix)}
-        if not obj:
-            raise ValueError(f"No tensors with prefix {prefix!r} in {Path(path).name}.")
-    drop = set(fmt.get("drop_keys", ()))
-    state = {}
-    for name, value in obj.items():
-        if name in drop or name == "_metadata":
-            continue
-        if not isinstance(value, torch.Tensor):
-            raise ValueError(f"Entry {name!r} in {Path(path).name} is a {type(value).__name__}, not a tensor.")
-        try:
-            _check_view(value.numel(), value.untyped_storage().nbytes() // max(1, value.element_size()),
-                        value.shape, value.stride())
-        except pickle.UnpicklingError as e:
-            raise ValueError(f"Entry {name!r} in {Path(path).name}: {e}.") from None
-        state[name] = value.contiguous()
-    return state

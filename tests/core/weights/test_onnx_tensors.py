@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import core.models
-from core.onnx_tensors import read_initializers
+from core.weights.onnx_tensors import read_initializers
 from tests.core.models.test_migan import TINY, randomised
 from tests.support.onnx_files import field, onnx_model, tensor_proto
 
