@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from core.reproduce import Call, InputFile, files, parse_call, read_call, settings
+from core.ui.reproduce import Call, InputFile, files, parse_call, read_call, stored_settings
 
 
 def test_call_code_is_the_exact_gradio_client_call():
@@ -61,7 +61,7 @@ def test_read_call_explains_a_png_without_settings(tmp_path):
 def test_settings_come_from_the_right_endpoint_only():
     call = Call("/inpaint_editor", {"editor": {"background": InputFile("photo.png")}, "method": "telea",
                                     "dilation": 4, "margin": [1, 2]})
-    assert settings(call, ("inpaint", "inpaint_editor"), ["method", "dilation", "strategy", "margin"]) == [
+    assert stored_settings(call, ("inpaint", "inpaint_editor"), ["method", "dilation", "strategy", "margin"]) == [
         "telea", 4, None, None]  # absent and non-plain values are left to the UI
     with pytest.raises(ValueError, match="made by `/inpaint_editor`, not by `/translate`"):
-        settings(call, ("translate",), ["method"])
+        stored_settings(call, ("translate",), ["method"])
