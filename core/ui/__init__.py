@@ -13,7 +13,6 @@ Importing the kit installs two fixes into gradio: race-free output files and MCP
 
 from core.ui import health, reproduce
 from core.ui.components import (
-    MAX_SEED,
     ImageEditor,
     ImageInput,
     MaskInput,
@@ -23,7 +22,7 @@ from core.ui.components import (
     Slider,
     seed_field,
 )
-from core.ui.errors import out_of_memory_message, user_errors
+from core.ui.errors import user_errors
 from core.ui.health import app_kwargs
 from core.ui.jobs import (
     GPU_SECONDS_MAX,
@@ -34,14 +33,12 @@ from core.ui.jobs import (
     heavy,
     in_lane,
     light,
-    on_zero_gpu,
     preload_on_zero_gpu,
 )
 from core.ui.outputs import (
     JPEG_QUALITY,
     PNG_COMPRESS_LEVEL,
     PREVIEW_FORMAT,
-    PREVIEW_SIDE,
     encode_image,
     install_atomic_image_cache,
     preview,
@@ -51,7 +48,6 @@ from core.ui.reproduce import reuse_settings, stamp_result
 from core.ui.serving import (
     DELETE_CACHE,
     LAUNCH_KWARGS,
-    MCP_SERVER,
     QUEUE_MAX_SIZE,
     install_mcp_multiple_outputs_fix,
     launch,
@@ -70,10 +66,9 @@ install_mcp_multiple_outputs_fix()
 
 __all__ = [
     "DELETE_CACHE", "GPU_SECONDS_MAX", "HEAVY_EVENTS", "HEAVY_PRIOR_SECONDS", "JOB_EVENTS", "JPEG_QUALITY",
-    "LAUNCH_KWARGS", "MAX_SEED", "MCP_SERVER", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "PREVIEW_SIDE",
-    "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput", "MaskInput", "Number", "Radio", "Sketchpad", "Slider",
-    "app_kwargs", "encode_image", "fetch_command", "gpu", "health", "heavy", "in_lane", "launch", "light",
-    "missing_models", "missing_weights_message", "model_card", "model_card_markdown", "on_zero_gpu",
-    "out_of_memory_message", "parse_launch_args", "preload_on_zero_gpu", "preview", "reproduce",
-    "reuse_settings", "seed_field", "stamp_result", "user_errors", "weights_notice", "weights_status",
+    "LAUNCH_KWARGS", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput",
+    "MaskInput", "Number", "Radio", "Sketchpad", "Slider", "app_kwargs", "encode_image", "fetch_command", "gpu",
+    "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",
+    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "reproduce", "reuse_settings",
+    "seed_field", "stamp_result", "user_errors", "weights_notice", "weights_status",
 ]

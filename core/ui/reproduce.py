@@ -70,6 +70,23 @@ def files(*names: str) -> dict[str, InputFile]:
     return {name: InputFile(f"{name}.png") for name in names}
 
 
+def _literal(node: ast.expr) -> Any:
+    """The value of a literal that may hold ``handle_file('name')`` anywhere inside (an editor's parts)."""
+    if isinstance(node, ast.Call):
+        if getattr(node.func, "id", None) != "handle_file" or len(node.args) != 1 or node.keywords:
+            raise ValueError("only handle_file('name') may be called")
+        name = ast.literal_eval(node.args[0])
+        if not isinstance(name, str):
+            raise ValueError("handle_file takes a file name")
+        return InputFile(name)
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {ast.literal_eval(key): _literal(value) for key, value in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_literal(item) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    return ast.literal_eval(node)
+
+
 def parse_call(text: str) -> Call:
     """A :class:`Call` from ``client.predict(name=literal, ..., api_name='/x')``; ValueError otherwise."""
     if len(text) > MAX_CALL_CHARS:
@@ -83,12 +100,8 @@ def parse_call(text: str) -> Call:
         raise ValueError("The stored call is not a gradio_client call with keyword arguments.")
     arguments = {}
     for keyword in node.keywords:
-        value = keyword.value
         try:
-            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "handle_file" and len(value.args) == 1:
-                arguments[keyword.arg] = InputFile(str(ast.literal_eval(value.args[0])))
-            else:
-                arguments[keyword.arg] = ast.literal_eval(value)
+            arguments[keyword.arg] = _literal(keyword.value)
         except (ValueError, TypeError, SyntaxError, RecursionError) as e:
             raise ValueError(f"The stored value of {keyword.arg!r} is not a plain value.") from e
     api_name = arguments.pop("api_name", None)

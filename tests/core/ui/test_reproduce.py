@@ -27,6 +27,15 @@ def test_stamped_png_round_trips(tmp_path):
     assert Image.open(path).info["parameters"] == call.code()
 
 
+def test_an_editor_call_with_files_inside_round_trips(tmp_path):
+    # sketch2photo's /sketch_to_photo_pad and inpaint's /inpaint_editor take the editor's parts as files
+    call = Call("/sketch_to_photo_pad", {"pad": {"background": None, "layers": [InputFile("layer.png")],
+                                                 "composite": InputFile("drawing.png")}, "seed": -1})
+    image = call.stamp(Image.new("RGB", (4, 4)))
+    assert read_call(image) == call
+    assert stored_settings(read_call(image), ("sketch_to_photo_pad",), ["seed"]) == [-1]
+
+
 def test_stamp_can_leave_an_apps_own_parameters_text():
     image = Image.new("RGB", (4, 4))
     image.info["parameters"] = "a1111 text"
@@ -39,6 +48,10 @@ def test_stamp_can_leave_an_apps_own_parameters_text():
     ("client.predict(x=__import__('os').system('echo hacked'), api_name='/x')", "'x' is not a plain value"),
     ("client.predict(handle_file(open('/etc/passwd').read()), api_name='/x')", "keyword arguments"),
     ("client.predict(x=handle_file(open('/etc/passwd').read()), api_name='/x')", "'x' is not a plain value"),
+    ("client.predict(x={'c': handle_file(open('/etc/passwd').read())}, api_name='/x')", "'x' is not a plain value"),
+    ("client.predict(x=[handle_file('a.png', extra=1)], api_name='/x')", "'x' is not a plain value"),
+    ("client.predict(x=[handle_file(1)], api_name='/x')", "'x' is not a plain value"),
+    ("client.predict(x={**y}, api_name='/x')", "'x' is not a plain value"),
     ("client.predict(x=1)", "names no api_name"),
     ("client.predict(x=1, api_name='/x'", "not a gradio_client call"),
     ("client.predict(x='" + "a" * 70_000 + "', api_name='/x')", "too long"),
@@ -65,3 +78,39 @@ def test_settings_come_from_the_right_endpoint_only():
         "telea", 4, None, None]  # absent and non-plain values are left to the UI
     with pytest.raises(ValueError, match="made by `/inpaint_editor`, not by `/translate`"):
         stored_settings(call, ("translate",), ["method"])
+
+
+def test_one_call_stamps_a_result_with_every_argument_as_used(tmp_path):
+    import numpy as np
+
+    from core import ui
+    from core.ui import encode_image
+
+    photo, tile = Image.new("RGB", (8, 8)), Image.new("RGB", (4, 4))
+    editor = {"background": np.zeros((4, 4, 4), np.uint8), "layers": [np.zeros((4, 4, 4), np.uint8)], "composite": None}
+    outputs = ui.stamp_result("extend_canvas", (photo, [(tile, "restart 1"), tile], "Done.", {"seed": 7}),
+                              images=(0, 1), notes=2, image=np.zeros((4, 4, 3), np.uint8), editor=editor,
+                              left=np.int64(16), strength=np.float32(0.5), boxes=[(1, 2, 3, 4)], method="auto", seed=7)
+    expected = Call("/extend_canvas", {
+        "image": InputFile("image.png"),
+        "editor": {"background": InputFile("editor_background.png"), "layers": [InputFile("editor_layer_1.png")],
+                   "composite": None},
+        "left": 16, "strength": 0.5, "boxes": [(1, 2, 3, 4)], "method": "auto", "seed": 7})
+    path = tmp_path / "result.png"
+    path.write_bytes(encode_image(outputs[0], "png"))
+    assert read_call(path) == expected  # every argument, in order, as plain values
+    assert type(read_call(path).arguments["left"]) is int
+    gallery = outputs[1]
+    assert isinstance(gallery, list) and gallery[0][1] == "restart 1"
+    assert gallery[0][0].info["gradio_client"] == gallery[1].info["gradio_client"] == expected.code()
+    assert outputs[2] == "Done.\n\n" + expected.markdown() and outputs[3] == {"seed": 7}
+
+
+def test_stamp_result_refuses_what_a_call_cannot_hold_and_can_leave_notes_alone():
+    from core import ui
+
+    with pytest.raises(TypeError, match="progress=.* cannot be written in a gradio_client call"):
+        ui.stamp_result("/x", ("notes",), images=(), progress=object())
+    image = Image.new("RGB", (2, 2))
+    (stamped,) = ui.stamp_result("/x", (image,), notes=None, seed=3)
+    assert stamped.info["gradio_client"] == "client.predict(seed=3, api_name='/x')"
