@@ -6,8 +6,8 @@ from core.ui.outputs import save_pil_to_cache_atomically
 
 
 def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
-    # gradio 6.31 rewrites a content-addressed cache file in place; two users with the same
-    # output then race (one download read the file while the other request truncated it).
+    # gradio 6.31 rewrites a content-addressed cache file in place, so two users with the same
+    # output race: one download can read the file while the other request truncates it.
     import threading
     import time
 
