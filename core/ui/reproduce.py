@@ -137,9 +137,11 @@ EDITOR_PARTS = ("background", "layers", "composite")
 
 
 def _argument(name: str, value: Any) -> Any:
-    """``value`` as it is written in the call: an image becomes ``handle_file('<name>.png')``, an
+    """``value`` as it is written in the call: an image or a file becomes ``handle_file(...)``, an
     editor value one file per part, numpy scalars and arrays plain numbers and lists."""
-    if isinstance(value, (Image.Image, Path)) or (isinstance(value, np.ndarray) and value.ndim in (2, 3)):
+    if isinstance(value, Path):
+        return InputFile(f"{name}{value.suffix or '.png'}")
+    if isinstance(value, Image.Image) or (isinstance(value, np.ndarray) and value.ndim in (2, 3)):
         return InputFile(f"{name}.png")
     if isinstance(value, dict) and set(value) >= set(EDITOR_PARTS):  # gr.ImageEditor / gr.Sketchpad
         return {"background": None if value["background"] is None else InputFile(f"{name}_background.png"),
@@ -171,31 +173,34 @@ def _stamp_output(call: Call, output: Any) -> Any:
     return output
 
 
-def with_call(call: Call, outputs: tuple, images: tuple[int, ...] = (0,), notes: int | None = -1) -> tuple:
-    """A handler's ``outputs`` with the images at ``images`` stamped (galleries too) and
-    :meth:`Call.markdown` ending the notes (the output at ``notes``; None: the result has no notes)."""
+def with_call(call: Call, outputs: tuple, png_at: tuple[int, ...] = (0,), notes_at: int | None = -1) -> tuple:
+    """A handler's ``outputs`` with the images at ``png_at`` stamped (galleries too) and
+    :meth:`Call.markdown` ending the notes (the output at ``notes_at``; None: the result has no notes)."""
     outputs = list(outputs)
-    for i in images:
+    for i in png_at:
         outputs[i] = _stamp_output(call, outputs[i])
-    if notes is not None:
-        outputs[notes] = f"{outputs[notes] or ''}\n\n{call.markdown()}".lstrip()
+    if notes_at is not None:
+        outputs[notes_at] = f"{outputs[notes_at] or ''}\n\n{call.markdown()}".lstrip()
     return tuple(outputs)
 
 
-def stamp_result(api_name: str, outputs: tuple, /, *, images: tuple[int, ...] = (0,), notes: int | None = -1,
+def stamp_result(api_name: str, outputs: tuple, /, *, png_at: tuple[int, ...] = (0,), notes_at: int | None = -1,
                  **arguments: Any) -> tuple:
     """A handler's ``outputs``, made reproducible in one call: the notes end with the ``gradio_client``
-    call and every PNG at ``images`` carries it. Pass every argument of the endpoint, in its order,
-    with the values actually used (the resolved seed, not -1)::
+    call and every PNG carries it. Pass every argument of the endpoint, in its order, with the values
+    actually used (the resolved seed, not -1)::
 
-        return ui.stamp_result("/extend_canvas", (image, notes), image=photo, left=left, right=right,
-                               top=top, bottom=bottom, method=method, seed=seed_used)
+        return ui.stamp_result("/extend_canvas", (result, notes), image=image, left=left, top=top,
+                               right=right, bottom=bottom, method=method)
+        return ui.stamp_result("/sample", (gallery, notes), generator=generator, seed=seed_used, ...)
 
-    Images (PIL, numpy, paths) are written as ``handle_file('<argument>.png')``, an editor's value as
-    one such file per part, numpy numbers as plain numbers. ``images`` are the positions of the
-    outputs to stamp (an image, or a gallery list); ``notes`` the position of the Markdown notes, or
-    None. A value that a call cannot hold (an object) is a TypeError: pass its plain setting."""
-    return with_call(call_of(api_name, **arguments), outputs, images, notes)
+    Images (PIL, numpy) are written as ``handle_file('<argument>.png')`` and ``Path`` values as
+    ``handle_file('<argument><suffix>')`` (pass ``Path(file_a)`` for a file received as a path
+    string); an editor's value as one file per part, numpy numbers as plain numbers, strings as they
+    are. ``png_at``: the positions of the outputs to stamp (an image, or a gallery list); ``notes_at``:
+    the position of the Markdown notes, or None. A value that a call cannot hold (an object) is a
+    TypeError: pass its plain setting."""
+    return with_call(call_of(api_name, **arguments), outputs, png_at, notes_at)
 
 
 def reuse_settings(api_name: str, made_by: tuple[str, ...], settings: dict[str, gr.components.Component]) -> gr.File:

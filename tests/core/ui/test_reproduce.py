@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -89,7 +91,7 @@ def test_one_call_stamps_a_result_with_every_argument_as_used(tmp_path):
     photo, tile = Image.new("RGB", (8, 8)), Image.new("RGB", (4, 4))
     editor = {"background": np.zeros((4, 4, 4), np.uint8), "layers": [np.zeros((4, 4, 4), np.uint8)], "composite": None}
     outputs = ui.stamp_result("extend_canvas", (photo, [(tile, "restart 1"), tile], "Done.", {"seed": 7}),
-                              images=(0, 1), notes=2, image=np.zeros((4, 4, 3), np.uint8), editor=editor,
+                              png_at=(0, 1), notes_at=2, image=np.zeros((4, 4, 3), np.uint8), editor=editor,
                               left=np.int64(16), strength=np.float32(0.5), boxes=[(1, 2, 3, 4)], method="auto", seed=7)
     expected = Call("/extend_canvas", {
         "image": InputFile("image.png"),
@@ -110,7 +112,7 @@ def test_stamp_result_refuses_what_a_call_cannot_hold_and_can_leave_notes_alone(
     from core import ui
 
     with pytest.raises(TypeError, match="progress=.* cannot be written in a gradio_client call"):
-        ui.stamp_result("/x", ("notes",), images=(), progress=object())
+        ui.stamp_result("/x", ("notes",), png_at=(), progress=object())
     image = Image.new("RGB", (2, 2))
-    (stamped,) = ui.stamp_result("/x", (image,), notes=None, seed=3)
-    assert stamped.info["gradio_client"] == "client.predict(seed=3, api_name='/x')"
+    (stamped,) = ui.stamp_result("/x", (image,), notes_at=None, latent=Path("/tmp/gradio/abc/walk.npz"), seed=3)
+    assert stamped.info["gradio_client"] == "client.predict(latent=handle_file('latent.npz'), seed=3, api_name='/x')"
