@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from core.weights import availability, get_entry, how_to_provide
+from core.weights import about_size, availability, download_bytes, get_entry, how_to_provide
 
 
 def fetch_command(model_ids: Iterable[str]) -> str:
@@ -23,9 +23,11 @@ def missing_models(model_ids: Iterable[str]) -> list[str]:
 
 
 def missing_weights_message(model_id: str) -> str:
-    """A sentence saying that ``model_id``'s weights are not here, then every way to provide them."""
-    entry = get_entry(model_id)
-    return f"The weights of {entry.title} (`{model_id}`) are not on this machine. " + how_to_provide(entry)
+    """A sentence saying that ``model_id``'s weights (and their download size, where the manifest
+    states it) are not here, then every way to provide them."""
+    entry, size = get_entry(model_id), download_bytes(model_id)
+    named = f"`{model_id}`, {about_size(size)}" if size else f"`{model_id}`"
+    return f"The weights of {entry.title} ({named}) are not on this machine. " + how_to_provide(entry)
 
 
 def weights_status(model_id: str) -> str:

@@ -4,7 +4,10 @@ from core import ui
 
 
 def test_missing_weights_message_says_how_to_get_them():
+    from core.weights import about_size, download_bytes
+
     text = ui.missing_weights_message("lama.big_lama")
+    assert f"(`lama.big_lama`, {about_size(download_bytes('lama.big_lama'))})" in text  # the manifest's size
     assert "LaMa" in text and "python -m core.weights fetch lama.big_lama" in text and "GANHUB_WEIGHTS_DIR" in text
 
 
