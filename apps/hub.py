@@ -21,7 +21,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
 from apps import APP_NAMES
-from core import health, ui
+from core import ui
+from core.ui import health
 from core.weights import get_entry
 
 
@@ -45,7 +46,7 @@ def load_apps(modules: dict[str, str]) -> tuple[dict, dict]:
 
 
 def statuses(apps: dict, failed: dict) -> dict:
-    """name -> ``core.health.app_status``, in the hub's order."""
+    """name -> ``core.ui.health.app_status``, in the hub's order."""
     out = {name: health.app_status(module) for name, module in apps.items()}
     out.update({name: health.app_status(error=error) for name, error in failed.items()})
     return out

@@ -19,7 +19,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import reproduce, ui
+from core import ui
+from core.ui import reproduce
 from core.pipelines import inpaint_api as api
 
 TITLE = "Inpainting"

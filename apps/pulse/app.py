@@ -20,7 +20,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 from PIL import Image
 
-from core import images, reproduce, ui
+from core import images, ui
+from core.ui import reproduce
 from core.pipelines import pulse
 from core.weights import availability
 

@@ -15,7 +15,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import reproduce, ui
+from core import ui
+from core.ui import reproduce
 from core.pipelines import text_to_image as t2i
 from core.weights import availability, get_entry
 

@@ -71,7 +71,7 @@ def test_a_result_png_gives_the_settings_it_was_made_with_back(name, tmp_path):
     """Each app's read_<app>_parameters endpoint fills its settings from the call stored in a result PNG."""
     from PIL import Image
 
-    from core.reproduce import Call, InputFile
+    from core.ui.reproduce import Call, InputFile
     from core.ui import encode_image
 
     demo = importlib.import_module(f"apps.{name}.app").demo

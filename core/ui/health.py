@@ -9,16 +9,14 @@ events waiting, running, and the queue's limit. Nothing here loads a model or do
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import core
+from core.ui.weights_notice import fetch_command
 
 READY, WEIGHTS_MISSING, FAILED = "ready", "weights missing", "failed"
-
-
-def fetch_command(model_ids) -> str:
-    return "python -m core.weights fetch " + " ".join(model_ids)
-
 
 def _precision(model_id: str, device) -> str:
     import torch
@@ -82,3 +80,22 @@ def report(apps: dict[str, dict[str, Any]]) -> dict[str, Any]:
         },
         "apps": apps,
     }
+
+
+def app_kwargs(demo) -> dict:
+    """``app_kwargs`` for launch() / mount_gradio_app(): the app's own ``GET /health``.
+
+    The app's module is the one whose ``demo`` is ``demo`` (it holds ``TITLE`` and ``MODEL_IDS``); any other
+    Blocks gets no extra route."""
+    from fastapi.routing import APIRoute
+
+    module = next((m for m in list(sys.modules.values())
+                   if getattr(m, "demo", None) is demo and hasattr(m, "MODEL_IDS") and hasattr(m, "TITLE")), None)
+    if module is None:  # a Blocks that is not one of the apps: no health route
+        return {}
+    name = Path(module.__file__).parent.name  # apps/<name>/app.py, also when run as __main__
+
+    def app_health() -> dict:
+        return report({name: app_status(module)})
+
+    return {"routes": [APIRoute("/health", app_health, methods=["GET"])]}

@@ -1,0 +1,74 @@
+"""The Gradio kit every app is built with (``from core import ui``; ``ui.X`` for every name below).
+
+- ``components``: inputs that refuse bad images and numbers with a clear message, before any work.
+- ``errors``: ``user_errors``, what a user reads when a job fails (bad input, weights, GPU memory).
+- ``jobs``: where a job runs (``in_lane`` / ``heavy`` / ``light``, ``JOB_EVENTS``) and ``gpu`` on ZeroGPU.
+- ``outputs``: how output images are encoded and shipped (``encode_image``, ``preview``).
+- ``page`` and ``weights_notice``: the model card and the one "weights missing" wording.
+- ``reproduce``: the ``gradio_client`` call that reproduces a result, in its notes and PNGs.
+- ``health``: ``GET /health`` and the hub's status page data; ``serving``: launch flags and defaults.
+
+Importing the kit installs two fixes into gradio: race-free output files and MCP multi-output results.
+"""
+
+from core.ui import health, reproduce
+from core.ui.components import (
+    ImageEditor,
+    ImageInput,
+    MaskInput,
+    Number,
+    Radio,
+    Sketchpad,
+    Slider,
+    seed_field,
+)
+from core.ui.errors import user_errors
+from core.ui.health import app_kwargs
+from core.ui.jobs import (
+    GPU_SECONDS_MAX,
+    HEAVY_EVENTS,
+    HEAVY_PRIOR_SECONDS,
+    JOB_EVENTS,
+    gpu,
+    heavy,
+    in_lane,
+    light,
+    preload_on_zero_gpu,
+)
+from core.ui.outputs import (
+    JPEG_QUALITY,
+    PNG_COMPRESS_LEVEL,
+    PREVIEW_FORMAT,
+    encode_image,
+    install_atomic_image_cache,
+    preview,
+)
+from core.ui.page import model_card, model_card_markdown
+from core.ui.reproduce import reuse_settings, stamp_result
+from core.ui.serving import (
+    DELETE_CACHE,
+    LAUNCH_KWARGS,
+    QUEUE_MAX_SIZE,
+    install_mcp_multiple_outputs_fix,
+    launch,
+    parse_launch_args,
+)
+from core.ui.weights_notice import (
+    fetch_command,
+    missing_models,
+    missing_weights_message,
+    weights_notice,
+    weights_status,
+)
+
+install_atomic_image_cache()
+install_mcp_multiple_outputs_fix()
+
+__all__ = [
+    "DELETE_CACHE", "GPU_SECONDS_MAX", "HEAVY_EVENTS", "HEAVY_PRIOR_SECONDS", "JOB_EVENTS", "JPEG_QUALITY",
+    "LAUNCH_KWARGS", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput",
+    "MaskInput", "Number", "Radio", "Sketchpad", "Slider", "app_kwargs", "encode_image", "fetch_command", "gpu",
+    "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",
+    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "reproduce", "reuse_settings",
+    "seed_field", "stamp_result", "user_errors", "weights_notice", "weights_status",
+]

@@ -1,0 +1,148 @@
+"""Where a handler's job runs: the lanes (``core.lanes``) by its cost, and a GPU window on ZeroGPU.
+
+gradio's queue (which shows each waiting user their position and an estimated wait) hands an
+app's jobs to the lanes, which run them by cost: several at once for events that may be light, so
+a quick job never waits in gradio's queue behind a long one of the same app; one at a time per
+device for handlers that are always heavy. Decorate a handler as
+``@ui.user_errors`` / ``@ui.in_lane(cost)`` (or ``@ui.heavy``) / ``@ui.gpu(...)``, in that order,
+and register it with ``**ui.JOB_EVENTS`` (or ``**ui.HEAVY_EVENTS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import time
+from collections.abc import Callable, Iterable
+
+import gradio as gr
+
+# gradio event settings of an app's jobs (see the module docstring).
+JOB_EVENTS = dict(concurrency_id="jobs", concurrency_limit=int(os.environ.get("GANHUB_APP_WORKERS", "4")))
+HEAVY_EVENTS = dict(concurrency_id="heavy", concurrency_limit=int(os.environ.get("GANHUB_DEVICE_CONCURRENCY", "1")))
+HEAVY_PRIOR_SECONDS = 30.0  # the wait announced for a heavy job of a kind not measured here yet
+# The longest GPU window a handler asks ZeroGPU for; longer requests are refused by ZeroGPU's scheduler
+# and eat into visitors' daily quota, so long jobs are bounded by their own settings instead.
+GPU_SECONDS_MAX = 180
+
+
+def _progress_of(args, kwargs) -> gr.Progress | None:
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Progress)), None)
+
+
+@contextlib.contextmanager
+def _lane_slot(cost: Callable[..., tuple[str, float]], args, kwargs):
+    """Hold a place in the lane ``cost(*args, **kwargs)`` calls for while the job runs, and record its time."""
+    from core.lanes import LaneFullError, lane, lane_for
+    from core.limits import JOB_CLOCK
+
+    kind, expected = cost(*args, **kwargs)
+    chosen = lane(lane_for(expected))
+    progress = _progress_of(args, kwargs)
+
+    def on_wait(position: int, seconds: float) -> None:
+        if progress is not None:
+            progress(0, desc=f"Waiting for the {chosen.name}: queue position {position}, about "
+                             f"{max(1, round(seconds))} s")
+
+    try:
+        job = f"job:{kind}"  # seconds per job (apps may measure their own units under ``kind``)
+        with chosen.enter(JOB_CLOCK.estimate(job, 1, prior=expected), on_wait):
+            started = time.monotonic()
+            yield
+            JOB_CLOCK.record(job, 1, time.monotonic() - started)
+    except LaneFullError as e:
+        raise gr.Error(str(e), title="Server busy", print_exception=False) from None
+
+
+def in_lane(cost: Callable[..., tuple[str, float]]) -> Callable[[Callable], Callable]:
+    """Run a handler in the lane its cost calls for (``core.lanes``): ``cost(*args, **kwargs)`` gives
+    the job's kind and its expected seconds on this hardware (from the benchmarks); under a second
+    is the light lane, anything else the device's heavy lane. While the job waits, a ``gr.Progress``
+    argument of the handler shows its position and the estimated wait (from the durations measured
+    here, ``core.limits.JOB_CLOCK``). Works for generator (streaming) handlers."""
+
+    def decorate(fn: Callable) -> Callable:
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def generator_wrapper(*args, **kwargs):
+                with _lane_slot(cost, args, kwargs):
+                    yield from fn(*args, **kwargs)
+
+            return generator_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _lane_slot(cost, args, kwargs):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def heavy(fn: Callable) -> Callable:
+    """Run a handler that always does heavy model work in the device's heavy lane (one job per device
+    across the hub's apps; see :func:`in_lane`)."""
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, HEAVY_PRIOR_SECONDS))(fn)
+
+
+def light(fn: Callable) -> Callable:
+    """Run a handler that always takes well under a second (no model, a tiny one) in the light lane."""
+    return in_lane(lambda *args, **kwargs: (fn.__qualname__, 0.0))(fn)
+
+
+def on_zero_gpu() -> bool:
+    """Whether this process serves a Hugging Face ZeroGPU Space (the Space sets ``SPACES_ZERO_GPU``)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
+
+
+def gpu(duration: int | Callable[..., float] = 60) -> Callable[[Callable], Callable]:
+    """Decorator for handlers that run a model: ``spaces.GPU`` on Hugging Face ZeroGPU, where the
+    GPU is attached only while the handler runs; the handler unchanged everywhere else (the
+    ``spaces`` package returns it as it is outside ZeroGPU, and is not needed at all).
+
+    ``duration`` is the GPU window in seconds, or a function of the handler's arguments that
+    estimates it (e.g. steps x samples); its answer is clamped to 5..``GPU_SECONDS_MAX``, and a
+    request whose arguments it cannot read gets 60 s (the handler then refuses them itself).
+    Put this decorator below :func:`in_lane` (or `heavy`), so that waiting in a lane happens outside
+    the GPU window and spends none of the visitor's GPU quota."""
+    try:
+        import spaces
+    except ImportError:
+        return lambda fn: fn
+    if callable(duration):
+        estimate = duration
+
+        def duration(*args, **kwargs):
+            try:
+                seconds = float(estimate(*args, **kwargs))
+            except (TypeError, ValueError, KeyError):
+                seconds = 60.0
+            return int(min(max(seconds, 5.0), GPU_SECONDS_MAX))
+
+    return spaces.GPU(duration=duration)
+
+
+def preload_on_zero_gpu(model_ids: Iterable[str], load: Callable[[str], object] | None = None) -> list[str]:
+    """On ZeroGPU, put the models whose weights are here on the GPU at start-up; elsewhere do nothing.
+
+    ZeroGPU keeps a model on the GPU across requests only if it was moved there outside any GPU
+    window (it packs those tensors at start-up and maps them into each window); a model moved
+    inside a handler would be loaded again on every request. Returns the ids it loaded."""
+    if not on_zero_gpu():
+        return []
+    import torch
+
+    from core.weights import availability, load_model
+
+    load = load or (lambda model_id: load_model(model_id, device=torch.device("cuda")))
+    loaded = []
+    for model_id in model_ids:
+        if availability(model_id)[0]:
+            load(model_id)
+            loaded.append(model_id)
+    return loaded
