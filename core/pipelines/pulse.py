@@ -211,9 +211,10 @@ def stream(target: Image.Image | torch.Tensor, settings: Settings = Settings(), 
     from core.limits import Budget
 
     model_id = _model_id(settings)
-    adapter = _adapter(replace(settings, size=target.size[0] if isinstance(target, Image.Image)
-                               else target.shape[-1]), model, model_id)
-    tensor = images.to_tensor(target, UNIT) if isinstance(target, Image.Image) else target.reshape(1, *target.shape[-3:])
+    if isinstance(target, Image.Image):
+        target = images.to_tensor(target, UNIT)
+    tensor = target.reshape(-1, *target.shape[-3:])
+    adapter = _adapter(replace(settings, size=tensor.shape[-1]), model, model_id)
     low = LowResInput(tensor, images.to_pil(tensor, UNIT), None, "")
     yield from _search(adapter, low, settings, model_id, Stop(cancel, budget or Budget()))
 

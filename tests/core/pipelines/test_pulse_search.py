@@ -1,4 +1,5 @@
-"""core.pipelines.pulse_search: the downsampler, GEOCROSS, the sphere and the schedule by hand; the search on tiny generators."""
+"""core.pipelines.pulse_search: the downsampler, GEOCROSS, the sphere and the schedule by hand; the search
+on tiny generators."""
 
 import math
 import threading
