@@ -35,10 +35,15 @@ class Stop:
         self.cancelled = False
         self.note = ""
 
-    def now(self, done: str) -> bool:
-        """Whether to end before the next step; ``done`` says how far the task got (for the budget's note)."""
+    def cancel_requested(self) -> bool:
+        """Whether ``cancel`` is set (then the stream is ``cancelled``); the budget is not asked."""
         if self.cancel is not None and self.cancel.is_set():
             self.cancelled = True
+        return self.cancelled
+
+    def now(self, done: str) -> bool:
+        """Whether to end before the next step; ``done`` says how far the task got (for the budget's note)."""
+        if self.cancel_requested():
             return True
         if self.budget is not None and self.budget.expired():
             if not self.note:
