@@ -21,12 +21,12 @@ import pytest
 import torch
 from PIL import Image
 
-from core.faces import DETECTOR_IDS
+from core.faces import detector_ids
 
 APP_DIR = Path(__file__).resolve().parents[2] / "apps" / "pulse"
 TINY_SG2 = dict(size=32, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
 DCGAN = pytest.mark.real_weights("dcgan.faces64")
-DETECTOR = pytest.mark.real_weights(*DETECTOR_IDS)
+DETECTOR = pytest.mark.real_weights(*detector_ids())
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def app(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pulse")
     (root / "override").mkdir()
-    kept = ("dcgan.faces64", *DETECTOR_IDS)  # real entries the test manifest keeps, served as overrides
+    kept = ("dcgan.faces64", *detector_ids())  # real entries the test manifest keeps, served as overrides
     for model_id in kept:
         if weights.availability(model_id)[0]:
             shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
