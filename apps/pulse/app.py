@@ -22,6 +22,7 @@ from core import images, ui
 from core.ui import reproduce
 from core.pipelines import pulse
 from core.pipelines.pulse_adapters import load_generator
+from core.pipelines.streaming import Progress
 from core.weights import availability, get_entry
 
 TITLE = "PULSE face upsampling"
@@ -114,7 +115,7 @@ def upsample(image, generator=GENERATORS[0], size=16, steps=100, eps=pulse.EPS_D
     shown_at = -PREVIEW_INTERVAL
     with cancels.running(request) as cancel:
         for event in pulse.upsample(image, settings, cancel=cancel):
-            if isinstance(event, pulse.Progress):
+            if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Searching", unit="steps")
                 if time.monotonic() - shown_at >= PREVIEW_INTERVAL:  # a few previews per second are enough
                     shown_at = time.monotonic()

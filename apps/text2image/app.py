@@ -19,10 +19,9 @@ from core import ui
 from core.ui import reproduce
 from core.pipelines import text_to_image as t2i
 from core.pipelines.streaming import Progress
-from core.pipelines.text_to_image_loading import (TAESD_ID, default_fast_decode, load_pipeline, load_taesd,
-                                                  missing_message)
+from core.pipelines.text_to_image_loading import default_fast_decode, load_pipeline, load_taesd, missing_message
 from core.pipelines.text_to_image_params import read_parameters as read_png_parameters
-from core.weights import availability, get_entry
+from core.weights import availability, get_entry, models_for_app
 
 TITLE = "Text to image (diffusers)"
 DESCRIPTION = (
@@ -31,7 +30,7 @@ DESCRIPTION = (
     "Seeds are random unless you set one; the seed used is always shown and stored in each PNG."
 )
 GENERATORS = t2i.generators()
-MODEL_IDS = GENERATORS + [TAESD_ID]
+MODEL_IDS = models_for_app("text2image")  # the generators and the TAESD decoder
 PROMPTS = ["a lighthouse on a cliff at sunset, oil painting", "a red fox in the snow, photograph, 50mm",
            "an isometric cozy library with plants, digital art", "portrait of an old sailor, charcoal sketch"]
 cancels = ui.Cancels()  # Stop ends the session's run after its running step
@@ -39,7 +38,7 @@ cancels = ui.Cancels()  # Stop ends the session's run after its running step
 
 # GPU seconds per denoising step of one 512x512 image on a ZeroGPU slice (estimate; guidance doubles it).
 GPU_SECONDS_PER_STEP = 0.1
-ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: load_taesd() if m == TAESD_ID else load_pipeline(m))
+ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: load_pipeline(m) if m in GENERATORS else load_taesd())
 
 
 def gpu_seconds(model, prompt="", negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
