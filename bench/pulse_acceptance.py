@@ -60,7 +60,7 @@ def real_photos(adapter, steps: int, restarts: int, eps: float) -> None:
 
     photos = {"astronaut": skimage.data.astronaut(), "camera": np.stack([skimage.data.camera()] * 3, -1)}
     for name, array in photos.items():
-        low = P.low_res_input(Image.fromarray(array), 16, adapter.size, template=adapter.template)
+        low = P.low_res_input(Image.fromarray(array), 16, adapter.size, template=P.face_template("dcgan.faces64"))
         for seed in (0, 1, 2):
             result = S.search(adapter, low.tensor, steps=steps, lr=0.4, eps=eps, restarts=restarts, seed=seed)
             best = result.samples[0]

@@ -111,6 +111,15 @@ def _model_id(settings: Settings) -> str:
     return model_id
 
 
+def face_template(model_id: str) -> str | np.ndarray:
+    """How photos are aligned for ``model_id``: to the manifest layout of the faces it generates
+    (``output.face_layout``), else with the FFHQ recipe (``core.faces.align_face``)."""
+    from core.weights import face_layout, get_entry
+
+    name = get_entry(model_id).output_face_layout
+    return face_layout(name) if name else "ffhq"
+
+
 def _adapter(settings: Settings, model, model_id: str):
     """The search's adapter: ``model`` (an adapter or a built generator) or ``model_id`` loaded."""
     search_px, _ = SEARCH_MODES[settings.stylegan2_search]
@@ -237,7 +246,7 @@ def upsample(image, settings: Settings = Settings(), *, model=None, cancel: thre
     budget = budget or Budget()  # the face step and the loading count against the request's time too
     model_id = _model_id(settings)
     adapter = _adapter(settings, model, model_id)
-    low = low_res_input(images.load_image(image), settings.size, adapter.size, adapter.template,
+    low = low_res_input(images.load_image(image), settings.size, adapter.size, face_template(model_id),
                         face_index=settings.face - 1 if settings.face else None)
     yield from _search(adapter, low, settings, model_id, Stop(cancel, budget))
 

@@ -1,8 +1,7 @@
 """The generators PULSE searches, behind one small adapter interface.
 
 An adapter knows its generator's latent layout (``init_state``, ``trainable``), renders faces in
-[0, 1] (``render``), adds its regulariser to the loss (``regulariser``) and names the alignment
-its faces follow (``template``). StyleGAN2 searches W+ in the Gaussian-fitted space of its own
+[0, 1] (``render``) and adds its regulariser to the loss (``regulariser``). StyleGAN2 searches W+ in the Gaussian-fitted space of its own
 mapping network with trainable noise in the first layers, and may search on the 256 px
 intermediate RGB of the skip architecture, rendering the full image once at the end. The
 offline DCGAN searches z in R^100 without GEOCROSS.
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -30,13 +28,6 @@ class DCGANAdapter:
         self.nz = model.nz
         self.size = 64
         self.search_size = 64
-
-    @property
-    def template(self) -> np.ndarray:
-        """Photos are aligned to the layout of this generator's own faces (tighter than FFHQ's crop)."""
-        from core.weights import face_layout
-
-        return face_layout("dcgan_faces64")
 
     def init_state(self, n: int, generator: torch.Generator) -> dict:
         return {"latent": torch.randn(n, 1, self.nz, generator=generator).to(self.device), "noise": []}
@@ -63,7 +54,6 @@ class StyleGAN2Adapter:
     """
 
     name = "StyleGAN2"
-    template = "ffhq"
 
     def __init__(self, model: torch.nn.Module, fit: tuple[torch.Tensor, torch.Tensor] | None = None,
                  search_resolution: int | None = None, trainable_noise: int = 5):

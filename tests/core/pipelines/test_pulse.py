@@ -131,3 +131,9 @@ def test_tiny_faces_are_used_as_is_and_photos_are_detected_and_aligned():
     assert P.low_res_input(pair, 16, 64, face_index=1).aligned.size == (64, 64)
     with pytest.raises(ValueError, match="Face 3 does not exist"):
         P.low_res_input(pair, 16, 64, face_index=2)
+
+
+def test_photos_are_aligned_to_the_layout_the_manifest_gives_the_generator():
+    dcgan = P.face_template("dcgan.faces64")
+    np.testing.assert_array_equal(dcgan, face_layout("dcgan_faces64"))  # its output.face_layout
+    assert P.face_template("stylegan2.ffhq1024") == "ffhq"  # none given: the FFHQ recipe
