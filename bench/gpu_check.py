@@ -187,7 +187,8 @@ def check_case(case: Case, device: torch.device, repeats: int, emulate: bool = F
 def check_pulse(device: torch.device, tiny: bool, steps: int = 20) -> list[str]:
     """``steps`` PULSE steps per generator on ``device`` in fp32 (random weights of the real size,
     or the trained DCGAN when it is here): time per step, loss, peak memory."""
-    from core.pipelines import pulse as P
+    from core.pipelines import pulse_adapters as A
+    from core.pipelines import pulse_search as S
 
     target = chw(photo("pulse/examples/dcgan_face_16.png", (8, 8) if tiny else (16, 16)))
     rows = ["| generator | weights | restarts | steps | s/step p50 | L2 first -> last | finite | peak VRAM MiB | "
@@ -201,16 +202,16 @@ def check_pulse(device: torch.device, tiny: bool, steps: int = 20) -> list[str]:
         with Probe(device) as probe:
             model = case.build().to(device)
             if arch == "dcgan":
-                adapter = P.DCGANAdapter(model)
+                adapter = A.DCGANAdapter(model)
             else:
-                fit = P.gaussian_fit(model, samples=1000 if tiny else 10_000)
-                adapter = P.StyleGAN2Adapter(model, fit=fit, search_resolution=None if tiny else 256)
+                fit = A.gaussian_fit(model, samples=1000 if tiny else 10_000)
+                adapter = A.StyleGAN2Adapter(model, fit=fit, search_resolution=None if tiny else 256)
             times = []
             start = time.perf_counter()
-            for event in P.pulse_iter(adapter, target, steps=steps, restarts=restarts, seed=0, preview_every=1):
+            for event in S.search_iter(adapter, target, steps=steps, restarts=restarts, seed=0, preview_every=1):
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                if isinstance(event, P.PulseProgress):
+                if isinstance(event, S.PulseProgress):
                     times.append(time.perf_counter() - start)
                     start = time.perf_counter()
                 else:

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.pipelines import pulse as P  # noqa: E402
+from core.pipelines import pulse_adapters as A  # noqa: E402
+from core.pipelines import pulse_search as S  # noqa: E402
 
 TARGET_SEED = 2020
 
@@ -31,9 +33,9 @@ TARGET_SEED = 2020
 def in_distribution(adapter, size: int, targets: torch.Tensor, steps: int, restarts: int, eps: float) -> dict:
     rows = []
     for t, image in enumerate(targets):
-        low = P.downscale(image[None], size)
+        low = S.downscale(image[None], size)
         cpu = time.process_time()
-        result = P.pulse(adapter, low, steps=steps, lr=0.4, eps=eps, restarts=restarts, seed=1000 + t)
+        result = S.search(adapter, low, steps=steps, lr=0.4, eps=eps, restarts=restarts, seed=1000 + t)
         cpu = time.process_time() - cpu
         firsts = [s.first_success_step for s in result.samples if s.first_success_step is not None]
         best = result.samples[0]
@@ -58,9 +60,9 @@ def real_photos(adapter, steps: int, restarts: int, eps: float) -> None:
 
     photos = {"astronaut": skimage.data.astronaut(), "camera": np.stack([skimage.data.camera()] * 3, -1)}
     for name, array in photos.items():
-        low = P.low_res_input(Image.fromarray(array), 16, adapter.size, template=adapter.template)
+        low = P.low_res_input(Image.fromarray(array), 16, adapter.size, template=P.face_template("dcgan.faces64"))
         for seed in (0, 1, 2):
-            result = P.pulse(adapter, low.tensor, steps=steps, lr=0.4, eps=eps, restarts=restarts, seed=seed)
+            result = S.search(adapter, low.tensor, steps=steps, lr=0.4, eps=eps, restarts=restarts, seed=seed)
             best = result.samples[0]
             mean_start = statistics.mean(s.start_l2 for s in result.samples)
             print(f"  {name} seed {seed}: best L2 {best.l2:.2e}, its start {best.start_l2:.2e} "
@@ -75,10 +77,10 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=20)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--restarts", type=int, default=4)
-    parser.add_argument("--eps", type=float, default=P.EPS_DEFAULT)
+    parser.add_argument("--eps", type=float, default=S.EPS_DEFAULT)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    adapter = P.load_adapter("dcgan.faces64", device="cpu")
+    adapter = A.load_adapter("dcgan.faces64", device="cpu")
     with torch.no_grad():
         z = torch.randn(args.targets, 100, generator=torch.Generator().manual_seed(TARGET_SEED))
         targets = (adapter.model(z) + 1) / 2

@@ -27,15 +27,16 @@ import torch  # noqa: E402
 
 import core.models  # noqa: E402
 from core.models.stylegan2 import default_channels  # noqa: E402
-from core.pipelines import pulse as P  # noqa: E402
+from core.pipelines import pulse_adapters as A  # noqa: E402
+from core.pipelines import pulse_search as S  # noqa: E402
 
 
 def timed_steps(adapter, restarts: int, steps: int, size: int = 16, warmup: int = 1) -> tuple[float, float]:
     """Seconds per search step (wall, CPU), measured over ``steps`` steps after ``warmup``."""
     target = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     if warmup:
-        P.pulse(adapter, target, steps=warmup, restarts=restarts, seed=0)  # warm-up (allocations, final render)
-    events = P.pulse_iter(adapter, target, steps=steps + 1, restarts=restarts, seed=0, preview_every=1)
+        S.search(adapter, target, steps=warmup, restarts=restarts, seed=0)  # warm-up (allocations, final render)
+    events = S.search_iter(adapter, target, steps=steps + 1, restarts=restarts, seed=0, preview_every=1)
     next(events)  # step 1 done: start the clock after it
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
@@ -44,7 +45,7 @@ def timed_steps(adapter, restarts: int, steps: int, size: int = 16, warmup: int 
 
 
 def speed(args) -> None:
-    dcgan = P.load_adapter("dcgan.faces64", device="cpu")
+    dcgan = A.load_adapter("dcgan.faces64", device="cpu")
     for restarts in (1, 4):
         wall, cpu = timed_steps(dcgan, restarts, steps=30)
         print(f"DCGAN 64 px, {restarts} restart(s): {1 / wall:6.2f} steps/s wall ({wall * 1e3:.0f} ms/step; "
@@ -52,13 +53,13 @@ def speed(args) -> None:
 
     torch.manual_seed(0)
     model = core.models.build("stylegan2", size=1024).eval().requires_grad_(False)
-    fit = P.gaussian_fit(model, samples=10_000)
+    fit = A.gaussian_fit(model, samples=10_000)
     for resolution in (256, 1024):
-        adapter = P.StyleGAN2Adapter(model, fit=fit, search_resolution=resolution)
+        adapter = A.StyleGAN2Adapter(model, fit=fit, search_resolution=resolution)
         wall, cpu = timed_steps(adapter, 1, steps=args.sg2_steps, warmup=0)
         print(f"StyleGAN2 search at {resolution} px, 1 restart: {1 / wall:.3f} steps/s wall ({wall:.1f} s/step; "
               f"CPU {cpu:.1f} s/step); 100 steps = {100 * wall / 60:.1f} min", flush=True)
-    adapter = P.StyleGAN2Adapter(model, fit=fit)
+    adapter = A.StyleGAN2Adapter(model, fit=fit)
     state = adapter.init_state(1, torch.Generator().manual_seed(0))
     wall, cpu = time.perf_counter(), time.process_time()
     with torch.no_grad():
@@ -73,21 +74,21 @@ def compare(args) -> None:
     torch.manual_seed(0)
     model = core.models.build("stylegan2", size=size, style_dim=64, n_mlp=8, channels=channels)
     model = model.eval().requires_grad_(False)
-    fit = P.gaussian_fit(model, samples=20_000)
-    full = P.StyleGAN2Adapter(model, fit=fit)
-    fast = P.StyleGAN2Adapter(model, fit=fit, search_resolution=small)
+    fit = A.gaussian_fit(model, samples=20_000)
+    full = A.StyleGAN2Adapter(model, fit=fit)
+    fast = A.StyleGAN2Adapter(model, fit=fit, search_resolution=small)
     names = (f"full {size}", f"shortcut {small}", f"{small}+{size} last 10%")
     print(f"reduced-width random StyleGAN2 {size} px (channels {channels}, style_dim 64): search on the full "
           f"output vs on the {small} px intermediate RGB (rendered at {size} px once); {args.compare} targets at "
-          f"16x16, 4 restarts x {args.steps} steps, eps {P.EPS_DEFAULT:g}", flush=True)
+          f"16x16, 4 restarts x {args.steps} steps, eps {S.EPS_DEFAULT:g}", flush=True)
     totals = {name: [0, 0.0, 0.0, []] for name in names}
     for t in range(args.compare):
         with torch.no_grad():
-            target = P.downscale(full.render(full.init_state(1, torch.Generator().manual_seed(500 + t)),
+            target = S.downscale(full.render(full.init_state(1, torch.Generator().manual_seed(500 + t)),
                                              final=True), 16).clamp(0, 1)
         for name, adapter, refine in zip(names, (full, fast, fast), (0, 0, args.steps // 10)):
             cpu = time.process_time()
-            result = P.pulse(adapter, target, steps=args.steps, restarts=4, seed=t, refine_steps=refine)
+            result = S.search(adapter, target, steps=args.steps, restarts=4, seed=t, refine_steps=refine)
             cpu = time.process_time() - cpu
             best = result.samples[0]
             totals[name][0] += result.success

@@ -125,7 +125,9 @@ def case_pipeline(kind: str, model_id: str, steps: int, guidance: float, runs: i
     """End to end through core.pipelines.text_to_image, full VAE, then the same latents decoded by TAESD."""
     import torch
 
+    from core.limits import Budget
     from core.pipelines import text_to_image as t2i
+    from core.pipelines.text_to_image_loading import decode_final
 
     pipe = build_pipeline(kind, torch.float32)
     taesd = build_taesd(torch.float32)
@@ -142,20 +144,20 @@ def case_pipeline(kind: str, model_id: str, steps: int, guidance: float, runs: i
             -1, since(timings[name][-1])))
     runs_wall, runs_cpu = [], []
     for run in range(runs):
-        request = t2i.make_request(model_id, PROMPT, "", steps, guidance, 512, 512, seed=run)
+        settings = t2i.Settings(model_id, "", steps, guidance, 512, 512, seed=run)
         start = clock()
-        result = t2i.Generation(request, pipe, previews=False).start().result()
+        result = t2i.run(PROMPT, settings, model=pipe, budget=Budget(seconds=0))
         wall, cpu = since(start)  # prompt encoding, every step and the full VAE decode
         assert result.images and result.images[0].size == (512, 512)
         runs_wall.append(wall)
         runs_cpu.append(cpu)
     latents = torch.randn(1, 4, 64, 64, generator=torch.Generator().manual_seed(0))
     start = clock()
-    t2i.decode_final(pipe, latents)
+    decode_final(pipe, latents)
     vae = since(start)
-    t2i.decode_final(pipe, latents, taesd)  # warm-up
+    decode_final(pipe, latents, taesd)  # warm-up
     start = clock()
-    t2i.decode_final(pipe, latents, taesd)
+    decode_final(pipe, latents, taesd)
     tiny = since(start)
 
     def median(pairs, i):
@@ -231,6 +233,7 @@ def case_bfloat16_end_to_end() -> dict:
     import numpy as np
     import torch
 
+    from core.limits import Budget
     from core.pipelines import text_to_image as t2i
 
     def psnr(a, b):
@@ -242,14 +245,14 @@ def case_bfloat16_end_to_end() -> dict:
                                                       ("bk_tiny", "diffusers.bk_sdm_tiny", 8, 7.5, True)):
         pipe = build_pipeline(kind, torch.float32)
         taesd = build_taesd(torch.float32) if use_taesd else None
-        request = t2i.make_request(model_id, PROMPT, "", steps, guidance, 512, 512, seed=0)
+        settings = t2i.Settings(model_id, "", steps, guidance, 512, 512, seed=0, fast_decode=use_taesd)
         images, seconds = {}, {}
         for dtype in (torch.float32, torch.bfloat16):
             pipe.to(dtype=dtype)
             taesd = taesd.to(dtype=dtype) if taesd is not None else None
             start = time.process_time()
-            job = t2i.Generation(request, pipe, final_decoder=taesd, previews=False)
-            images[dtype] = job.start().result().images[0]
+            result = t2i.run(PROMPT, settings, model=pipe, taesd=taesd, budget=Budget(seconds=0))
+            images[dtype] = result.images[0]
             seconds[dtype] = time.process_time() - start
         out[f"{kind}_{steps}_steps_{'taesd' if use_taesd else 'vae'}"] = {
             "fp32_cpu_s": round(seconds[torch.float32], 1), "bf16_cpu_s": round(seconds[torch.bfloat16], 1),

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")  # left/right as seen in the image
-DETECTOR_IDS = ("face.mtcnn_pnet", "face.mtcnn_rnet", "face.mtcnn_onet")  # manifest ids of MTCNN's three stages
+DETECTOR_ARCHS = ("mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")  # MTCNN's three stages, in the order they run
 DETECT_MAX_SIDE = 960  # larger photos are downscaled for detection only (faces under ~2% of the side are missed)
 DETECT_MIN_SIDE = 192  # tiny inputs are upscaled so small faces are still found
 MIN_FACE_SIZE = 20  # px, in the (resized) detection image: MTCNN's smallest pyramid window
@@ -63,13 +63,24 @@ class AlignedFace:
         return self.image.size[0]
 
 
+def detector_ids() -> tuple[str, ...]:
+    """The manifest ids of MTCNN's three stages (the models of the :data:`DETECTOR_ARCHS` architectures)."""
+    from core.weights import load_manifest
+
+    entries = load_manifest()
+    ids = tuple(next((m for m, e in entries.items() if e.arch == arch), None) for arch in DETECTOR_ARCHS)
+    if None in ids:
+        raise ValueError(f"The weights manifest lists no face detector ({', '.join(DETECTOR_ARCHS)} models).")
+    return ids
+
+
 def _detector(device: "torch.device | str"):
     """MTCNN's three networks in fp32 on ``device``, each loaded once (shared model cache)."""
     import torch
 
     from core.weights import load_model
 
-    return tuple(load_model(model_id, device=device, dtype=torch.float32) for model_id in DETECTOR_IDS)
+    return tuple(load_model(model_id, device=device, dtype=torch.float32) for model_id in detector_ids())
 
 
 def plausible_landmarks(points: np.ndarray, box: tuple[float, float, float, float]) -> bool:

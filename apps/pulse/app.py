@@ -8,9 +8,7 @@ API: ``/upsample`` (image, generator, size, steps, eps, samples, seed, face, sty
 ``/read_pulse_parameters`` (a result PNG) -> the settings it was made with.
 """
 
-import secrets
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +21,9 @@ from PIL import Image
 from core import images, ui
 from core.ui import reproduce
 from core.pipelines import pulse
-from core.weights import availability
+from core.pipelines.pulse_adapters import load_generator
+from core.pipelines.streaming import Progress
+from core.weights import availability, get_entry
 
 TITLE = "PULSE face upsampling"
 DESCRIPTION = (
@@ -32,26 +32,26 @@ DESCRIPTION = (
     "another one; **they are invented faces, not the person in the picture**, and the search can fail (then the "
     "closest face is shown with its error). The generators carry their training data's biases."
 )
-GENERATORS = {"dcgan.faces64": "DCGAN 64 px faces (offline)", "stylegan2.ffhq1024": "StyleGAN2 FFHQ 1024 px"}
-MODEL_IDS = list(GENERATORS)
+GENERATORS = pulse.generators()
+MODEL_IDS = GENERATORS
+LABELS = {"dcgan": "DCGAN 64 px faces (offline)", "stylegan2": "StyleGAN2 FFHQ 1024 px"}  # by architecture
 EXAMPLES = Path(__file__).parent / "examples"
 PREVIEW_INTERVAL = 0.25  # seconds between streamed previews (the first one is shown at once)
 EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
-_stop_flags: dict[str, threading.Event] = {}  # session -> "finish now" flag
-# StyleGAN2 search resolution: (search px, fraction of the steps refined at full resolution)
-SEARCH_MODES = {"256+1024": (256, 0.1), "256": (256, 0.0), "1024": (None, 0.0)}
 SEARCH_LABELS = [("256 px, then 1024 px for the last 10% of the steps", "256+1024"),
                  ("256 px only, render 1024 px once (fastest)", "256"), ("1024 px all the way (slowest)", "1024")]
+cancels = ui.Cancels()  # "Finish now" and "Stop" end the session's search with the best faces so far
 
 
-# GPU seconds per search step and sample on a ZeroGPU slice (estimates; bench/gpu_check.py measures them).
-GPU_SECONDS_PER_STEP = {"dcgan.faces64": 0.005, "stylegan2.ffhq1024": 0.08}
-ui.preload_on_zero_gpu(MODEL_IDS, load=pulse.load_generator)
+# GPU seconds per search step and sample on a ZeroGPU slice by architecture (estimates; bench/gpu_check.py).
+GPU_SECONDS_PER_STEP = {"dcgan": 0.005, "stylegan2": 0.08}
+ui.preload_on_zero_gpu(MODEL_IDS, load=load_generator)
 
 
-def gpu_seconds(image, generator="dcgan.faces64", size=16, steps=100, eps=None, samples=4, *args, **kwargs) -> float:
+def gpu_seconds(image, generator=GENERATORS[0], size=16, steps=100, eps=None, samples=4, *args, **kwargs) -> float:
     """The ZeroGPU window one search asks for: start-up plus steps x samples."""
-    return 15 + int(steps) * int(samples) * GPU_SECONDS_PER_STEP.get(generator, max(GPU_SECONDS_PER_STEP.values()))
+    arch = get_entry(generator).arch if generator in GENERATORS else "stylegan2"
+    return 15 + int(steps) * int(samples) * GPU_SECONDS_PER_STEP[arch]
 
 
 def expected_time(generator, steps, samples, search="256+1024") -> str:
@@ -64,7 +64,7 @@ def expected_time(generator, steps, samples, search="256+1024") -> str:
         return ""
 
 
-def job_cost(image, generator="dcgan.faces64", size=16, steps=100, eps=None, samples=4, seed=-1, face=0,
+def job_cost(image, generator=GENERATORS[0], size=16, steps=100, eps=None, samples=4, seed=-1, face=0,
              stylegan2_search="256+1024", *rest, **kwargs):
     try:
         return (pulse.clock_kind(generator, stylegan2_search),
@@ -75,7 +75,11 @@ def job_cost(image, generator="dcgan.faces64", size=16, steps=100, eps=None, sam
 
 def weights_notice() -> str:
     missing = [m for m in MODEL_IDS if not availability(m)[0]]
-    return "\n\n".join(f"**{GENERATORS[m]}: weights missing.** {ui.missing_weights_message(m)}" for m in missing)
+    return "\n\n".join(f"**{label(m)}: weights missing.** {ui.missing_weights_message(m)}" for m in missing)
+
+
+def label(model_id: str) -> str:
+    return LABELS.get(get_entry(model_id).arch, model_id)
 
 
 def shown(image: Image.Image, side: int = 128) -> Image.Image:
@@ -87,7 +91,7 @@ def shown(image: Image.Image, side: int = 128) -> Image.Image:
 @ui.user_errors
 @ui.in_lane(job_cost)
 @ui.gpu(duration=gpu_seconds)
-def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
+def upsample(image, generator=GENERATORS[0], size=16, steps=100, eps=pulse.EPS_DEFAULT, samples=4, seed=-1,
              face=0, stylegan2_search="256+1024", request: gr.Request = None, progress=gr.Progress()):
     """PULSE: search a face generator for high-resolution faces that downscale to a tiny input face (invented faces, not the person).
 
@@ -105,71 +109,31 @@ def upsample(image, generator="dcgan.faces64", size=16, steps=100, eps=pulse.EPS
     Returns:
         the best face (PNG with the settings in its metadata), all faces best first, the input next to each face downscaled, a summary ending with the gradio_client call that reproduces it, details (JSON: L2 and success per face), and the seed used.
     """
-    if image is None:
-        raise ValueError("Upload a face: a tiny square face (8-64 px) or a photo with a face.")
-    if generator not in GENERATORS:
-        raise ValueError(f"Unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}.")
-    from core.device import get_device
-    from core.limits import JOB_CLOCK, Budget, max_search_work
-
-    work, cap = int(steps) * int(samples), max_search_work(get_device().type)
-    if work > cap:
-        raise ValueError(f"{int(steps)} steps x {int(samples)} samples = {work} is more than this server allows in one "
-                         f"request ({cap} on {get_device().type}, GANHUB_MAX_STEP_SAMPLES): ask for fewer steps or "
-                         "samples.")
-    budget = Budget()
-    seed = secrets.randbelow(2**31) if seed is None or int(seed) < 0 else int(seed)
+    settings = pulse.Settings(generator, size, steps, eps, samples, seed, face, stylegan2_search)
     first_use = "" if availability(generator)[0] else " (first use: downloading its weights)"
     progress(0, desc=f"Loading the generator{first_use}")
-    if stylegan2_search not in SEARCH_MODES:
-        raise ValueError(f"stylegan2_search must be one of {', '.join(SEARCH_MODES)}, not {stylegan2_search!r}.")
-    search_px, refine = SEARCH_MODES[stylegan2_search]
-    adapter = pulse.load_adapter(generator, search_resolution=search_px)
-    size = int(size)
-    if size >= adapter.search_size or adapter.search_size % size:
-        raise ValueError(f"{GENERATORS[generator]} needs an input size below {adapter.search_size} that divides it.")
-    low = pulse.low_res_input(images.load_image(image), size, adapter.size, adapter.template,
-                              face_index=int(face) - 1 if face else None)
-    session = request.session_hash if request is not None else ""
-    stop_flag = _stop_flags[session] = threading.Event()
-    inputs = [(shown(low.image), f"input {size}x{size}")] + ([(low.aligned, "aligned face")] if low.aligned else [])
     shown_at = -PREVIEW_INTERVAL
-    try:
-        for event in pulse.pulse_iter(adapter, low.tensor, steps=int(steps), eps=float(eps), restarts=int(samples),
-                                      seed=seed, preview_every=1 if adapter.search_size > 64 else 5,
-                                      should_stop=stop_flag.is_set, refine_steps=round(refine * int(steps)),
-                                      budget=budget):
-            if isinstance(event, pulse.PulseProgress):
-                progress((event.step, event.steps), desc="Searching", unit="steps")
-                if time.monotonic() - shown_at < PREVIEW_INTERVAL:
-                    continue  # each preview is an image to encode and ship: a few per second are enough
-                shown_at = time.monotonic()
-                status = (f"{low.note} Step {event.step} of {event.steps}: best L2 {min(event.best_l2):.2e} "
-                          f"(eps {float(eps):g}).")
-                yield pulse.unit_to_pil(event.preview), gr.skip(), gr.skip(), status, gr.skip(), seed
-    finally:
-        _stop_flags.pop(session, None)
-    result = event
-    JOB_CLOCK.record(pulse.clock_kind(generator, stylegan2_search), max(1, result.steps) * int(samples), result.seconds)
-    call = reproduce.Call("/upsample", {**reproduce.files("image"), "generator": generator, "size": size,
-                                        "steps": int(steps), "eps": float(eps), "samples": int(samples), "seed": seed,
-                                        "face": int(face or 0), "stylegan2_search": stylegan2_search})
-    faces = [(call.stamp(pulse.unit_to_pil(s.image)), f"restart {s.restart}: L2 {s.l2:.2e}, "
-              f"{'' if s.success else 'NOT '}within eps") for s in result.samples]
-    compared = inputs + [(shown(pulse.unit_to_pil(s.downscaled)), f"restart {s.restart} downscaled")
-                         for s in result.samples]
-    details = {"success": result.success, "seed": seed, "eps": result.eps, "steps": result.steps,
-               "seconds": round(result.seconds, 2), "generator": generator, "input": low.note,
-               "samples": [{"restart": s.restart, "l2": s.l2, "success": s.success, "start_l2": s.start_l2,
-                            "first_success_step": s.first_success_step} for s in result.samples]}
-    summary = ("" if result.success else "**No face within eps.** ") + f"{low.note} {result.message}\n\n{call.markdown()}"
-    yield faces[0][0], faces, compared, summary, details, seed
-
-
-def finish_now(request: gr.Request):
-    flag = _stop_flags.get(request.session_hash)
-    if flag is not None:
-        flag.set()
+    with cancels.running(request) as cancel:
+        for event in pulse.upsample(image, settings, cancel=cancel):
+            if isinstance(event, Progress):
+                progress((event.step, event.total), desc="Searching", unit="steps")
+                if time.monotonic() - shown_at >= PREVIEW_INTERVAL:  # a few previews per second are enough
+                    shown_at = time.monotonic()
+                    yield event.preview, gr.skip(), gr.skip(), event.note, gr.skip(), gr.skip()
+    result, d = event, event.details
+    call = reproduce.Call("/upsample", {**reproduce.files("image"), "generator": d["generator"], "size": d["size"],
+                                        "steps": settings.steps, "eps": settings.eps, "samples": settings.samples,
+                                        "seed": d["seed"], "face": settings.face,
+                                        "stylegan2_search": settings.stylegan2_search})
+    faces = [(call.stamp(images.to_pil(s.image, pulse.UNIT)), f"restart {s.restart}: L2 {s.l2:.2e}, "
+              f"{'' if s.success else 'NOT '}within eps") for s in result.faces]
+    low = result.input
+    compared = [(shown(low.image), f"input {d['size']}x{d['size']}")]
+    compared += [(low.aligned, "aligned face")] * bool(low.aligned)
+    compared += [(shown(images.to_pil(s.downscaled, pulse.UNIT)), f"restart {s.restart} downscaled")
+                 for s in result.faces]
+    summary = ("" if result.success else "**No face within eps.** ") + f"{result.summary}\n\n{call.markdown()}"
+    yield faces[0][0], faces, compared, summary, d, d["seed"]
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -178,14 +142,14 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             image = ui.ImageInput(label="Tiny face (8-64 px, square) or a photo with a face", height=280)
-            generator = gr.Dropdown([(label, m) for m, label in GENERATORS.items()], value="dcgan.faces64",
+            generator = gr.Dropdown([(label(m), m) for m in GENERATORS], value=GENERATORS[0],
                                     label="Generator")
             size = ui.Radio([8, 16, 32, 64], value=16, label="Input size (px): the photo's face is downscaled to it")
             with gr.Row():
                 run = gr.Button("Upsample", variant="primary")
                 finish = gr.Button("Finish now")
                 stop = gr.Button("Stop", variant="stop")
-            expected = gr.Markdown(expected_time("dcgan.faces64", 100, 4))
+            expected = gr.Markdown(expected_time(GENERATORS[0], 100, 4))
             with gr.Accordion("Search settings", open=False):
                 steps = ui.Slider(10, 500, value=100, step=10, label="Steps")
                 eps = ui.Number(pulse.EPS_DEFAULT, minimum=1e-6, maximum=0.5,
@@ -214,8 +178,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                       **ui.JOB_EVENTS)
     gr.on([generator.change, steps.change, samples.change, search.change], expected_time,
           [generator, steps, samples, search], expected, api_visibility="private", queue=False)
-    finish.click(finish_now, None, None, api_visibility="private")
-    stop.click(finish_now, None, None, cancels=[event], api_visibility="private")
+    finish.click(cancels.cancel, None, None, api_visibility="private")
+    stop.click(cancels.cancel, None, None, cancels=[event], api_visibility="private")
     ui.model_card(MODEL_IDS)
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ import gradio as gr
 from core import ui
 from core.ui import reproduce
 from core.pipelines import text_to_image as t2i
-from core.weights import availability, get_entry
+from core.pipelines.streaming import Progress
+from core.pipelines.text_to_image_loading import default_fast_decode, load_pipeline, load_taesd, missing_message
+from core.pipelines.text_to_image_params import read_parameters as read_png_parameters
+from core.weights import availability, get_entry, models_for_app
 
 TITLE = "Text to image (diffusers)"
 DESCRIPTION = (
@@ -26,16 +29,16 @@ DESCRIPTION = (
     "finished picture in one step (guidance 0); **BK-SDM-Tiny** (open licence) needs about 25 steps with guidance. "
     "Seeds are random unless you set one; the seed used is always shown and stored in each PNG."
 )
-GENERATORS = ["diffusers.sd_turbo", "diffusers.bk_sdm_tiny"]
-MODEL_IDS = GENERATORS + [t2i.TAESD_ID]
+GENERATORS = t2i.generators()
+MODEL_IDS = models_for_app("text2image")  # the generators and the TAESD decoder
 PROMPTS = ["a lighthouse on a cliff at sunset, oil painting", "a red fox in the snow, photograph, 50mm",
            "an isometric cozy library with plants, digital art", "portrait of an old sailor, charcoal sketch"]
-_running = {}  # session -> the Generation that Stop cancels
+cancels = ui.Cancels()  # Stop ends the session's run after its running step
 
 
 # GPU seconds per denoising step of one 512x512 image on a ZeroGPU slice (estimate; guidance doubles it).
 GPU_SECONDS_PER_STEP = 0.1
-ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: t2i.load_taesd() if m == t2i.TAESD_ID else t2i.load_pipeline(m))
+ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: load_pipeline(m) if m in GENERATORS else load_taesd())
 
 
 def gpu_seconds(model, prompt="", negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
@@ -60,8 +63,8 @@ def weights_notice(missing):
 
 
 def model_settings(model_id):
-    d = t2i.model_defaults(model_id)
-    return d["steps"], d["guidance_scale"], d["size"], d["size"], about(model_id)
+    s = t2i.Settings(model_id)
+    return s.steps, s.guidance_scale, s.width, s.height, about(model_id)
 
 
 @ui.user_errors
@@ -86,47 +89,31 @@ def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=51
     Returns:
         the images (PNGs with A1111 parameters and the gradio_client call in their metadata), the seed used, and the parameters text ending with the gradio_client call that reproduces them.
     """
-    r = t2i.make_request(model, prompt, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
+    settings = t2i.Settings(model, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
     progress(0, desc="Loading the model (the first run downloads or reads it)")
-    from core.limits import Budget
-
-    job = t2i.start(r, budget=Budget())
-    session = request.session_hash if request is not None else None
-    _running[session] = job
-    try:
-        for event in job:
-            if isinstance(event, t2i.Preview):
+    with cancels.running(request) as cancel:
+        for event in t2i.stream(prompt, settings, cancel=cancel):
+            if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Denoising", unit="steps")
-                if event.images:
-                    previews = [(im, f"preview, step {event.step}/{event.total}") for im in event.images]
-                    yield previews, r.seed, f"Step {event.step} of {event.total}..."
-            else:
-                result = event
-    finally:
-        job.cancel()  # a no-op when finished; stops the pipeline when the event was cancelled
-        job.join()
-        if _running.get(session) is job:
-            del _running[session]
+                if event.preview:
+                    previews = [(im, f"preview, step {event.step}/{event.total}") for im in event.preview]
+                    yield previews, gr.skip(), event.note
+    result, d = event, event.details
     notes = "\n".join(f"Note: {n}" for n in result.notes)
     if result.cancelled:
-        yield [], r.seed, notes or "Stopped."
+        yield [], d["seed"], notes or "Stopped."
         return
     for note in result.notes:
         gr.Warning(note)
     summary = f"{len(result.images)} image(s) in {result.seconds:.1f} s, seeds {', '.join(map(str, result.seeds))}."
-    call = reproduce.Call("/generate", {"model": r.model_id, "prompt": r.prompt, "negative_prompt": r.negative_prompt,
-                                        "steps": r.steps, "guidance": r.guidance_scale, "width": r.width,
-                                        "height": r.height, "seed": r.seed, "num_images": r.num_images,
-                                        "fast_decode": r.fast_decode})
+    call = reproduce.Call("/generate", {"model": d["model_id"], "prompt": d["prompt"],
+                                        "negative_prompt": d["negative_prompt"], "steps": d["steps"],
+                                        "guidance": d["guidance_scale"], "width": d["width"], "height": d["height"],
+                                        "seed": d["seed"], "num_images": d["num_images"],
+                                        "fast_decode": d["fast_decode"]})
     text = "\n\n".join(s for s in (result.infotexts[0], summary, notes, "Reproduce:\n" + call.script()) if s)
     yield ([(call.stamp(im, parameters=False), f"seed {s}") for im, s in zip(result.images, result.seeds)],
-           r.seed, text)
-
-
-def stop(request: gr.Request):
-    job = _running.get(request.session_hash)
-    if job is not None:
-        job.cancel()
+           d["seed"], text)
 
 
 @ui.user_errors
@@ -142,7 +129,7 @@ def read_parameters(png):
     """
     if not png:
         raise ValueError("Drop a PNG made by this app to reuse its settings.")
-    p = t2i.read_parameters(png)
+    p = read_png_parameters(png)
     keep = gr.update()
     model = p.get("model_id") if p.get("model_id") in GENERATORS else keep
     clamp = lambda key, low, high: min(max(p[key], low), high) if key in p else keep  # noqa: E731
@@ -156,7 +143,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     missing = missing_models()
     gr.Markdown(weights_notice(missing))
     with gr.Accordion("How to get the weights", open=False, visible=bool(missing)):
-        gr.Markdown("\n\n".join(t2i.missing_message(m) for m in missing))
+        gr.Markdown("\n\n".join(missing_message(m) for m in missing))
     with gr.Row():
         with gr.Column():
             model = gr.Dropdown([(get_entry(m).title, m) for m in GENERATORS], value=GENERATORS[0], label="Model")
@@ -175,7 +162,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 with gr.Row():
                     seed = ui.seed_field()
                     num_images = ui.Slider(1, t2i.MAX_IMAGES, value=1, step=1, label="Images")
-                fast_decode = gr.Checkbox(t2i.default_fast_decode(), label="Fast decoder (TAESD): much faster on a "
+                fast_decode = gr.Checkbox(default_fast_decode(), label="Fast decoder (TAESD): much faster on a "
                                           "CPU, slightly softer details")
             reuse = gr.File(label="Reuse settings: drop a PNG made here", file_types=[".png"], type="filepath",
                             height=120)
@@ -189,7 +176,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     inputs = [model, prompt, negative, steps, guidance, width, height, seed, num_images, fast_decode]
     event = gr.on([run.click, prompt.submit], generate, inputs, [gallery, seed_used, parameters], api_name="generate",
                   **ui.HEAVY_EVENTS)
-    stop_button.click(stop, None, None, cancels=[event], api_visibility="private")
+    stop_button.click(cancels.cancel, None, None, cancels=[event], api_visibility="private")
     model.input(model_settings, model, [steps, guidance, width, height, model_about], api_visibility="private")
     reuse_seed.click(lambda s: s, seed_used, seed, api_visibility="private")
     reuse.upload(read_parameters, reuse, [model, prompt, negative, steps, guidance, width, height, seed],

@@ -111,13 +111,13 @@ def align_photo(photo: Image.Image, gen: LatentGenerator):
     """The photo's one face aligned to the generator's framing (a photo already at the generator's
     size is taken as aligned). Returns a :class:`core.faces.AlignedFace`."""
     from core.faces import AlignedFace, align_face, single_face
-    from core.pipelines.pulse import DCGAN_TEMPLATE
+    from core.weights import face_layout
 
     photo = photo.convert("RGB")
     if photo.size == (gen.size, gen.size):
         return AlignedFace(photo, np.array([[1.0, 0, 0], [0, 1.0, 0]]), photo.size)
     return align_face(photo, single_face(photo, "the photo"), gen.size,
-                      template=DCGAN_TEMPLATE if gen.kind == "dcgan" else "ffhq")
+                      template=face_layout("dcgan_faces64") if gen.kind == "dcgan" else "ffhq")
 
 
 def face_ellipse(size: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 - ``components``: inputs that refuse bad images and numbers with a clear message, before any work.
 - ``errors``: ``user_errors``, what a user reads when a job fails (bad input, weights, GPU memory).
+- ``cancels``: ``Cancels``, the one registry of running streaming jobs that Stop buttons cancel.
 - ``jobs``: where a job runs (``in_lane`` / ``heavy`` / ``light``, ``JOB_EVENTS``) and ``gpu`` on ZeroGPU.
 - ``outputs``: how output images are encoded and shipped (``encode_image``, ``preview``).
 - ``page`` and ``weights_notice``: the model card and the one "weights missing" wording.
@@ -12,6 +13,7 @@ Importing the kit installs two fixes into gradio: race-free output files and MCP
 """
 
 from core.ui import health, reproduce
+from core.ui.cancels import Cancels
 from core.ui.components import (
     ImageEditor,
     ImageInput,
@@ -65,7 +67,7 @@ install_atomic_image_cache()
 install_mcp_multiple_outputs_fix()
 
 __all__ = [
-    "DELETE_CACHE", "GPU_SECONDS_MAX", "HEAVY_EVENTS", "HEAVY_PRIOR_SECONDS", "JOB_EVENTS", "JPEG_QUALITY",
+    "Cancels", "DELETE_CACHE", "GPU_SECONDS_MAX", "HEAVY_EVENTS", "HEAVY_PRIOR_SECONDS", "JOB_EVENTS", "JPEG_QUALITY",
     "LAUNCH_KWARGS", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput",
     "MaskInput", "Number", "Radio", "Sketchpad", "Slider", "app_kwargs", "encode_image", "fetch_command", "gpu",
     "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",

@@ -25,9 +25,9 @@ def _precision(model_id: str, device) -> str:
     from core.weights import autocast_for, get_entry
 
     if get_entry(model_id).arch == "diffusers":
-        from core.pipelines.text_to_image import pipeline_dtype
+        from core.pipelines.text_to_image_loading import pipeline_dtype
 
-        return str(pipeline_dtype(device)).removeprefix("torch.")
+        return str(pipeline_dtype(model_id, device)).removeprefix("torch.")
     if isinstance(autocast_for(model_id, device), torch.autocast):
         return "bfloat16 autocast"
     return str(default_dtype(device)).removeprefix("torch.")

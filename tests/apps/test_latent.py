@@ -21,14 +21,14 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from core.faces import DETECTOR_IDS
+from core.faces import detector_ids
 from core.pipelines.latent_inversion import face_ellipse
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "latent" / "examples"
 TINY_SG2 = dict(size=64, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8, 64: 8})
 DCGAN = pytest.mark.real_weights("dcgan.faces64")
-DETECTOR = pytest.mark.real_weights(*DETECTOR_IDS)
-REAL = ("dcgan.faces64", "latent.encoder_dcgan64", "genegan.glasses_classifier64", *DETECTOR_IDS)
+DETECTOR = pytest.mark.real_weights(*detector_ids())
+REAL = ("dcgan.faces64", "latent.encoder_dcgan64", "genegan.glasses_classifier64", *detector_ids())
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def client(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("latent")
     (root / "override").mkdir()
-    for model_id in ("dcgan.faces64", *DETECTOR_IDS):  # real entries the test manifest keeps, served as overrides
+    for model_id in ("dcgan.faces64", *detector_ids()):  # real entries the test manifest keeps, as overrides
         if weights.availability(model_id)[0]:
             shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
     real = {k: v for k, v in json.loads(weights.manifest_path().read_text())["models"].items() if k in REAL}

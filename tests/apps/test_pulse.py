@@ -21,12 +21,12 @@ import pytest
 import torch
 from PIL import Image
 
-from core.faces import DETECTOR_IDS
+from core.faces import detector_ids
 
 APP_DIR = Path(__file__).resolve().parents[2] / "apps" / "pulse"
 TINY_SG2 = dict(size=32, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
 DCGAN = pytest.mark.real_weights("dcgan.faces64")
-DETECTOR = pytest.mark.real_weights(*DETECTOR_IDS)
+DETECTOR = pytest.mark.real_weights(*detector_ids())
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,12 @@ def app(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pulse")
     (root / "override").mkdir()
-    kept = ("dcgan.faces64", *DETECTOR_IDS)  # real entries the test manifest keeps, served as overrides
+    kept = ("dcgan.faces64", *detector_ids())  # real entries the test manifest keeps, served as overrides
     for model_id in kept:
         if weights.availability(model_id)[0]:
             shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
-    real = {k: v for k, v in json.loads(weights.manifest_path().read_text())["models"].items() if k in kept}
+    manifest = json.loads(weights.manifest_path().read_text())
+    real = {k: v for k, v in manifest["models"].items() if k in kept}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
     with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
@@ -64,11 +65,13 @@ def app(tmp_path_factory):
 
         def write_manifest(stylegan_repo: str) -> None:
             entry = {"arch": "stylegan2", "config": TINY_SG2, "title": "tiny StyleGAN2", "license": "test",
+                     "apps": ["pulse"],
                      "sources": [{"kind": "hf", "repo_id": stylegan_repo, "filename": "g.pt", "revision": revision,
                                   "format": {"type": "torch_pickle", "key": "g_ema"}}]}
             models = {"stylegan2.ffhq1024": entry, **real}
             path = root / "manifest.json"
-            path.write_text(json.dumps({"schema_version": 1, "models": models}))
+            layouts = manifest["face_layouts"]
+            path.write_text(json.dumps({"schema_version": 1, "face_layouts": layouts, "models": models}))
             stamp = time.time() + len(stylegan_repo)  # a new mtime: the manifest is re-read
             os.utime(path, (stamp, stamp))
 
@@ -149,9 +152,9 @@ def test_progress_streams_before_the_result_and_cancel_ends_the_search(app):
         time.sleep(0.05)
     assert job.outputs(), "a first preview arrived"
     job.cancel()
-    while module._stop_flags and time.time() < deadline:
+    while len(module.cancels) and time.time() < deadline:
         time.sleep(0.05)
-    assert not module._stop_flags, "the search generator was closed"
+    assert not len(module.cancels), "the search generator was closed"
 
 
 @DETECTOR

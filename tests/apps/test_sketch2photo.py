@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from core.faces import DETECTOR_IDS
+from core.faces import detector_ids
 from core.weights import availability, load_manifest, resolve
 
 TINY = dict(ngf=4, num_downs=6)
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "sketch2photo" / "examples"
-DETECTOR = pytest.mark.real_weights(*DETECTOR_IDS)
+DETECTOR = pytest.mark.real_weights(*detector_ids())
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,10 @@ def client(tmp_path_factory):
     save_file(core.models.build("pix2pix_unet", **TINY).state_dict(), str(tmp / "faces.safetensors"))
     real = load_manifest()
     (tmp / "override").mkdir()
-    for model_id in DETECTOR_IDS:  # photo -> sketch frames the face first: the real detector, as an override
+    for model_id in detector_ids():  # photo -> sketch frames the face first: the real detector, as an override
         if availability(model_id)[0]:
             shutil.copy(resolve(model_id, download=False), tmp / "override" / f"{model_id}.safetensors")
-    models = {model_id: {"arch": real[model_id].arch, **real[model_id].info} for model_id in DETECTOR_IDS}
+    models = {model_id: {"arch": real[model_id].arch, **real[model_id].info} for model_id in detector_ids()}
     for model_id in MODEL_IDS:
         raw = {"arch": real[model_id].arch, **real[model_id].info}
         if model_id == "pix2pix.edges2faces64":

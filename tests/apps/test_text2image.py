@@ -78,7 +78,7 @@ def test_api_names_and_the_missing_model_notice(app):
 
 
 def test_generate_gives_pngs_with_parameters_reproducibly(app):
-    from core.pipelines.text_to_image import read_parameters
+    from core.pipelines.text_to_image_params import read_parameters
 
     _, client, revision = app
     settings, (gallery, seed, text) = run(client, seed=42, num_images=2, negative_prompt="blurry, dark")
@@ -132,10 +132,10 @@ def test_user_errors_are_clear_and_the_server_keeps_serving(app):
 
 
 def test_cancelling_the_event_stops_the_pipeline(app):
-    from core.pipelines import text_to_image as t2i
+    from core.pipelines.text_to_image_loading import load_pipeline
 
     module, client, _ = app
-    pipe = t2i.load_pipeline(TURBO)
+    pipe = load_pipeline(TURBO)
     calls = []
 
     def slow_step(*args):
@@ -152,9 +152,9 @@ def test_cancelling_the_event_stops_the_pipeline(app):
             time.sleep(0.02)
         assert job.outputs(), "a first preview arrived"
         job.cancel()
-        while module._running and time.time() < deadline:
+        while len(module.cancels) and time.time() < deadline:
             time.sleep(0.02)
-        assert not module._running, "the generator was closed and its run ended"
+        assert not len(module.cancels), "the generator was closed and its run ended"
         done = len(calls)
         time.sleep(0.3)
         assert len(calls) == done < 25, f"the pipeline stopped early ({done} of 51 UNet calls)"

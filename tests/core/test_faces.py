@@ -9,7 +9,7 @@ from PIL import Image
 from core import faces
 
 REPO = Path(__file__).resolve().parents[2]
-DETECTOR = pytest.mark.real_weights(*faces.DETECTOR_IDS)
+DETECTOR = pytest.mark.real_weights(*faces.detector_ids())
 # Hand-placed landmarks (LANDMARK_NAMES order), read off 6x zoomed crops (bench/face_detectors.py).
 HAND_LANDMARKS = {
     "astronaut": [[203, 101], [246, 103], [224, 125], [202, 140], [246, 140]],
@@ -205,3 +205,15 @@ def test_round_trip_of_an_unedited_crop_is_close(astronaut, astronaut_faces):
     out = np.asarray(faces.paste_back(astronaut, aligned.image, aligned)).astype(float)
     changed = (out != np.asarray(astronaut)).any(-1)
     assert np.abs(out - np.asarray(astronaut))[changed].mean() < 6  # resampled twice, nothing else
+
+
+def test_the_detector_is_named_by_the_manifest(write_manifest):
+    from core.weights import get_entry
+
+    assert [get_entry(m).arch for m in faces.detector_ids()] == ["mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"]
+    stage = {"title": "t", "license": "test", "config": {}, "sources": [{"kind": "local", "path": "x.safetensors"}]}
+    write_manifest({f"det.{a}": {**stage, "arch": a} for a in ("mtcnn_onet", "mtcnn_rnet", "mtcnn_pnet")})
+    assert faces.detector_ids() == ("det.mtcnn_pnet", "det.mtcnn_rnet", "det.mtcnn_onet"), "in the order they run"
+    write_manifest({"det.mtcnn_pnet": {**stage, "arch": "mtcnn_pnet"}})
+    with pytest.raises(ValueError, match="lists no face detector"):
+        faces.detect_faces(Image.new("RGB", (200, 200)))

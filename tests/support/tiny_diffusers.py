@@ -112,3 +112,43 @@ def taesd_manifest_entry(repo_id: str, revision: str, files_sha256: dict | None 
     return {"title": "Tiny test TAESD", "arch": "diffusers", "apps": ["text2image"], "license": "MIT", "paper": "none",
             "training_data": "none", "card": "random weights for tests", "input": {"kind": "latent"},
             "config": {"class": "AutoencoderTiny"}, "sources": [source]}
+
+
+def served_test_models(tmp_path_factory):
+    """A module-scoped fixture body: one local Hub serving the tiny pipeline and TAESD, and a test
+    manifest with them (``diffusers.tiny``, float16 on CUDA), a scheduler variant and broken variants.
+    Yields the Hub server, its ``revision`` set to the tiny pipeline's commit."""
+    import json
+
+    import pytest
+    import torch
+
+    from core.cache import MODEL_CACHE
+    from core.pipelines import text_to_image as t2i
+    from tests.support.local_servers import LocalHub, isolate_weights
+
+    root = tmp_path_factory.mktemp("t2i")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and the CPU is shared
+    with pytest.MonkeyPatch.context() as mp, LocalHub() as server:
+        isolate_weights(mp, root, server.url)
+        mp.setenv("GANHUB_MANIFEST", str(root / "manifest.json"))
+        mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
+        mp.setenv("GANHUB_T2I_CPU_DTYPE", "float32")  # the same numbers on every CPU
+        revision = server.add_files(TINY_REPO, tiny_pipeline_files())
+        taesd_revision = server.add_files(TINY_TAESD_REPO, tiny_taesd_files())
+        models = {
+            "diffusers.tiny": {**manifest_entry(TINY_REPO, revision), "cuda_dtype": "float16"},
+            "diffusers.tiny_euler": manifest_entry(TINY_REPO, revision, scheduler="EulerDiscreteScheduler"),
+            "diffusers.absent": manifest_entry("tests/not-on-the-hub", "1" * 40),
+            "diffusers.taesd": taesd_manifest_entry(TINY_TAESD_REPO, taesd_revision),
+            "diffusers.taesd_absent": taesd_manifest_entry("tests/no-taesd", "2" * 40),
+            "diffusers.taesd_bad_sha": taesd_manifest_entry(
+                TINY_TAESD_REPO, taesd_revision, {"diffusion_pytorch_model.safetensors": "0" * 64}),
+        }
+        (root / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
+        MODEL_CACHE.clear()
+        server.revision = revision
+        yield server
+        MODEL_CACHE.clear()
+    torch.set_num_threads(threads)

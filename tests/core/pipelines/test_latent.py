@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.faces import DETECTOR_IDS
+from core.faces import detector_ids
 from core.models.dcgan import DCGANGenerator
 from core.models.stylegan2 import StyleGAN2Generator
 from core.pipelines import latent as lab
@@ -315,7 +315,7 @@ def test_animation_and_strip(tmp_path):
 
 
 # --- the real DCGAN -------------------------------------------------------------------------------
-@pytest.mark.real_weights("dcgan.faces64", "genegan.glasses_classifier64", *DETECTOR_IDS)
+@pytest.mark.real_weights("dcgan.faces64", "genegan.glasses_classifier64", *detector_ids())
 def test_the_shipped_glasses_direction_flips_the_classifier_on_most_faces():
     from core.latent_lab import DEFAULT_ALPHA
     from core.pipelines import latent_attributes as attrs

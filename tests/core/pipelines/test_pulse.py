@@ -1,288 +1,124 @@
-import io
-import math
+"""core.pipelines.pulse: the task's checks, face step, seed and stream, on a tiny DCGAN passed in as ``model``."""
+
+import threading
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import core.models
-from core.models.stylegan2 import NoiseInjection
+from core import images
+from core.limits import Budget
 from core.pipelines import pulse as P
-
-TINY_SG2 = dict(size=32, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
+from core.pipelines.pulse_search import downscale
+from core.pipelines.streaming import Progress, drain
+from core.weights import face_layout
+from tests.support import tiny_pulse
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """Tiny models: one intra-op thread is faster than two fighting over a shared CPU."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
 
 
-# --- the downsampler against a direct implementation of the a = -0.5 kernel ---------------------
-def keys_cubic(x):
-    """Keys (1981) cubic convolution with a = -0.5, written out."""
-    x = abs(x)
-    if x <= 1:
-        return 1.5 * x**3 - 2.5 * x**2 + 1
-    if x < 2:
-        return -0.5 * x**3 + 2.5 * x**2 - 4 * x + 2
-    return 0.0
-
-
-def reflect(i, n):
-    while i < 0 or i >= n:
-        i = -i if i < 0 else 2 * (n - 1) - i
-    return i
-
-
-def direct_downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """[C, H, W] -> [C, H/f, W/f]: taps at (i - 2f + 0.5)/f, reflect padding 3f split floor/ceil, rows first."""
-    n = 4 * factor
-    taps = np.array([keys_cubic((i - n // 2 + 0.5) / factor) for i in range(n)])
-    taps /= taps.sum()
-    before = (3 * factor) // 2
-    c, h, w = image.shape
-    rows = np.zeros((c, h // factor, w))
-    for y in range(h // factor):
-        for i in range(n):
-            rows[:, y] += taps[i] * image[:, reflect(y * factor + i - before, h)]
-    out = np.zeros((c, h // factor, w // factor))
-    for x in range(w // factor):
-        for i in range(n):
-            out[:, :, x] += taps[i] * rows[:, :, reflect(x * factor + i - before, w)]
-    return out
-
-
-@pytest.mark.parametrize("factor,size", [(2, 16), (4, 32), (8, 64)])
-def test_bicubic_downsample_equals_the_direct_kernel(factor, size):
-    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(factor))
-    out = P.BicubicDownsample(factor)(image)
-    assert out.shape == (1, 3, size // factor, size // factor)
-    expected = direct_downsample(image[0].double().numpy(), factor)
-    np.testing.assert_allclose(out[0].numpy(), expected, atol=1e-6)
-
-
-def test_bicubic_taps_by_hand_and_constants_are_kept():
-    # factor 2: cubic at +-0.25, 0.75, 1.25, 1.75 = 0.8671875, 0.2265625, -0.0703125, -0.0234375 (sum 2)
-    half = np.array([-0.0234375, -0.0703125, 0.2265625, 0.8671875]) / 2
-    np.testing.assert_allclose(P.BicubicDownsample(2).taps.numpy(), np.concatenate([half, half[::-1]]), atol=1e-7)
-    torch.testing.assert_close(P.downscale(torch.full((2, 3, 64, 64), 0.3), 8), torch.full((2, 3, 8, 8), 0.3))
-    with pytest.raises(ValueError, match="integer factor"):
-        P.downscale(torch.rand(1, 3, 64, 64), 12)
-
-
-# --- GEOCROSS, the sphere, the schedule -------------------------------------------------------------
-def test_geocross_by_hand():
-    t = 0.7
-    w = torch.tensor([[[1.0, 0.0], [math.cos(t), math.sin(t)]]], dtype=torch.float64)
-    # d = [[0, t], [t, 0]]: mean(d^2 * 2) / 8 = (2 t^2 * 2 / 4) / 8 = t^2 / 8
-    assert P.geocross(w).item() == pytest.approx(t**2 / 8, abs=1e-6)
-    orthogonal = torch.eye(3, dtype=torch.float64)[None] * 5.0  # three orthogonal vectors in R^3
-    assert P.geocross(orthogonal).item() == pytest.approx((6 * (math.pi / 2) ** 2 / 9) * 3 / 8, abs=1e-6)
-    same = torch.randn(4, 1, 8).expand(4, 6, 8)
-    assert P.geocross(same).shape == (4,)
-    assert P.geocross(same).abs().max() < 1e-3
-
-
-def test_spherical_adam_keeps_every_vector_on_its_initial_sphere():
-    torch.manual_seed(0)
-    latent = (torch.randn(3, 5, 8) * torch.rand(3, 5, 1) * 4).requires_grad_(True)
-    noise = torch.randn(3, 1, 4, 4).requires_grad_(True)
-    radii = [P.sphere_norms(latent).detach().clone(), P.sphere_norms(noise).detach().clone()]
-    assert radii[0].shape == (3, 5, 1) and radii[1].shape == (3, 1, 1, 1)
-    optimiser = P.SphericalAdam([latent, noise], lr=0.4)
-    for _ in range(5):
-        optimiser.adam.zero_grad()
-        ((latent - 3).pow(2).sum() + noise.pow(3).sum()).backward()
-        optimiser.step()
-    torch.testing.assert_close(P.sphere_norms(latent), radii[0])
-    torch.testing.assert_close(P.sphere_norms(noise), radii[1])
-
-
-def test_linear1cycledrop_schedule_by_hand():
-    f = lambda step: P.lr_factor("linear1cycledrop", step, 100)  # noqa: E731
-    assert f(0) == pytest.approx(0.1)
-    assert f(22.5) == pytest.approx(0.55)
-    assert f(45) == pytest.approx(1.0)
-    assert f(90) == pytest.approx(0.1)
-    assert f(95) == pytest.approx(0.0505)
-    assert f(99) == pytest.approx(0.1 - 9 * 0.0099)
-    assert P.lr_factor("linear1cycle", 50, 100) == pytest.approx(1.0)
-    assert P.lr_factor("fixed", 7, 100) == 1.0
-    with pytest.raises(ValueError, match="Unknown schedule"):
-        P.lr_factor("cosine", 0, 100)
-
-
-# --- the search on tiny random generators ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_dcgan():
-    torch.manual_seed(0)
-    model = core.models.build("dcgan", nz=16, ngf=4)
-    state = model.state_dict()
-    for key, value in state.items():  # He-scaled weights: varied images (the default init gives flat grey)
-        if value.ndim == 4:
-            state[key] = torch.randn_like(value) * (2.0 / (value.shape[0] * 4)) ** 0.5
-    model.load_state_dict(state)
-    return P.DCGANAdapter(model.eval().requires_grad_(False))
+def generator():
+    return tiny_pulse.tiny_dcgan()
 
 
 @pytest.fixture(scope="module")
-def tiny_sg2():
-    torch.manual_seed(0)
-    model = core.models.build("stylegan2", **TINY_SG2)
-    for module in model.modules():  # noise strengths are 0 at init: give the noise inputs an effect
-        if isinstance(module, NoiseInjection):
-            module.weight.data.fill_(0.3)
-    model.eval().requires_grad_(False)
-    return model, P.gaussian_fit(model, samples=3000, batch=1000)
+def face_16(generator):
+    from core.pipelines.pulse_adapters import DCGANAdapter
+
+    return images.to_pil(tiny_pulse.in_distribution_target(DCGANAdapter(generator), 16), (0, 1))
 
 
-def in_distribution_target(adapter, size, seed=123):
-    with torch.no_grad():
-        return P.downscale(adapter.render(adapter.init_state(1, torch.Generator().manual_seed(seed)), final=True),
-                           size).clamp(0, 1)
+@pytest.mark.parametrize("knobs, message", [
+    (dict(steps=0), "steps and samples must be at least 1"),
+    (dict(steps=2.5), "steps must be a whole number"),
+    (dict(eps=-1.0), "eps must be between 0 and 1"),
+    (dict(stylegan2_search="512"), "stylegan2_search must be one of 256+1024, 256, 1024, not '512'"),
+    (dict(steps=500, samples=8), "500 steps x 8 samples = 4000 is more than this server allows in one request"),
+])
+def test_settings_check_themselves(knobs, message, monkeypatch):
+    monkeypatch.setenv("GANHUB_DEVICE", "cpu")
+    with pytest.raises(ValueError, match=message.replace("+", r"\+")):
+        P.Settings(**knobs)
+    assert P.Settings(steps=10.0, samples=2).steps == 10  # whole floats from the UI are taken
 
 
-def test_dcgan_search_lowers_l2_keeps_the_sphere_and_sorts_best_first(tiny_dcgan):
-    target = in_distribution_target(tiny_dcgan, 16)
-    init = {"latent": torch.randn(3, 1, 16, generator=torch.Generator().manual_seed(7))}
-    result = P.pulse(tiny_dcgan, target, steps=30, restarts=3, init=init, eps=1e-9)  # never clamped
-    assert len(result.samples) == 3 and result.steps == 30
-    for sample in result.samples:
-        assert sample.image.shape == (3, 64, 64) and sample.downscaled.shape == (3, 16, 16)
-        assert sample.l2 < sample.start_l2 / 3
-        start = init["latent"][sample.restart]
-        torch.testing.assert_close(sample.latent.norm(dim=-1), start.norm(dim=-1))
-    assert [s.l2 for s in result.samples] == sorted(s.l2 for s in result.samples)
-    again = P.pulse(tiny_dcgan, target, steps=30, restarts=3, init=init, eps=1e-9)  # explicit tensors: reproducible
-    assert [s.l2 for s in again.samples] == [s.l2 for s in result.samples]
-    by_seed = [P.pulse(tiny_dcgan, target, steps=5, restarts=2, seed=11) for _ in range(2)]
-    assert by_seed[0].seed == 11 and [s.l2 for s in by_seed[0].samples] == [s.l2 for s in by_seed[1].samples]
-    drawn = P.pulse(tiny_dcgan, target, steps=3, restarts=1, seed=None)  # a random seed, reported
-    assert isinstance(drawn.seed, int)
-    assert P.pulse(tiny_dcgan, target, steps=3, restarts=1, seed=drawn.seed).samples[0].l2 == drawn.samples[0].l2
+def test_upsample_streams_previews_then_the_result_with_every_setting_used(generator, face_16):
+    settings = P.Settings(size=8, steps=10, samples=2, seed=5)
+    events = list(P.upsample(face_16, settings, model=generator))
+    progress, result = events[:-1], events[-1]
+    assert [e.step for e in progress] == [5, 10] and all(isinstance(e, Progress) for e in progress)
+    assert progress[0].preview.size == (64, 64) and progress[0].total == 10
+    assert progress[0].note.startswith("The input is a 16x16 face, used as is after downscaling it to 8x8")
+    assert "Step 5 of 10: best L2" in progress[0].note
+    assert isinstance(result, P.Result) and not result.cancelled and len(result.faces) == 2
+    d = result.details
+    assert (d["seed"], d["steps"], d["size"], d["generator"]) == (5, 10, 8, "dcgan.faces64")
+    assert [s["l2"] for s in d["samples"]] == sorted(s["l2"] for s in d["samples"])
+    assert result.input.tensor.shape == (1, 3, 8, 8) and result.summary.startswith("The input is a 16x16 face")
+    again = drain(P.upsample(face_16, settings, model=generator))
+    assert again.details["samples"] == d["samples"], "same seed, same faces"
 
 
-def test_failure_is_reported_with_the_closest_face(tiny_dcgan):
-    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))  # noise: not a face
-    result = P.pulse(tiny_dcgan, target, steps=3, restarts=2, eps=1e-9, seed=0)
-    assert not result.success and len(result.samples) == 2
-    assert result.message.startswith("No face within eps = 1e-09 was found")
-    assert "closest face has L2" in result.message and "more steps" in result.message
-    assert result.samples[0].image.shape == (3, 64, 64)
-    with pytest.raises(ValueError, match="must divide 64"):
-        P.pulse(tiny_dcgan, torch.rand(1, 3, 12, 12), steps=1)
+def test_a_random_seed_is_drawn_once_and_reported(generator, face_16):
+    drawn = P.run(images.to_tensor(face_16, (0, 1)), P.Settings(steps=3, samples=1, seed=-1), model=generator)
+    seed = drawn.details["seed"]
+    assert isinstance(seed, int) and seed >= 0
+    again = P.run(face_16, P.Settings(steps=3, samples=1, seed=seed), model=generator)
+    assert again.details["samples"] == drawn.details["samples"]
 
 
-def test_progress_is_streamed_and_the_search_can_be_stopped(tiny_dcgan):
-    target = in_distribution_target(tiny_dcgan, 8)
-    events = list(P.pulse_iter(tiny_dcgan, target, steps=6, restarts=2, seed=0, preview_every=2))
-    assert [type(e).__name__ for e in events] == ["PulseProgress"] * 3 + ["PulseResult"]
-    assert [e.step for e in events[:3]] == [2, 4, 6]
-    assert events[0].preview.shape == (3, 64, 64) and len(events[0].best_l2) == 2
-    calls = []
-    stop = lambda: calls.append(1) or len(calls) > 2  # noqa: E731
-    *_, result = P.pulse_iter(tiny_dcgan, target, steps=50, restarts=2, seed=0, should_stop=stop)
-    assert result.stopped_early and result.steps == 2
-    assert "stopped after 2 of 50 steps" in result.message
+def test_cancel_ends_the_stream_after_the_running_step_with_the_best_faces(generator, face_16):
+    cancel = threading.Event()
+    events = P.stream(face_16, P.Settings(steps=200, samples=2, seed=0), model=generator, cancel=cancel)
+    first = next(events)
+    assert first.step == 5
+    cancel.set()
+    *rest, result = events
+    assert rest == [] and result.cancelled and result.details["steps"] == 5 and len(result.faces) == 2
+    assert "stopped after 5 of 200 steps" in result.summary
 
 
-def test_gaussian_fit_is_the_moments_of_leaky_relu5_of_the_mapping(tiny_sg2):
-    model, _ = tiny_sg2
-    mean, std = P.gaussian_fit(model, samples=500, seed=3, batch=128)
-    z = torch.randn(500, 16, generator=torch.Generator().manual_seed(3))
-    v = torch.nn.functional.leaky_relu(model.mapping(z), 5.0)
-    torch.testing.assert_close(mean, v.mean(0), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(std, v.std(0), rtol=1e-4, atol=1e-5)
+def test_the_time_budget_ends_the_stream_with_a_clear_note(generator, face_16):
+    result = P.run(face_16, P.Settings(steps=200, samples=1, seed=0), model=generator, budget=Budget(seconds=1e-9))
+    assert not result.cancelled and result.details["steps"] == 0 and len(result.faces) == 1
+    assert "(GANHUB_JOB_SECONDS): the job was stopped after 0 of 200 steps" in result.summary
 
 
-def test_stylegan2_search_trains_the_first_noise_layers_and_lowers_the_loss(tiny_sg2):
-    model, fit = tiny_sg2
-    adapter = P.StyleGAN2Adapter(model, fit=fit, trainable_noise=3)
-    target = in_distribution_target(adapter, 8)
-    state = adapter.init_state(2, torch.Generator().manual_seed(0))
-    assert state["latent"].shape == (2, model.n_latent, 16)
-    assert [t.shape[-1] for t in state["noise"]] == [4, 8, 8, 16, 16, 32, 32]
-    assert state["noise"][-1].abs().sum() == 0  # the last (full-resolution) noise layer is zero
-    init = {"latent": state["latent"], "noise": state["noise"]}
-    result = P.pulse(adapter, target, steps=12, init=init, eps=1e-9)
-    assert result.samples[0].image.shape == (3, 32, 32)
-    assert all(s.l2 < s.start_l2 / 2 for s in result.samples)
-    # the trainable noise maps moved but stayed on their spheres; the others did not move
-    best = {"latent": torch.stack([s.latent for s in sorted(result.samples, key=lambda s: s.restart)])}
-    torch.testing.assert_close(best["latent"].norm(dim=-1), state["latent"].norm(dim=-1))
-    class Spy(P.StyleGAN2Adapter):  # records the noise maps every step evaluates
-        seen = []
-
-        def render(self, state, final=False):
-            self.seen.append([t.detach().clone() for t in state["noise"]])
-            return super().render(state, final)
-
-    P.pulse(Spy(model, fit=fit, trainable_noise=3), target, steps=3, init=init)
-    evaluated = Spy.seen
-    first, last = evaluated[0], evaluated[-1]
-    assert all(not torch.equal(first[i], last[i]) for i in range(3))
-    assert all(torch.equal(first[i], last[i]) for i in range(3, 7))
-    torch.testing.assert_close(P.sphere_norms(last[1]), P.sphere_norms(first[1]))
-    # GEOCROSS is part of the loss: switching it off changes the path
-    no_geo = P.pulse(adapter, target, steps=12, init=init, eps=1e-9, geocross_weight=0.0)
-    assert [s.l2 for s in no_geo.samples] != [s.l2 for s in result.samples]
+def test_bad_requests_are_refused_before_any_search(generator, face_16):
+    with pytest.raises(ValueError, match="Upload a face"):
+        next(P.upsample(None, P.Settings(), model=generator))
+    with pytest.raises(ValueError, match="Unknown generator 'dcgan.nope'"):
+        next(P.upsample(face_16, P.Settings(model_id="dcgan.nope"), model=generator))
+    with pytest.raises(ValueError, match="needs an input size below 64 that divides it"):
+        next(P.upsample(face_16, P.Settings(size=64), model=generator))
+    with pytest.raises(ValueError, match="needs an input size below 64"):
+        next(P.stream(Image.new("RGB", (12, 12)), P.Settings(), model=generator))
 
 
-def test_stylegan2_search_at_the_intermediate_resolution_renders_full_size_at_the_end(tiny_sg2):
-    model, fit = tiny_sg2
-    adapter = P.StyleGAN2Adapter(model, fit=fit, search_resolution=16)
-    target = in_distribution_target(adapter, 8)
-    events = list(P.pulse_iter(adapter, target, steps=4, restarts=2, seed=0, preview_every=4))
-    assert events[0].preview.shape == (3, 16, 16)  # the search sees the 16 px intermediate RGB
-    result = events[-1]
-    assert result.samples[0].image.shape == (3, 32, 32)  # ... and the result is rendered at 32 px
-    # the reported L2 is measured on the full-size render, not copied from the search
-    assert all(s.l2 != pytest.approx(s.search_l2, rel=1e-3) for s in result.samples)
-    with pytest.raises(ValueError, match="power of two"):
-        P.StyleGAN2Adapter(model, fit=fit, search_resolution=12)
-
-
-def test_refine_steps_switch_to_the_full_resolution_at_the_end(tiny_sg2):
-    model, fit = tiny_sg2
-
-    class Spy(P.StyleGAN2Adapter):  # records which resolution every render used
-        sizes = []
-
-        def render(self, state, final=False):
-            image = super().render(state, final)
-            self.sizes.append(image.shape[-1])
-            return image
-
-    adapter = Spy(model, fit=fit, search_resolution=16)
-    target = in_distribution_target(adapter, 8)
-    Spy.sizes.clear()
-    result = P.pulse(adapter, target, steps=5, restarts=2, seed=0, refine_steps=2)
-    assert Spy.sizes == [16, 16, 16, 32, 32, 32]  # 3 search steps, 2 refine steps, the final render
-    assert result.samples[0].image.shape == (3, 32, 32)
-
-
-# --- faces in ----------------------------------------------------------------------------------------
 def test_tiny_faces_are_used_as_is_and_photos_are_detected_and_aligned():
     import skimage.data
 
-    tiny = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
-    low = P.low_res_input(tiny, 16, 64)
+    face = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    low = P.low_res_input(face, 16, 64)
     assert low.aligned is None and low.tensor.shape == (1, 3, 16, 16) and "used as is" in low.note
-    np.testing.assert_array_equal(np.asarray(low.image), np.asarray(tiny))
-    halved = P.low_res_input(tiny, 8, 64)
+    np.testing.assert_array_equal(np.asarray(low.image), np.asarray(face))
+    halved = P.low_res_input(face, 8, 64)
     assert "after downscaling it to 8x8 (PULSE's bicubic)" in halved.note
-    torch.testing.assert_close(halved.tensor, P.downscale(P.pil_to_unit(tiny), 8).clamp(0, 1))
-    assert "after resizing it to 12x12" in P.low_res_input(tiny, 12, 48).note
+    torch.testing.assert_close(halved.tensor, downscale(images.to_tensor(face, (0, 1)), 8).clamp(0, 1))
+    assert "after resizing it to 12x12" in P.low_res_input(face, 12, 48).note
     with pytest.raises(ValueError, match="not square"):
         P.low_res_input(Image.new("RGB", (40, 200)), 16, 64)
 
     astronaut = Image.fromarray(skimage.data.astronaut())
-    low = P.low_res_input(astronaut, 16, 64, template=P.DCGAN_TEMPLATE)
+    low = P.low_res_input(astronaut, 16, 64, template=face_layout("dcgan_faces64"))
     assert low.aligned.size == (64, 64) and low.tensor.shape == (1, 3, 16, 16)
     assert "Found 1 face(s)" in low.note
     with pytest.raises(ValueError, match="No face was found"):
@@ -297,59 +133,7 @@ def test_tiny_faces_are_used_as_is_and_photos_are_detected_and_aligned():
         P.low_res_input(pair, 16, 64, face_index=2)
 
 
-# --- loading through the real resolver (local Hub) -----------------------------------------------------
-def test_stylegan2_adapter_from_a_rosinality_checkpoint_on_the_hub(local_hub, write_manifest):
-    from core.cache import MODEL_CACHE
-
-    torch.manual_seed(0)
-    g_ema = core.models.build("stylegan2", **TINY_SG2).state_dict()
-    buffer = io.BytesIO()
-    torch.save({"g_ema": g_ema, "latent_avg": torch.zeros(16), "d": {"convs.0.0.weight": torch.zeros(1)}}, buffer)
-    commit = local_hub.add_file("org/sg2", "stylegan2-tiny.pt", buffer.getvalue())
-    write_manifest({"stylegan2.tiny": {
-        "arch": "stylegan2", "config": TINY_SG2, "title": "tiny StyleGAN2", "license": "test",
-        "sources": [{"kind": "hf", "repo_id": "org/sg2", "filename": "stylegan2-tiny.pt", "revision": commit,
-                     "format": {"type": "torch_pickle", "key": "g_ema"}}],
-    }})
-    try:
-        adapter = P.load_adapter("stylegan2.tiny", device="cpu", fit_samples=256)
-        assert isinstance(adapter, P.StyleGAN2Adapter) and adapter.size == 32
-        torch.testing.assert_close(adapter.model.input.input, g_ema["input.input"])
-        assert P.load_adapter("stylegan2.tiny", device="cpu", fit_samples=256).mean is adapter.mean  # fit cached
-        result = P.pulse(adapter, torch.rand(1, 3, 8, 8), steps=2, restarts=1, seed=0)
-        assert result.samples[0].image.shape == (3, 32, 32)
-    finally:
-        MODEL_CACHE.clear()
-
-
-# --- the real offline DCGAN ---------------------------------------------------------------------------
-@pytest.mark.real_weights("dcgan.faces64")
-def test_real_dcgan_recovers_an_in_distribution_8x8_face():
-    adapter = P.load_adapter("dcgan.faces64", device="cpu")
-    target = in_distribution_target(adapter, 8, seed=2020)
-    result = P.pulse(adapter, target, steps=100, restarts=4, seed=1000)
-    assert result.success, result.message
-    best = result.samples[0]
-    assert best.l2 <= 2e-3 and best.first_success_step is not None and best.start_l2 > 10 * best.l2
-    assert "downscale to the input within eps" in result.message
-
-
-def test_a_time_budget_ends_the_search_with_the_best_faces_so_far(tiny_dcgan):
-    from core.limits import Budget
-
-    target = in_distribution_target(tiny_dcgan, 8)
-
-    class TwoSteps(Budget):  # runs out after two steps, whatever the machine's speed
-        calls = 0
-
-        def expired(self):
-            self.calls += 1
-            return self.calls > 2
-
-    budget = TwoSteps(seconds=120)
-    result = P.pulse(tiny_dcgan, target, steps=500, restarts=2, seed=0, budget=budget)
-    assert result.steps == 2 and result.stopped_early and len(result.samples) == 2
-    assert "at most 120 s (GANHUB_JOB_SECONDS): the job was stopped after 2 of 500 steps" in result.message
-    assert budget.notes == [result.budget_note]
-    unlimited = P.pulse(tiny_dcgan, target, steps=3, restarts=1, seed=0, budget=Budget(seconds=0))
-    assert unlimited.steps == 3 and not unlimited.budget_note
+def test_photos_are_aligned_to_the_layout_the_manifest_gives_the_generator():
+    dcgan = P.face_template("dcgan.faces64")
+    np.testing.assert_array_equal(dcgan, face_layout("dcgan_faces64"))  # its output.face_layout
+    assert P.face_template("stylegan2.ffhq1024") == "ffhq"  # none given: the FFHQ recipe
