@@ -35,7 +35,7 @@ def emit(**row) -> None:
     print(json.dumps(row), flush=True)
 
 
-def best_of(fn, repeats: int = 2, warmup: int = 1) -> float:
+def best_of(fn, repeats: int = int(os.environ.get("T2I_REPEATS", "2")), warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()
     best = float("inf")
@@ -48,7 +48,8 @@ def best_of(fn, repeats: int = 2, warmup: int = 1) -> float:
 
 def turbo_inputs():
     g = torch.Generator().manual_seed(0)
-    sample = torch.randn(1, 4, 64, 64, generator=g) * SIGMA_MAX
+    side = int(os.environ.get("T2I_LATENT", "64"))  # 64: 512x512 images; smaller sides for quick proxies
+    sample = torch.randn(1, 4, side, side, generator=g) * SIGMA_MAX
     context = torch.randn(1, 77, 1024, generator=g)
     return sample / (SIGMA_MAX**2 + 1) ** 0.5, torch.tensor([999]), context, sample
 
@@ -278,22 +279,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", choices=sorted(CASES))
+    parser.add_argument("--only", help="comma-separated cases for the parent to run (default: all)")
     args = parser.parse_args()
     if args.case:
         torch.set_num_threads(args.threads)
         tune_allocator()
         CASES[args.case]()
         return
-    emit(case="machine", threads=args.threads, torch=torch.__version__, load_avg_at_start=os.getloadavg())
+    emit(case="machine", threads=args.threads, latent_side=int(os.environ.get("T2I_LATENT", "64")),
+         torch=torch.__version__, load_avg_at_start=os.getloadavg())
     cache = Path("/tmp/t2i_inductor_cache")
     shutil.rmtree(cache, ignore_errors=True)  # the first compile of each mode starts cold
     runs = [("unet", {}), ("openvino", {}), ("pix2pix", {})]
     runs += [("compile", {"T2I_COMPILE_MODE": m, "TORCHINDUCTOR_CACHE_DIR": str(cache / m)})
              for m in ("cl+freeze", "cl+freeze", "cl")]
-    for name, env in runs:
+    for name, env in (r for r in runs if not args.only or r[0] in args.only.split(",")):
         proc = subprocess.run([sys.executable, __file__, "--case", name, "--threads", str(args.threads)],
-                              capture_output=True, text=True, env={**os.environ, "GANHUB_DEVICE": "cpu", **env})
-        sys.stdout.write(proc.stdout)
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "GANHUB_DEVICE": "cpu", **env})
         if proc.returncode:
             emit(case=name, error=proc.stderr[-1500:])
     emit(case="machine", load_avg_at_end=os.getloadavg())
