@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core import cpu_backend
 from core.cache import MODEL_CACHE, module_bytes
 from core.device import cpu_has_native_bfloat16, get_device
 from core.weights import WeightsUnavailableError, dtype_for, get_entry, resolve_snapshot, sha256_of
@@ -122,7 +123,7 @@ def load_pipeline(model_id: str, device: torch.device | None = None, dtype: torc
             pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
         pipe.set_progress_bar_config(disable=True)
         pipe._ganhub_lock = threading.Lock()  # one generation at a time per pipeline object
-        return pipe.to(device)
+        return cpu_backend.configure(pipe.to(device), entry.info.get("cpu_backend"), device)
 
     return MODEL_CACHE.get_or_load(_cache_key("pipeline", model_id, device, dtype), load, size=_pipeline_bytes)
 

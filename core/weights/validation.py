@@ -48,6 +48,7 @@ def _layout_problems(name: str, raw: Any) -> list[str]:
 
 
 def _model_problems(model_id: str, raw: dict[str, Any]) -> list[str]:
+    from core.cpu_backend import manifest_problems as cpu_backend_problems
     from core.device import CUDA_DTYPES  # local imports: both import torch
     from core.models import ARCHITECTURES
 
@@ -65,6 +66,7 @@ def _model_problems(model_id: str, raw: dict[str, Any]) -> list[str]:
         problems.append(f"{where} cuda_dtype must be one of {', '.join(CUDA_DTYPES)} (or absent for float32)")
     if not isinstance(raw.get("cpu_channels_last", False), bool):
         problems.append(f"{where} cpu_channels_last must be true or false")
+    problems += cpu_backend_problems(where, raw.get("cpu_backend"))
     multiple = raw.get("input", {}).get("multiple_of", 1)
     if not (isinstance(multiple, int) and multiple >= 1):
         problems.append(f"{where} input.multiple_of must be a positive integer")

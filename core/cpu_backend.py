@@ -1,0 +1,97 @@
+"""How a text-to-image pipeline is configured on a CPU, per CPU feature set.
+
+The choice is model metadata: the manifest field ``cpu_backend`` of a text-to-image entry maps a
+feature set (:data:`FEATURE_SETS`) to the levers measured in bench/RESULTS.md (issue 20):
+
+- ``channels_last``: the UNet's weights and activations in NHWC, the layout oneDNN's convolutions
+  compute in (no reorder of every activation on the way in and out);
+- ``attention``: the scaled-dot-product backend, ``"flash"`` (the fused CPU kernel, which never
+  materialises the 4096x4096 score matrix at 512 px) or ``"math"`` (the reference three-op path);
+  ``"default"`` leaves torch's own choice.
+
+The dtype per feature set is :func:`core.pipelines.text_to_image.pipeline_dtype` (bfloat16 where
+the CPU computes it natively). CUDA and MPS pipelines are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+FEATURE_SETS = ("avx2", "avx512", "avx512_bf16")  # avx512_bf16 also covers AMX (which implies it)
+ATTENTION_BACKENDS = ("default", "flash", "math")
+LEVERS = {"channels_last": bool, "attention": str}
+
+
+def feature_set(cpu_flags: str | None = None) -> str:
+    """The feature set of this CPU (or of ``cpu_flags``, a /proc/cpuinfo ``flags`` text).
+
+    Anything without AVX-512 counts as ``avx2``: the baseline row, which only chooses levers
+    that help on any CPU.
+    """
+    if cpu_flags is None:
+        try:
+            cpu_flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpu_flags = ""
+    flags = set(re.findall(r"[a-z0-9_]+", cpu_flags.lower()))
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return "avx512_bf16"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def manifest_problems(where: str, field) -> list[str]:
+    """What is wrong with a manifest entry's ``cpu_backend`` field (None: absent, which is fine)."""
+    if field is None:
+        return []
+    if not isinstance(field, dict) or set(field) != set(FEATURE_SETS):
+        return [f"{where} cpu_backend must map each of {', '.join(FEATURE_SETS)} to its levers"]
+    problems = []
+    for name, levers in field.items():
+        if not isinstance(levers, dict) or set(levers) != set(LEVERS):
+            problems.append(f"{where} cpu_backend.{name} must set exactly {', '.join(LEVERS)}")
+            continue
+        if not isinstance(levers["channels_last"], bool):
+            problems.append(f"{where} cpu_backend.{name}.channels_last must be true or false")
+        if levers["attention"] not in ATTENTION_BACKENDS:
+            problems.append(f"{where} cpu_backend.{name}.attention must be one of {', '.join(ATTENTION_BACKENDS)}")
+    return problems
+
+
+def chosen_levers(field: dict | None, cpu_flags: str | None = None) -> dict:
+    """The levers the manifest field chooses for this CPU (defaults when the entry has none)."""
+    defaults = {"channels_last": False, "attention": "default"}
+    return {**defaults, **((field or {}).get(feature_set(cpu_flags), {}))}
+
+
+def configure(pipe, field: dict | None, device: torch.device):
+    """Apply the chosen levers to a loaded diffusers pipeline on a CPU; return it (as is elsewhere)."""
+    if torch.device(device).type != "cpu":
+        return pipe
+    levers = chosen_levers(field)
+    if levers["channels_last"]:
+        pipe.unet.to(memory_format=torch.channels_last)
+    if levers["attention"] != "default":
+        pipe.unet.set_attn_processor(_FixedBackendProcessor(levers["attention"]))
+    return pipe
+
+
+class _FixedBackendProcessor:
+    """diffusers' SDPA attention processor, run under one SDPA backend."""
+
+    def __init__(self, backend: str):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+        from torch.nn.attention import SDPBackend
+
+        self.inner = AttnProcessor2_0()
+        self.backend = {"flash": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}[backend]
+
+    def __call__(self, *args, **kwargs):
+        from torch.nn.attention import sdpa_kernel
+
+        with sdpa_kernel([self.backend]):
+            return self.inner(*args, **kwargs)
