@@ -39,6 +39,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.models import fill_bn_counters
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # PyTorch convention: TF's decay 0.99
 
@@ -144,7 +146,7 @@ class GeneGANCritic(nn.Module):
                 out["fct.bias"] = t.reshape(1)
             else:
                 out.update(_convert_conv_or_bn(name, t, prefix="", conv="conv"))
-        return _with_bn_counters(out)
+        return fill_bn_counters(out)
 
 
 class GeneGAN(nn.Module):
@@ -194,7 +196,7 @@ class GeneGAN(nn.Module):
     def convert_state_dict(state_dict: Mapping) -> dict[str, torch.Tensor]:
         """Own names pass through (``num_batches_tracked`` filled if absent); TF names are converted."""
         if not any("/" in k for k in state_dict):
-            return _with_bn_counters({k: torch.as_tensor(v) for k, v in state_dict.items()})
+            return fill_bn_counters({k: torch.as_tensor(v) for k, v in state_dict.items()})
         out: dict[str, torch.Tensor] = {}
         for key, value in state_dict.items():
             if key.startswith(("D_Ax/", "D_Be/")) or "RMSProp" in key or key in _TF_EXTRAS:
@@ -208,7 +210,7 @@ class GeneGAN(nn.Module):
                 out.update(_convert_conv_or_bn(key[len("G_joiner/"):], t, prefix="joiner.", conv="deconv"))
             else:
                 out[key] = t  # unknown: left in place so that the strict load names it
-        return _with_bn_counters(out)
+        return fill_bn_counters(out)
 
 
 _TF_EXTRAS = ("global_step", "beta1_power", "beta2_power")  # optimiser bookkeeping in tf.train.Saver files
@@ -232,9 +234,3 @@ def _convert_conv_or_bn(name: str, t: torch.Tensor, prefix: str, conv: str) -> d
     if bn_layer == "batch_normalization" and var in _TF_BN:
         return {f"{prefix}bn{index}.{_TF_BN[var]}": t}
     return {prefix + name: t}
-
-
-def _with_bn_counters(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for key in [k for k in sd if k.endswith(".running_mean")]:
-        sd.setdefault(key[: -len("running_mean")] + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
-    return sd
