@@ -57,27 +57,37 @@ def _deconv(cin: int, cout: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
 
 
+def _add_encoder_layers(module: nn.Module, widths: Sequence[int]) -> None:
+    """``conv1..convL`` (4x4, stride 2) and ``bn2..bnL``: the encoder of the splitter and of the critics."""
+    module.depth = len(widths)
+    cin = 3
+    for i, cout in enumerate(widths, start=1):
+        setattr(module, f"conv{i}", _conv(cin, cout))
+        if i > 1:
+            setattr(module, f"bn{i}", _bn(cout))
+        cin = cout
+
+
+def _encode(module: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Image in [0, 255] through :func:`_add_encoder_layers`' layers: conv, BatchNorm (not after the first), LReLU 0.2."""
+    h = image / 255.0
+    for i in range(1, module.depth + 1):
+        h = getattr(module, f"conv{i}")(h)
+        if i > 1:
+            h = getattr(module, f"bn{i}")(h)
+        h = F.leaky_relu(h, 0.2)
+    return h
+
+
 class GeneGANSplitter(nn.Module):
     """Image [N,3,H,W] in [0,255] -> features [N, ch[-1], H/2^L, W/2^L] (L = len(ch))."""
 
     def __init__(self, ch: Sequence[int] = (128, 256, 512)):
         super().__init__()
-        self.depth = len(ch)
-        cin = 3
-        for i, cout in enumerate(ch, start=1):
-            setattr(self, f"conv{i}", _conv(cin, cout))
-            if i > 1:
-                setattr(self, f"bn{i}", _bn(cout))
-            cin = cout
+        _add_encoder_layers(self, ch)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        h = image / 255.0
-        for i in range(1, self.depth + 1):
-            h = getattr(self, f"conv{i}")(h)
-            if i > 1:
-                h = getattr(self, f"bn{i}")(h)
-            h = F.leaky_relu(h, 0.2)
-        return h
+        return _encode(self, image)
 
 
 class GeneGANJoiner(nn.Module):
@@ -111,23 +121,12 @@ class GeneGANCritic(nn.Module):
     def __init__(self, ch: Sequence[int] = (128, 256, 512), img_size: int = 64):
         super().__init__()
         widths = list(ch) + [ch[-1]]
-        self.depth = len(widths)
-        cin = 3
-        for i, cout in enumerate(widths, start=1):
-            setattr(self, f"conv{i}", _conv(cin, cout))
-            if i > 1:
-                setattr(self, f"bn{i}", _bn(cout))
-            cin = cout
+        _add_encoder_layers(self, widths)
         side = img_size // 2 ** self.depth
         self.fct = nn.Linear(widths[-1] * side * side, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        h = image / 255.0
-        for i in range(1, self.depth + 1):
-            h = getattr(self, f"conv{i}")(h)
-            if i > 1:
-                h = getattr(self, f"bn{i}")(h)
-            h = F.leaky_relu(h, 0.2)
+        h = _encode(self, image)
         # TF flattens NHWC; keeping that order lets fct/W [8192, 1] load as a plain transpose.
         return self.fct(h.permute(0, 2, 3, 1).flatten(1)).squeeze(1)
 

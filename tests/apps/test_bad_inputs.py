@@ -260,17 +260,19 @@ def test_several_faces_in_glasses_are_reported(hub, files):
 
 
 def test_several_faces_in_pulse_are_a_choice(hub, files):
-    try:
-        best, faces, *_ = call(hub, "pulse", files["two_faces"], files)
-    except AppError as e:
-        assert "face" in str(e).lower() and GENERIC not in str(e)
-        return
-    assert faces
+    # "face" 0 (the default) asks which one; a number picks it.
+    message = clear_error(lambda: call(hub, "pulse", files["two_faces"], files))
+    assert "2 faces were found in the photo; choose one by its number, 1 to 2 (1 is the most confident)" in message
+    best, faces, _, summary, details, _ = hub("pulse").predict(
+        handle_file(str(files["two_faces"])), generator="dcgan.faces64", size=16, steps=10, samples=1, seed=1, face=2,
+        api_name="/upsample")
+    assert Image.open(best).size == (64, 64) and len(faces) == 1
+    assert "Found 2 face(s); face 2 was aligned" in summary
 
 
 @pytest.mark.parametrize("kwargs, expected", [
     ({"steps": -5}, "steps"),
-    ({"steps": "many"}, ""),
+    ({"steps": "many"}, "steps must be a number, got 'many'"),
     ({"size": 7}, "choices"),
     ({"samples": 1000}, "sample"),
     ({"eps": -1.0}, "eps"),
@@ -306,8 +308,9 @@ def test_pulse_work_is_capped_per_device(hub, files):
 
 
 def test_unknown_model_choice(hub, files):
-    clear_error(lambda: hub("season").predict(handle_file(str(files["photo"])), model_id="cyclegan.nope",
-                                              mode="resize", api_name="/translate"))
+    message = clear_error(lambda: hub("season").predict(handle_file(str(files["photo"])), model_id="cyclegan.nope",
+                                                        mode="resize", api_name="/translate"))
+    assert "cyclegan.nope is not in the list of choices: ['cyclegan.vintage'" in message
 
 
 @pytest.mark.parametrize("kwargs, expected", [
