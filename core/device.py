@@ -1,4 +1,4 @@
-"""Device, dtype and thread policy shared by every app.
+"""Device and dtype policy shared by every app.
 
 Order of preference: CUDA > Apple MPS > CPU. ``GANHUB_DEVICE`` forces one (e.g. ``cpu``).
 """
@@ -40,14 +40,6 @@ def default_dtype(device: torch.device | str, cuda_dtype: str | None = None) -> 
     return getattr(torch, cuda_dtype)
 
 
-def configure_threads(num_threads: int | None = None) -> int:
-    """Set torch's intra-op thread count (``GANHUB_THREADS`` or the CPU count); return it."""
-    if num_threads is None:
-        num_threads = int(os.environ.get("GANHUB_THREADS", "0")) or (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, num_threads))
-    return torch.get_num_threads()
-
-
 def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX)."""
     cpu = getattr(torch, "cpu", None)
@@ -55,23 +47,37 @@ def cpu_has_native_bfloat16() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
+CPU_BF16_VARIABLE = "GANHUB_CPU_BF16"
+
+
+def cpu_bfloat16() -> bool:
+    """Whether CPU work that may run in bfloat16 does (autocast generators, text-to-image weights).
+
+    bfloat16 is ~1.4-2x faster than float32 on a CPU that computes it natively and slower where it
+    is emulated, so the default (``GANHUB_CPU_BF16=auto``) follows the hardware; ``0`` keeps
+    float32 everywhere, ``1`` uses bfloat16 on any CPU.
+    """
+    setting = os.environ.get(CPU_BF16_VARIABLE, "auto").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    if setting != "auto":
+        raise ValueError(f"{CPU_BF16_VARIABLE} must be 0, 1 or auto (got {setting!r}).")
+    return cpu_has_native_bfloat16()
+
+
 def autocast(device: torch.device | str, cpu_autocast: str | None):
     """The reduced-precision context a model runs under on ``device``.
 
     ``cpu_autocast`` is the model's manifest field: ``"bfloat16"`` for generators whose output
     stays within a couple of 8-bit levels of fp32 (measured in bench/RESULTS.md on the trained
-    weights). It applies on CPUs with native bfloat16, where it is ~1.4-2x faster; elsewhere
-    bfloat16 is emulated and slower. ``GANHUB_CPU_BF16=0`` turns it off, ``=1`` forces it on.
-    (On CUDA the weights themselves are cast: see :func:`default_dtype`.)
+    weights). It applies where :func:`cpu_bfloat16` says so. (On CUDA the weights themselves are
+    cast: see :func:`default_dtype`.)
     """
     import contextlib
 
-    if torch.device(device).type != "cpu" or cpu_autocast != "bfloat16":
-        return contextlib.nullcontext()
-    setting = os.environ.get("GANHUB_CPU_BF16", "auto").strip().lower()
-    if setting in ("0", "false", "no", "off"):
-        return contextlib.nullcontext()
-    if setting not in ("1", "true", "yes", "on") and not cpu_has_native_bfloat16():
+    if torch.device(device).type != "cpu" or cpu_autocast != "bfloat16" or not cpu_bfloat16():
         return contextlib.nullcontext()
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
@@ -86,9 +92,10 @@ def tune_allocator() -> bool:
     By default glibc serves allocations above its mmap threshold (at most 32 MB) with fresh
     ``mmap`` pages and unmaps them on free, so every large activation costs a page fault per
     4 KB, and pages freed at the top of the heap go back to the OS. With mmap off and a 1 GiB
-    trim threshold, large tensors reuse the process's pages: StyleGAN2 1024 synthesis on this
-    2-core CPU went from 3.4 s to 1.2 s (bench/RESULTS.md). The cost: memory freed after a
-    large job stays with the process (its RSS keeps its high-water mark) for the next one.
+    trim threshold, large tensors reuse the process's pages, so a large generator's time goes to
+    computing rather than to page faults (bench/RESULTS.md, "default malloc" column: StyleGAN2
+    1024 synthesis takes about 1.5x as long without it). The cost: memory freed after a large
+    job stays with the process (its RSS keeps its high-water mark) for the next one.
     Called by the entry points (apps, hub, benchmarks), never on import. Returns whether it
     applied; ``GANHUB_MALLOC_TUNING=0`` turns it off, and it does nothing outside Linux/glibc.
     """

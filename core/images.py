@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.limits import max_pixels, max_upload_bytes
+from core.limits import DEFAULT_MAX_PIXELS, max_pixels, max_upload_bytes
 
-DEFAULT_MAX_PIXELS = 40_000_000  # the default of core.limits.max_pixels()
 # PIL's own bomb check, kept as a second line of defence for direct PIL use elsewhere.
 Image.MAX_IMAGE_PIXELS = 4 * DEFAULT_MAX_PIXELS
 

@@ -23,9 +23,12 @@ def max_upload_bytes() -> int:
     return int(_env_number("GANHUB_MAX_UPLOAD_MB", 25) * MB)
 
 
+DEFAULT_MAX_PIXELS = 40_000_000  # a 7300x5500 photo
+
+
 def max_pixels() -> int:
-    """The largest image, in pixels (``GANHUB_MAX_PIXELS``, default 40 MP: a 7300x5500 photo)."""
-    return int(_env_number("GANHUB_MAX_PIXELS", 40_000_000))
+    """The largest image, in pixels (``GANHUB_MAX_PIXELS``, default :data:`DEFAULT_MAX_PIXELS`)."""
+    return int(_env_number("GANHUB_MAX_PIXELS", DEFAULT_MAX_PIXELS))
 
 
 def max_parameters_chars() -> int:

@@ -73,6 +73,23 @@ def _check_shapes(own: Mapping[str, tuple[tuple[int, ...], torch.dtype]], state_
         raise StateDictMismatchError(f"The weights do not fit architecture {arch!r}: " + "; ".join(parts) + ".")
 
 
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """``state_dict`` without ``prefix`` if every key has it (``nn.DataParallel`` saves keys as ``module.<key>``)."""
+    if state_dict and all(k.startswith(prefix) for k in state_dict):
+        return {k[len(prefix):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def fill_bn_counters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state_dict`` with a zero ``num_batches_tracked`` beside every BatchNorm ``running_mean``
+    that has none: files saved before PyTorch 0.4.1 lack the counter, which inference never reads."""
+    out = dict(state_dict)
+    for key in state_dict:
+        if key.endswith(".running_mean"):
+            out.setdefault(key[: -len("running_mean")] + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
+    return out
+
+
 # (arch, config) -> (meta-device module in eval mode, its state's key -> (shape, dtype),
 # whether it has buffers outside its state dict)
 _Template = tuple[nn.Module, dict[str, tuple[tuple[int, ...], torch.dtype]], bool]
@@ -81,6 +98,13 @@ _templates_guard = threading.Lock()
 
 
 def _template(arch: str, config: dict) -> _Template:
+    """``arch`` built once per config on the meta device: shapes only, no memory, no random init.
+
+    Building a module under ``torch.device("meta")`` costs ~0.1 ms per layer (every factory and
+    init call is intercepted): ~10 ms for a ResNet-9 CycleGAN, as long as reading its 43 MB of
+    weights. So each load starts from a structural copy of this template instead
+    (:func:`_clone_structure`, ~10x faster).
+    """
     key = json.dumps([arch, config], sort_keys=True, default=repr)
     with _templates_guard:
         if key not in _templates:
@@ -89,17 +113,6 @@ def _template(arch: str, config: dict) -> _Template:
             own = {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
             _templates[key] = (module, own, any(m._non_persistent_buffers_set for m in module.modules()))
         return _templates[key]
-
-
-def skeleton(arch: str, **config) -> nn.Module:
-    """``arch`` on the meta device: shapes only, no memory and no random initialisation.
-
-    Building a module under ``torch.device("meta")`` costs ~0.1 ms per layer (every factory
-    and init call is intercepted): ~10 ms for a ResNet-9 CycleGAN, as long as reading its
-    43 MB of weights. So each (arch, config) is built once and every skeleton after that is a
-    structural copy of it (:func:`_clone_structure`, ~10x faster).
-    """
-    return _clone_structure(_template(arch, config)[0])
 
 
 def _clone_structure(module: nn.Module, memo: dict[int, nn.Module] | None = None) -> nn.Module:
@@ -119,10 +132,10 @@ def _clone_structure(module: nn.Module, memo: dict[int, nn.Module] | None = None
 def load(arch: str, state_dict: Mapping[str, torch.Tensor], *, copy: bool = True, **config) -> nn.Module:
     """Build ``arch`` and load ``state_dict`` (published key naming accepted) strictly; eval mode.
 
-    The module is a meta-device :func:`skeleton` that takes the checkpoint's tensors, cast to
-    the module's dtypes. With ``copy=False`` tensors that already have the right dtype and
-    layout are used as they are (for freshly read, owned state dicts); by default every tensor
-    is copied, so the caller's dict stays independent.
+    The module is a copy of the meta-device :func:`_template` that takes the checkpoint's
+    tensors, cast to the module's dtypes. With ``copy=False`` tensors that already have the
+    right dtype and layout are used as they are (for freshly read, owned state dicts); by
+    default every tensor is copied, so the caller's dict stays independent.
     """
     cls = architecture_class(arch)
     template, own, non_persistent = _template(arch, config)

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.models import fill_bn_counters, strip_prefix
+
 NORMS = ("instance", "instance_affine", "batch")
 
 
@@ -92,9 +94,7 @@ class CycleGANResnet(nn.Module):
     @staticmethod
     def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map the published key variants onto this module's names (see the module docstring)."""
-        if state_dict and all(k.startswith("module.") for k in state_dict):
-            state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-        state_dict = {k.replace(".block.", ".conv_block."): v for k, v in state_dict.items()}
+        state_dict = {k.replace(".block.", ".conv_block."): v for k, v in strip_prefix(state_dict).items()}
         # Blocks saved with a Dropout slot: second conv at .6 and its norm at .7 -> .5 / .6.
         blocks = {m.group(1) for k in state_dict if (m := re.match(r"(model\.\d+)\.conv_block\.7\.", k))}
         blocks |= {m.group(1) for k, v in state_dict.items()
@@ -111,12 +111,8 @@ class CycleGANResnet(nn.Module):
         # (pre-0.4 saves): drop them. With a weight it is a BatchNorm: fill num_batches_tracked.
         out = dict(state_dict)
         for key in state_dict:
-            if not key.endswith(".running_mean"):
-                continue
             layer = key[: -len("running_mean")]
-            if layer + "weight" in state_dict:
-                out.setdefault(layer + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
-            else:
+            if key.endswith(".running_mean") and layer + "weight" not in state_dict:
                 for suffix in ("running_mean", "running_var", "num_batches_tracked"):
                     out.pop(layer + suffix, None)
-        return out
+        return fill_bn_counters(out)

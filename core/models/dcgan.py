@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.models import strip_prefix
+
 
 class DCGANGenerator(nn.Module):
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3):
@@ -40,6 +42,4 @@ class DCGANGenerator(nn.Module):
     @staticmethod
     def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Accept nets saved inside ``nn.DataParallel`` (every key prefixed ``module.``)."""
-        if state_dict and all(k.startswith("module.") for k in state_dict):
-            return {k[len("module."):]: v for k, v in state_dict.items()}
-        return dict(state_dict)
+        return strip_prefix(state_dict)

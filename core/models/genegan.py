@@ -39,6 +39,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.models import fill_bn_counters
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # PyTorch convention: TF's decay 0.99
 
@@ -55,27 +57,37 @@ def _deconv(cin: int, cout: int) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=False)
 
 
+def _add_encoder_layers(module: nn.Module, widths: Sequence[int]) -> None:
+    """``conv1..convL`` (4x4, stride 2) and ``bn2..bnL``: the encoder of the splitter and of the critics."""
+    module.depth = len(widths)
+    cin = 3
+    for i, cout in enumerate(widths, start=1):
+        setattr(module, f"conv{i}", _conv(cin, cout))
+        if i > 1:
+            setattr(module, f"bn{i}", _bn(cout))
+        cin = cout
+
+
+def _encode(module: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Image in [0, 255] through :func:`_add_encoder_layers`' layers: conv, BatchNorm (not after the first), LReLU 0.2."""
+    h = image / 255.0
+    for i in range(1, module.depth + 1):
+        h = getattr(module, f"conv{i}")(h)
+        if i > 1:
+            h = getattr(module, f"bn{i}")(h)
+        h = F.leaky_relu(h, 0.2)
+    return h
+
+
 class GeneGANSplitter(nn.Module):
     """Image [N,3,H,W] in [0,255] -> features [N, ch[-1], H/2^L, W/2^L] (L = len(ch))."""
 
     def __init__(self, ch: Sequence[int] = (128, 256, 512)):
         super().__init__()
-        self.depth = len(ch)
-        cin = 3
-        for i, cout in enumerate(ch, start=1):
-            setattr(self, f"conv{i}", _conv(cin, cout))
-            if i > 1:
-                setattr(self, f"bn{i}", _bn(cout))
-            cin = cout
+        _add_encoder_layers(self, ch)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        h = image / 255.0
-        for i in range(1, self.depth + 1):
-            h = getattr(self, f"conv{i}")(h)
-            if i > 1:
-                h = getattr(self, f"bn{i}")(h)
-            h = F.leaky_relu(h, 0.2)
-        return h
+        return _encode(self, image)
 
 
 class GeneGANJoiner(nn.Module):
@@ -109,23 +121,12 @@ class GeneGANCritic(nn.Module):
     def __init__(self, ch: Sequence[int] = (128, 256, 512), img_size: int = 64):
         super().__init__()
         widths = list(ch) + [ch[-1]]
-        self.depth = len(widths)
-        cin = 3
-        for i, cout in enumerate(widths, start=1):
-            setattr(self, f"conv{i}", _conv(cin, cout))
-            if i > 1:
-                setattr(self, f"bn{i}", _bn(cout))
-            cin = cout
+        _add_encoder_layers(self, widths)
         side = img_size // 2 ** self.depth
         self.fct = nn.Linear(widths[-1] * side * side, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        h = image / 255.0
-        for i in range(1, self.depth + 1):
-            h = getattr(self, f"conv{i}")(h)
-            if i > 1:
-                h = getattr(self, f"bn{i}")(h)
-            h = F.leaky_relu(h, 0.2)
+        h = _encode(self, image)
         # TF flattens NHWC; keeping that order lets fct/W [8192, 1] load as a plain transpose.
         return self.fct(h.permute(0, 2, 3, 1).flatten(1)).squeeze(1)
 
@@ -144,7 +145,7 @@ class GeneGANCritic(nn.Module):
                 out["fct.bias"] = t.reshape(1)
             else:
                 out.update(_convert_conv_or_bn(name, t, prefix="", conv="conv"))
-        return _with_bn_counters(out)
+        return fill_bn_counters(out)
 
 
 class GeneGAN(nn.Module):
@@ -194,7 +195,7 @@ class GeneGAN(nn.Module):
     def convert_state_dict(state_dict: Mapping) -> dict[str, torch.Tensor]:
         """Own names pass through (``num_batches_tracked`` filled if absent); TF names are converted."""
         if not any("/" in k for k in state_dict):
-            return _with_bn_counters({k: torch.as_tensor(v) for k, v in state_dict.items()})
+            return fill_bn_counters({k: torch.as_tensor(v) for k, v in state_dict.items()})
         out: dict[str, torch.Tensor] = {}
         for key, value in state_dict.items():
             if key.startswith(("D_Ax/", "D_Be/")) or "RMSProp" in key or key in _TF_EXTRAS:
@@ -208,7 +209,7 @@ class GeneGAN(nn.Module):
                 out.update(_convert_conv_or_bn(key[len("G_joiner/"):], t, prefix="joiner.", conv="deconv"))
             else:
                 out[key] = t  # unknown: left in place so that the strict load names it
-        return _with_bn_counters(out)
+        return fill_bn_counters(out)
 
 
 _TF_EXTRAS = ("global_step", "beta1_power", "beta2_power")  # optimiser bookkeeping in tf.train.Saver files
@@ -232,9 +233,3 @@ def _convert_conv_or_bn(name: str, t: torch.Tensor, prefix: str, conv: str) -> d
     if bn_layer == "batch_normalization" and var in _TF_BN:
         return {f"{prefix}bn{index}.{_TF_BN[var]}": t}
     return {prefix + name: t}
-
-
-def _with_bn_counters(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for key in [k for k in sd if k.endswith(".running_mean")]:
-        sd.setdefault(key[: -len("running_mean")] + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
-    return sd

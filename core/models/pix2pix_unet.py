@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.models import fill_bn_counters, strip_prefix
+
 
 def _per_image_batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     """BatchNorm with the statistics of each image separately (= the reference at batch size 1)."""
@@ -153,11 +155,4 @@ class Pix2PixUNet(nn.Module):
     @staticmethod
     def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Strip a ``module.`` prefix and add the ``num_batches_tracked`` that old files lack."""
-        if state_dict and all(k.startswith("module.") for k in state_dict):
-            state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
-        out = dict(state_dict)
-        for key in state_dict:
-            if key.endswith(".running_mean"):
-                tracked = key[: -len("running_mean")] + "num_batches_tracked"
-                out.setdefault(tracked, torch.tensor(0, dtype=torch.long))
-        return out
+        return fill_bn_counters(strip_prefix(state_dict))

@@ -19,7 +19,7 @@ from PIL import Image
 
 from core import cpu_backend
 from core.cache import MODEL_CACHE, module_bytes
-from core.device import cpu_has_native_bfloat16, get_device
+from core.device import cpu_bfloat16, get_device
 from core.weights import WeightsUnavailableError, dtype_for, get_entry, resolve_snapshot, sha256_of
 
 TAESD_ID = "diffusers.taesd"
@@ -36,17 +36,12 @@ LATENT_RGB_FACTORS = torch.tensor([
 
 def pipeline_dtype(model_id: str, device: torch.device) -> torch.dtype:
     """The dtype of ``model_id``'s pipeline on ``device``: off the CPU its manifest's ``cuda_dtype``
-    (``core.weights.dtype_for``). On CPUs bfloat16 where the CPU computes it natively (measured 1.7x
-    faster than float32 end to end, images within 52-60 dB PSNR of the float32 ones), else float32;
-    ``GANHUB_T2I_CPU_DTYPE=float32|bfloat16`` forces one."""
+    (``core.weights.dtype_for``). On CPUs bfloat16 where :func:`core.device.cpu_bfloat16` says so
+    (native bfloat16 by default: measured 1.7x faster than float32 end to end, images within
+    52-60 dB PSNR of the float32 ones), else float32."""
     if device.type != "cpu":
         return dtype_for(model_id, device)
-    forced = os.environ.get("GANHUB_T2I_CPU_DTYPE", "").strip().lower()
-    if forced:
-        if forced not in ("float32", "bfloat16"):
-            raise ValueError(f"GANHUB_T2I_CPU_DTYPE must be float32 or bfloat16 (got {forced!r}).")
-        return getattr(torch, forced)
-    return torch.bfloat16 if cpu_has_native_bfloat16() else torch.float32
+    return torch.bfloat16 if cpu_bfloat16() else torch.float32
 
 
 def model_defaults(model_id: str) -> dict:

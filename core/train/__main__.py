@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
-import pkgutil
 import sys
 from pathlib import Path
 
 
 def available() -> list[str]:
-    """Trainer modules in this package (every module with a ``main``)."""
+    """Trainer modules in this package: every module that defines a top-level ``main`` (read, not imported;
+    the helpers the trainers share have none)."""
     names = []
-    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if not info.name.startswith("_"):
-            names.append(info.name)
+    for path in Path(__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        if not path.name.startswith("_") and any(
+                isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body):
+            names.append(path.stem)
     return sorted(names)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from core.train.checkpoints import metadata_of, save_atomic
 from core.train.pix2pix import load_aligned_folder, save_aligned
 
 SIZE = 64
@@ -60,14 +61,12 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def evaluate(data: Path, weights: Path, config: dict | None = None, seed: int = 0) -> dict[str, float]:
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     import core.models as registry
 
     if config is None:
-        with safe_open(str(weights), "pt") as f:
-            config = json.loads((f.metadata() or {}).get("config", "{}"))
+        config = json.loads(metadata_of(weights).get("config", "{}"))
     model = registry.load("pix2pix_unet", load_file(str(weights)), **config)
     sketches, faces = load_aligned_folder(data / "test", SIZE)
     _, train_faces = load_aligned_folder(data / "train", SIZE)
@@ -94,16 +93,13 @@ def evaluate(data: Path, weights: Path, config: dict | None = None, seed: int = 
 
 def export(weights: Path, out: Path) -> str:
     """Write ``weights`` as a float16 safetensors file at ``out``; return its sha256."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from core.weights import sha256_of
 
-    with safe_open(str(weights), "pt") as f:
-        metadata = dict(f.metadata() or {})
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in load_file(str(weights)).items()}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out), metadata={**metadata, "dtype": "float16"})
+    save_atomic(state, out, {**metadata_of(weights), "dtype": "float16"})
     return sha256_of(out)
 
 

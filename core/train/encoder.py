@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.latent_encoder import LatentEncoder
-from core.train.pix2pix import _flatten_optimizer, _restore_optimizer
+from core.train.checkpoints import metadata_of, optimizer_tensors, restore_optimizer, run_log, save_atomic
 
 
 @torch.no_grad()
@@ -65,19 +65,14 @@ def lr_factor(step: int, total: int) -> float:
 
 def save_checkpoint(out: Path, step: int, args: argparse.Namespace, encoder: nn.Module,
                     opt: torch.optim.Optimizer) -> None:
-    from safetensors.torch import save_file
-
     meta = {"step": str(step), "config": json.dumps(encoder_config(args)), "args": json.dumps(vars(args))}
-    state = {f"E.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
-    state.update(_flatten_optimizer("opt", opt))
+    state = {f"E.{k}": v for k, v in encoder.state_dict().items()}
+    state.update(optimizer_tensors("opt", opt))
     state["rng.torch"] = torch.get_rng_state()
-    tmp = out / "latest_state.safetensors.part"
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(out / "latest_state.safetensors")
+    save_atomic(state, out / "latest_state.safetensors", meta)
 
 
 def load_checkpoint(out: Path, encoder: nn.Module, opt: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = out / "latest_state.safetensors"
@@ -85,10 +80,9 @@ def load_checkpoint(out: Path, encoder: nn.Module, opt: torch.optim.Optimizer) -
         raise ValueError(f"--resume: no checkpoint in {out} (latest_state.safetensors).")
     state = load_file(str(path))
     encoder.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("E.")}, strict=True)
-    _restore_optimizer("opt", opt, state)
+    restore_optimizer("opt", opt, state)
     torch.set_rng_state(state["rng.torch"])
-    with safe_open(str(path), "pt") as f:
-        return int(f.metadata()["step"])
+    return int(metadata_of(path)["step"])
 
 
 def export(encoder: nn.Module, path: Path, args: argparse.Namespace, step: int) -> None:
@@ -145,12 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-        with open(out / "log.txt", "a") as f:
-            f.write(message + "\n")
-
+    log = run_log(out)
     generator = load_model(args.generator, device="cpu", dtype=torch.float32).eval().requires_grad_(False)
     args.nz, args.img_size = generator.nz, 64
     z_pool, image_pool = load_pool(out, generator, args, log)

@@ -35,6 +35,8 @@ from PIL import Image
 from torch import nn
 
 from core.models.pix2pix_unet import Pix2PixUNet
+from core.train.checkpoints import metadata_of, optimizer_tensors, restore_optimizer, run_log, save_atomic
+from core.train.weight_init import init_weights
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -61,18 +63,6 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-
-def init_weights(module: nn.Module) -> None:
-    """The reference 'normal' init: conv weights N(0, 0.02), biases 0, BN weight N(1, 0.02)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
 
 
 # --------------------------------------------------------------------------- data
@@ -122,46 +112,20 @@ def save_aligned(a: Image.Image, b: Image.Image, path: str | Path) -> None:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    out = {}
-    for index, state in opt.state_dict()["state"].items():
-        for name, value in state.items():
-            out[f"{prefix}.{index}.{name}"] = torch.as_tensor(value).clone()
-    return out
-
-
-def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    state = opt.state_dict()
-    restored: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            _, index, name = key.split(".", 2)
-            restored.setdefault(int(index), {})[name] = value
-    state["state"] = restored
-    opt.load_state_dict(state)
-
-
 def save_checkpoint(out: Path, step: int, args: argparse.Namespace, G: nn.Module, D: nn.Module,
                     opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> None:
-    from safetensors.torch import save_file
-
     config = {"ngf": args.ngf, "num_downs": args.num_downs, "input_nc": 3, "output_nc": 3}
     meta = {"step": str(step), "config": json.dumps(config), "args": json.dumps(vars(args))}
-    tmp = out / "latest_net_G.safetensors.part"
-    save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(tmp), metadata=meta)
-    tmp.replace(out / "latest_net_G.safetensors")
-    state = {f"D.{k}": v.contiguous() for k, v in D.state_dict().items()}
-    state.update(_flatten_optimizer("opt_g", opt_g))
-    state.update(_flatten_optimizer("opt_d", opt_d))
+    save_atomic(G.state_dict(), out / "latest_net_G.safetensors", meta)
+    state = {f"D.{k}": v for k, v in D.state_dict().items()}
+    state.update(optimizer_tensors("opt_g", opt_g))
+    state.update(optimizer_tensors("opt_d", opt_d))
     state["rng.torch"] = torch.get_rng_state()
-    tmp = out / "latest_state.safetensors.part"
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(out / "latest_state.safetensors")
+    save_atomic(state, out / "latest_state.safetensors", meta)
 
 
 def load_checkpoint(out: Path, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                     opt_d: torch.optim.Optimizer) -> int:
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     g_path, s_path = out / "latest_net_G.safetensors", out / "latest_state.safetensors"
@@ -170,11 +134,10 @@ def load_checkpoint(out: Path, G: nn.Module, D: nn.Module, opt_g: torch.optim.Op
     G.load_state_dict(load_file(str(g_path)), strict=True)
     state = load_file(str(s_path))
     D.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("D.")}, strict=True)
-    _restore_optimizer("opt_g", opt_g, state)
-    _restore_optimizer("opt_d", opt_d, state)
+    restore_optimizer("opt_g", opt_g, state)
+    restore_optimizer("opt_d", opt_d, state)
     torch.set_rng_state(state["rng.torch"])
-    with safe_open(str(s_path), "pt") as f:
-        return int(f.metadata()["step"])
+    return int(metadata_of(s_path)["step"])
 
 
 # --------------------------------------------------------------------------- training
@@ -219,6 +182,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def draw_batch(inputs: torch.Tensor, targets: torch.Tensor, step: int, args: argparse.Namespace):
+    """Step ``step``'s batch, from a per-step seeded permutation (a resumed run sees the same data),
+    each pair flipped horizontally with probability 1/2 unless ``--no-flip``."""
+    idx = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(args.seed * 1_000_003 + step))
+    idx = idx[: args.batch]
+    a, b = inputs[idx], targets[idx]
+    if not args.no_flip:
+        flip = torch.rand(len(idx)) < 0.5
+        a = torch.where(flip[:, None, None, None], a.flip(-1), a)
+        b = torch.where(flip[:, None, None, None], b.flip(-1), b)
+    return a, b
+
+
+def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+               a: torch.Tensor, b: torch.Tensor, lambda_l1: float) -> dict[str, float]:
+    """One discriminator and one generator update; returns the three losses."""
+    fake = G(a)
+    # D: real pairs -> 1, fake pairs -> 0
+    opt_d.zero_grad(set_to_none=True)
+    pred_fake = D(torch.cat([a, fake.detach()], 1))
+    pred_real = D(torch.cat([a, b], 1))
+    loss_d = 0.5 * (F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
+                    + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real)))
+    loss_d.backward()
+    opt_d.step()
+    # G: fool D and stay close to the target
+    opt_g.zero_grad(set_to_none=True)
+    pred_fake = D(torch.cat([a, fake], 1))
+    loss_gan = F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake))
+    loss_l1 = F.l1_loss(fake, b)
+    (loss_gan + lambda_l1 * loss_l1).backward()
+    opt_g.step()
+    return {"D": loss_d.item(), "G_GAN": loss_gan.item(), "G_L1": loss_l1.item()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -227,58 +225,30 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--size {args.size} needs --num-downs {int(math.log2(args.size))} (a 1x1 bottleneck).")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log_file = open(out / "log.txt", "a", buffering=1)
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-        log_file.write(message + "\n")
-
+    log = run_log(out)
     inputs, targets = load_aligned_folder(Path(args.dataroot) / "train", args.size, args.direction)
-    n = len(inputs)
     G = Pix2PixUNet(ngf=args.ngf, num_downs=args.num_downs, use_dropout=not args.no_dropout)
     D = PatchDiscriminator(6, args.ndf, args.n_layers_d)
-    init_weights(G)
-    init_weights(D)
+    init_weights(G, batchnorm_std=0.02)
+    init_weights(D, batchnorm_std=0.02)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     step = load_checkpoint(out, G, D, opt_g, opt_d) if args.resume else 0
-    log(f"pix2pix: {n} pairs from {args.dataroot}, G {sum(p.numel() for p in G.parameters()):,} params, "
+    log(f"pix2pix: {len(inputs)} pairs from {args.dataroot}, G {sum(p.numel() for p in G.parameters()):,} params, "
         f"D {sum(p.numel() for p in D.parameters()):,} params, {'resuming at' if step else 'starting at'} step {step} "
         f"of {args.steps}, batch {args.batch}, {torch.get_num_threads()} thread(s)")
-    sample_idx = torch.arange(min(8, n))
-    # Each step draws a batch from a per-step seeded permutation, so a resumed run sees the same data.
+    sample_idx = torch.arange(min(8, len(inputs)))
     G.train()
     D.train()
     t0, seen, sums = time.perf_counter(), 0, {"D": 0.0, "G_GAN": 0.0, "G_L1": 0.0}
     while step < args.steps:
-        idx = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed * 1_000_003 + step))[: args.batch]
-        a, b = inputs[idx], targets[idx]
-        if not args.no_flip:
-            flip = torch.rand(len(idx)) < 0.5
-            a = torch.where(flip[:, None, None, None], a.flip(-1), a)
-            b = torch.where(flip[:, None, None, None], b.flip(-1), b)
+        a, b = draw_batch(inputs, targets, step, args)
         for group in opt_g.param_groups + opt_d.param_groups:
             group["lr"] = args.lr * lr_factor(step, args.steps)
-        fake = G(a)
-        # D: real pairs -> 1, fake pairs -> 0
-        opt_d.zero_grad(set_to_none=True)
-        pred_fake = D(torch.cat([a, fake.detach()], 1))
-        pred_real = D(torch.cat([a, b], 1))
-        loss_d = 0.5 * (F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
-                        + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real)))
-        loss_d.backward()
-        opt_d.step()
-        # G: fool D and stay close to the target
-        opt_g.zero_grad(set_to_none=True)
-        pred_fake = D(torch.cat([a, fake], 1))
-        loss_gan = F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake))
-        loss_l1 = F.l1_loss(fake, b)
-        (loss_gan + args.lambda_l1 * loss_l1).backward()
-        opt_g.step()
+        for key, value in train_step(G, D, opt_g, opt_d, a, b, args.lambda_l1).items():
+            sums[key] += value
         step += 1
         seen += 1
-        for key, value in (("D", loss_d), ("G_GAN", loss_gan), ("G_L1", loss_l1)):
-            sums[key] += value.item()
         if step % args.log_every == 0 or step == args.steps:
             rate = seen / (time.perf_counter() - t0)
             eta = (args.steps - step) / rate
@@ -291,5 +261,4 @@ def main(argv: list[str] | None = None) -> int:
             save_samples(out / f"samples_{step:06d}.png", G, inputs[sample_idx], targets[sample_idx])
             G.train()
             log(f"checkpoint at step {step}: {out / 'latest_net_G.safetensors'}")
-    log_file.close()
     return 0

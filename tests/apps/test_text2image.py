@@ -38,7 +38,7 @@ def app(tmp_path_factory):
         mp.setenv("GRADIO_TEMP_DIR", str(root / "gradio"))
         mp.setenv("GANHUB_T2I_FAST_DECODE", "0")
         mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
-        mp.setenv("GANHUB_T2I_CPU_DTYPE", "float32")  # the same numbers on every CPU
+        mp.setenv("GANHUB_CPU_BF16", "0")  # float32: the same numbers on every CPU
         revision = hub.add_files(tiny.TINY_REPO, tiny.tiny_pipeline_files())
         taesd_revision = hub.add_files(tiny.TINY_TAESD_REPO, tiny.tiny_taesd_files())
         models = {TURBO: tiny.manifest_entry(tiny.TINY_REPO, revision),

@@ -35,14 +35,6 @@ def test_seeded_generator_is_reproducible():
     assert torch.equal(a, b)
 
 
-def test_threads(monkeypatch):
-    before = torch.get_num_threads()
-    try:
-        assert device.configure_threads(1) == 1
-    finally:
-        torch.set_num_threads(before)
-
-
 _RSS_PROBE = """
 import sys, torch
 from core.device import tune_allocator
@@ -91,3 +83,17 @@ def test_cpu_autocast_policy(monkeypatch):
     assert not enabled("cpu", "bfloat16")
     monkeypatch.setenv("GANHUB_CPU_BF16", "auto")
     assert enabled("cpu", "bfloat16") == device.cpu_has_native_bfloat16()
+
+
+def test_one_variable_decides_cpu_bfloat16(monkeypatch):
+    monkeypatch.setattr(device, "cpu_has_native_bfloat16", lambda: False)
+    monkeypatch.delenv("GANHUB_CPU_BF16", raising=False)
+    assert device.cpu_bfloat16() is False  # auto: emulated bfloat16 is slower, so float32
+    monkeypatch.setattr(device, "cpu_has_native_bfloat16", lambda: True)
+    assert device.cpu_bfloat16() is True
+    for value, expected in (("0", False), ("off", False), ("1", True), (" Yes ", True), ("AUTO", True)):
+        monkeypatch.setenv("GANHUB_CPU_BF16", value)
+        assert device.cpu_bfloat16() is expected, value
+    monkeypatch.setenv("GANHUB_CPU_BF16", "bfloat16")
+    with pytest.raises(ValueError, match=r"GANHUB_CPU_BF16 must be 0, 1 or auto \(got 'bfloat16'\)"):
+        device.cpu_bfloat16()

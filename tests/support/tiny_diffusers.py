@@ -134,7 +134,7 @@ def served_test_models(tmp_path_factory):
         isolate_weights(mp, root, server.url)
         mp.setenv("GANHUB_MANIFEST", str(root / "manifest.json"))
         mp.setattr(t2i, "PREVIEW_MAX_SHARE", 1.0)  # a preview at every step, however fast the steps
-        mp.setenv("GANHUB_T2I_CPU_DTYPE", "float32")  # the same numbers on every CPU
+        mp.setenv("GANHUB_CPU_BF16", "0")  # float32: the same numbers on every CPU
         revision = server.add_files(TINY_REPO, tiny_pipeline_files())
         taesd_revision = server.add_files(TINY_TAESD_REPO, tiny_taesd_files())
         models = {

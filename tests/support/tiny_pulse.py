@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import core.models
-from core.models.stylegan2 import NoiseInjection
+from core.models.stylegan2_layers import NoiseInjection
 
 TINY_SG2 = dict(size=32, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8})
 

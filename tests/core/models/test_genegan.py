@@ -149,10 +149,18 @@ def test_unknown_tf_variable_is_rejected_and_missing_one_named():
 
 
 def test_optimizer_slots_and_critics_are_dropped():
-    state = tf_state()
+    state = tf_state()  # holds the critics' D_Ax/... and D_Be/... variables too
+    assert any(k.startswith(("D_Ax/", "D_Be/")) for k in state)
     state["G_joiner/b/RMSProp"] = np.zeros((1, 1, 1, 3), np.float32)
+    state["G_splitter/conv1/W/RMSProp_1"] = np.zeros((4, 4, 3, 128), np.float32)
     state["global_step"] = np.array(5)
-    registry.load("genegan", state)
+    state["beta1_power"] = np.array(0.9, np.float32)
+    converted = GeneGAN.convert_state_dict(state)
+    assert not [k for k in converted if "/" in k or "RMSProp" in k or k in ("global_step", "beta1_power")]
+    generator_only = {k: v for k, v in tf_state().items() if k.startswith(("G_splitter/", "G_joiner/"))}
+    loaded, reference = registry.load("genegan", state), registry.load("genegan", generator_only)
+    assert set(loaded.state_dict()) == set(reference.state_dict())
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in loaded.state_dict().items())
 
 
 def test_critic_loads_tf_variables_and_flattens_nhwc():

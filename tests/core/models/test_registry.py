@@ -84,7 +84,7 @@ def test_unknown_architecture_lists_the_known_ones():
 
 
 def test_models_loaded_from_one_template_are_independent():
-    # Skeletons are structural copies of one cached meta-device module per (arch, config).
+    # Loaded models are structural copies of one cached meta-device module per (arch, config).
     state = reference("dcgan", TINY_DCGAN).state_dict()
     first = registry.load("dcgan", state, **TINY_DCGAN)
     second = registry.load("dcgan", state, **TINY_DCGAN)
@@ -98,8 +98,8 @@ def test_models_loaded_from_one_template_are_independent():
         first.main[0].weight.zero_()
         second(torch.randn(1, 8, 1, 1))
     assert calls == [] and second.main[0].weight.abs().sum() > 0
-    fresh = registry.skeleton("dcgan", **TINY_DCGAN)
-    assert all(t.is_meta for t in fresh.parameters()) and not fresh.main[0]._forward_hooks
+    template = registry._template("dcgan", TINY_DCGAN)[0]
+    assert all(t.is_meta for t in template.parameters()) and not template.main[0]._forward_hooks
 
 
 def test_a_module_registered_twice_stays_one_module():
@@ -111,3 +111,20 @@ def test_a_module_registered_twice_stays_one_module():
 
     clone = registry._clone_structure(Shared())
     assert clone.alias is clone.conv
+
+
+def test_strip_prefix_only_when_every_key_has_it():
+    a, b = torch.zeros(1), torch.ones(1)
+    assert registry.strip_prefix({"module.x": a, "module.y.z": b}) == {"x": a, "y.z": b}
+    assert registry.strip_prefix({"module.x": a, "y": b}) == {"module.x": a, "y": b}  # a real name, not a wrapper
+    assert registry.strip_prefix({"generator.x": a}, "generator.") == {"x": a}
+    assert registry.strip_prefix({}) == {}
+
+
+def test_fill_bn_counters_adds_the_missing_counters_only():
+    stats = {"bn.running_mean": torch.zeros(2), "bn.running_var": torch.ones(2),
+             "old.running_mean": torch.zeros(2), "old.num_batches_tracked": torch.tensor(7)}
+    filled = registry.fill_bn_counters(stats)
+    assert filled["bn.num_batches_tracked"].dtype == torch.long and int(filled["bn.num_batches_tracked"]) == 0
+    assert int(filled["old.num_batches_tracked"]) == 7  # a stored counter is kept
+    assert set(filled) == set(stats) | {"bn.num_batches_tracked"} and "bn.num_batches_tracked" not in stats

@@ -122,7 +122,7 @@ def test_reduced_width_model_loads_strictly_from_the_spec_key_names():
 
 # --- numbers ------------------------------------------------------------------------------------
 def test_upfirdn_upsample_of_a_constant_is_constant_inside_and_matches_the_reference():
-    from core.models.stylegan2 import Upsample, upfirdn2d
+    from core.models.stylegan2_layers import Upsample, upfirdn2d
 
     up = Upsample((1, 3, 3, 1))
     assert up.pad == (2, 1)

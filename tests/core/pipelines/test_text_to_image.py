@@ -199,10 +199,10 @@ def test_taesd_previews_and_fast_decode(hub, monkeypatch):
 
 
 def test_a_bfloat16_run_stays_close_to_float32(hub, monkeypatch):
-    monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "bfloat16")
+    monkeypatch.setenv("GANHUB_CPU_BF16", "1")
     result = generate()
     assert "Precision: bfloat16" in result.infotexts[0] and result.images[0].size == (64, 64)
-    monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "float32")
+    monkeypatch.setenv("GANHUB_CPU_BF16", "0")
     reference = generate().images[0]
     assert np.abs(pixels(result.images[0]) - pixels(reference)).mean() < 3, "bfloat16 stays close to float32"
 

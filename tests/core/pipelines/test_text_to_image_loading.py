@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core import device
 from core.pipelines import text_to_image_loading as loading
 from tests.support import tiny_diffusers as tiny
 
@@ -58,10 +59,10 @@ def test_the_dtype_comes_from_the_manifest_on_cuda_and_the_cpu_policy_elsewhere(
     assert loading.pipeline_dtype("diffusers.tiny", cuda) == torch.float16  # its manifest cuda_dtype
     assert loading.pipeline_dtype("diffusers.tiny_euler", cuda) == torch.float32  # none: the project's default
     cpu = torch.device("cpu")
-    monkeypatch.delenv("GANHUB_T2I_CPU_DTYPE")
+    monkeypatch.setenv("GANHUB_CPU_BF16", "auto")
     for native, expected in ((True, torch.bfloat16), (False, torch.float32)):
-        monkeypatch.setattr(loading, "cpu_has_native_bfloat16", lambda native=native: native)
+        monkeypatch.setattr(device, "cpu_has_native_bfloat16", lambda native=native: native)
         assert loading.pipeline_dtype("diffusers.tiny", cpu) == expected
-    monkeypatch.setenv("GANHUB_T2I_CPU_DTYPE", "half")
-    with pytest.raises(ValueError, match="float32 or bfloat16"):
+    monkeypatch.setenv("GANHUB_CPU_BF16", "half")
+    with pytest.raises(ValueError, match="GANHUB_CPU_BF16 must be 0, 1 or auto"):
         loading.pipeline_dtype("diffusers.tiny", cpu)

@@ -1,12 +1,17 @@
 """Hugging Face Spaces: build a ready-to-push Space folder for one app, and deploy it.
 
-    python -m core.spaces build APP OUTDIR
-    python -m core.spaces deploy APP --repo USER/NAME [--private] [--hardware cpu-upgrade]
+    python -m deploy.spaces build APP OUTDIR
+    python -m deploy.spaces deploy APP --repo USER/NAME [--private] [--hardware cpu-upgrade]
 
 The folder holds ``app.py`` at its root (a three-line launcher of ``apps/<APP>/app.py``), ``core/``,
 the app's own folder (examples, shipped weights), ``weights_manifest.json`` reduced to the app's
 models, a ``requirements.txt`` without gradio (the Space's ``sdk_version`` pins it), and a README
 with the front matter Spaces reads. ``deploy`` needs ``HF_TOKEN`` in the environment.
+
+What only a Space needs to know about an app lives beside it, in ``apps/<APP>/space.json``: its
+``emoji`` and the ``suggested_hardware`` a duplicator should pick (the heavy apps ask for ZeroGPU,
+which their handlers support through ``core.ui.gpu``). Its title and description are the app
+module's ``TITLE`` and ``DESCRIPTION``, its models the manifest's ``apps`` lists.
 """
 
 from __future__ import annotations
@@ -20,11 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.weights import REPO_ROOT, load_manifest
+from core.weights import REPO_ROOT, load_manifest, models_for_app
 
-# Hardware a duplicator should pick; heavy apps want a GPU (ZeroGPU works: see core.ui.gpu).
-SUGGESTED_HARDWARE = {"pulse": "zero-a10g", "text2image": "zero-a10g", "inpaint": "cpu-upgrade"}
-EMOJI = {"inpaint": "🩹", "sketch2photo": "✏️", "season": "❄️", "pulse": "🔍", "glasses": "👓", "latent": "🧭", "text2image": "🎨"}
+SPACE_KEYS = {"emoji", "suggested_hardware"}
 LAUNCHER = '''"""Hugging Face Space entry point: the {name} app of the GAN Demo Hub."""
 
 try:  # ZeroGPU: `spaces` must be imported before torch touches CUDA
@@ -40,20 +43,33 @@ if __name__ == "__main__":
 '''
 
 
-def _app_module(name: str):
+def _check_name(name: str) -> None:
     from apps import APP_NAMES
 
     if name not in APP_NAMES:
         raise ValueError(f"Unknown app {name!r}; apps: {', '.join(APP_NAMES)}.")
+
+
+def _app_module(name: str):
+    _check_name(name)
     return importlib.import_module(f"apps.{name}.app")
 
 
+def space_record(name: str) -> dict:
+    """The app's ``space.json``: exactly the keys in ``SPACE_KEYS``, each a non-empty string."""
+    _check_name(name)
+    path = REPO_ROOT / "apps" / name / "space.json"
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or set(record) != SPACE_KEYS or not all(
+            isinstance(v, str) and v for v in record.values()):
+        raise ValueError(f"{path} must give exactly {', '.join(sorted(SPACE_KEYS))}, each a non-empty string.")
+    return record
+
+
 def app_model_ids(name: str) -> list[str]:
-    """The manifest entries an app uses: its MODEL_IDS plus every entry that names the app."""
-    module = _app_module(name)
-    ids = list(getattr(module, "MODEL_IDS", []))
-    ids += [model_id for model_id, entry in load_manifest().items() if name in entry.info.get("apps", [])]
-    return sorted(set(ids))
+    """The manifest entries an app uses (the manifest's ``apps`` lists are the only record), sorted."""
+    _check_name(name)
+    return sorted(models_for_app(name))
 
 
 def preload_line(src) -> str | None:
@@ -99,6 +115,7 @@ def front_matter(name: str) -> dict:
     import gradio
 
     module = _app_module(name)
+    space = space_record(name)
     entries = load_manifest()
     ids = app_model_ids(name)
     models, preload = [], []
@@ -113,7 +130,7 @@ def front_matter(name: str) -> dict:
     licences = "; ".join(f"{entries[i].title}: {entries[i].license}" for i in ids)
     return {
         "title": module.TITLE[:60],
-        "emoji": EMOJI.get(name, "🤖"),
+        "emoji": space["emoji"],
         "colorFrom": "indigo",
         "colorTo": "pink",
         "sdk": "gradio",
@@ -125,7 +142,7 @@ def front_matter(name: str) -> dict:
         "short_description": module.DESCRIPTION[:60],
         "models": sorted(set(models)),
         "preload_from_hub": preload,
-        "suggested_hardware": SUGGESTED_HARDWARE.get(name, "cpu-basic"),
+        "suggested_hardware": space["suggested_hardware"],
         "startup_duration_timeout": "1h",
         "tags": ["gan", "gan-demo-hub", name],
         "model_licences": licences,
@@ -162,7 +179,8 @@ def _requirements() -> str:
 
 def build(name: str, outdir: str | Path) -> Path:
     """Write a self-contained Space folder for app ``name`` into ``outdir`` (created, must be empty)."""
-    _app_module(name)  # unknown names fail here, before anything is written
+    _app_module(name)  # unknown names and a broken space.json fail here, before anything is written
+    space_record(name)
     outdir = Path(outdir)
     if outdir.exists() and any(outdir.iterdir()):
         raise ValueError(f"{outdir} is not empty.")
@@ -205,7 +223,7 @@ def deploy(name: str, repo_id: str, private: bool = False, hardware: str | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.spaces", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.spaces", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_build = sub.add_parser("build", help="write a Space folder for one app")
     p_build.add_argument("app")

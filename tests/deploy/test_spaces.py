@@ -9,7 +9,9 @@ import urllib.request
 import pytest
 import yaml
 
-from core import spaces, weights
+from apps import APP_NAMES
+from core import weights
+from deploy import spaces
 from tests.support.live import free_port
 
 
@@ -77,10 +79,25 @@ def test_folder_holds_only_what_the_app_needs(space):
     manifest = json.loads((space / "weights_manifest.json").read_text())
     assert set(manifest["models"]) == {"cyclegan.summer2winter", "cyclegan.winter2summer", "cyclegan.vintage"}
     assert (space / "core" / "weights" / "__init__.py").is_file() and (space / "apps" / "season" / "app.py").is_file()
-    assert not (space / "apps" / "pulse").exists()
+    assert not (space / "apps" / "pulse").exists() and not (space / "deploy").exists()
     requirements = (space / "requirements.txt").read_text()
     assert "torch==" in requirements and "gradio==" not in requirements and "pytest" not in requirements
     assert not list(space.rglob("__pycache__"))
+
+
+@pytest.mark.parametrize("name", APP_NAMES)
+def test_every_app_has_its_space_record(name):
+    record = spaces.space_record(name)
+    assert record["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "zero-a10g"}
+    assert record["emoji"] and not record["emoji"].isascii()
+
+
+def test_space_record_with_a_wrong_key_is_refused(monkeypatch, tmp_path):
+    (tmp_path / "apps" / "season").mkdir(parents=True)
+    (tmp_path / "apps" / "season" / "space.json").write_text('{"emoji": "x", "hardware": "cpu-basic"}')
+    monkeypatch.setattr(spaces, "REPO_ROOT", tmp_path)
+    with pytest.raises(ValueError, match="must give exactly emoji, suggested_hardware"):
+        spaces.space_record("season")
 
 
 def test_refuses_unknown_app_and_non_empty_folder(space, tmp_path):
