@@ -14,8 +14,8 @@ Data (every image becomes a 64x64 RGB uint8 array, loaded into memory once):
   178x178 square is used. The prepared arrays are cached in ``--out/data_<attribute>.npz``.
 - ``--with-dir`` / ``--without-dir``: any two folders of images with / without the attribute
   (``--align`` detects and aligns each face with :mod:`core.faces`; otherwise they are resized).
-- ``--synthetic FILE.npz`` (from ``python -m core.synthetic_glasses``): DCGAN faces; ``Ax`` get
-  eyeglasses drawn on the fly by :func:`core.synthetic_glasses.render_glasses` (a new random
+- ``--synthetic FILE.npz`` (from ``python -m core.train.synthetic_glasses``): DCGAN faces; ``Ax`` get
+  eyeglasses drawn on the fly by :func:`core.train.synthetic_glasses.render_glasses` (a new random
   pair every time), ``Be`` are the clean faces.
 
 Objective. ``A, x = split(Ax)``, ``B, e = split(Be)``; ``Ax2 = join(A, x)``, ``Be2 = join(B, 0)``,
@@ -57,7 +57,8 @@ from PIL import Image
 from torch import nn
 
 from core.models.genegan import GeneGAN, GeneGANCritic
-from core.synthetic_glasses import GLASSES_TEMPLATE, random_glasses, render_glasses
+from core.train.synthetic_glasses import random_glasses, render_glasses
+from core.weights import face_layout
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -79,7 +80,7 @@ def _to64(image: Image.Image, size: int) -> np.ndarray:
 def _celeba_template(name: str) -> np.ndarray:
     from core.faces import CELEBA_TEMPLATE
 
-    return {"glasses": GLASSES_TEMPLATE, "celeba": CELEBA_TEMPLATE}[name]
+    return face_layout("dcgan_faces64_symmetric") if name == "glasses" else CELEBA_TEMPLATE
 
 
 def _align_points(rgb: np.ndarray, points: np.ndarray, size: int, template: np.ndarray) -> np.ndarray:
@@ -151,7 +152,7 @@ def load_folder(folder: str | Path, size: int, align: bool) -> np.ndarray:
             faces = detect_faces(image)
             if not faces:
                 continue
-            image = align_face(image, faces[0], size, template=GLASSES_TEMPLATE).image
+            image = align_face(image, faces[0], size, template=face_layout("dcgan_faces64_symmetric")).image
         images.append(_to64(image, size))
     return np.stack(images)
 
@@ -374,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--with-dir", help="folder of images WITH the attribute")
     data.add_argument("--without-dir", help="folder of images WITHOUT the attribute")
     data.add_argument("--align", action="store_true", help="detect and align faces in --with-dir/--without-dir")
-    data.add_argument("--synthetic", help=".npz of aligned faces (python -m core.synthetic_glasses faces)")
+    data.add_argument("--synthetic", help=".npz of aligned faces (python -m core.train.synthetic_glasses faces)")
     data.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     data.add_argument("--workers", type=int, default=4, help="processes preparing CelebA (once)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, samples, log)")
