@@ -15,8 +15,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import latent_lab as lab
-from core import ui
+from core import reproduce, ui
+from core.pipelines.latent import attributes, lab
+from core.weights import get_entry, models_for_app
 
 TITLE = "Latent lab: walks, face arithmetic and back to z"
 DESCRIPTION = (
@@ -25,7 +26,7 @@ DESCRIPTION = (
     "width, hair and skin brightness), mix StyleGAN2 styles, and take a **photo back to z** to edit it. The "
     "64 px DCGAN works offline; real photos are far from its faces, so inversions are approximate."
 )
-MODEL_IDS = [*lab.GENERATORS, lab.ENCODER_ID, "genegan.glasses_classifier64"]
+MODEL_IDS = models_for_app("latent")  # the generators, the encoder and the glasses classifier
 ui.preload_on_zero_gpu(MODEL_IDS, load=lab.load_float32)  # ZeroGPU only: models go on the GPU at start-up
 SHIPPED_DIRECTIONS = {"dcgan.faces64": Path(__file__).resolve().parent / "data" / "directions_dcgan_faces64.safetensors"}
 METHODS = [("Optimisation (pixel loss)", "optimise"), ("Encoder (one pass)", "encoder"),
@@ -38,9 +39,23 @@ def gpu_window(position: int):
     """ZeroGPU seconds for a handler whose argument ``position`` is the generator: 30 for the DCGAN,
     180 for StyleGAN2 (1024 px renders; its directions are computed on first use)."""
     def seconds(*args, **kwargs):
-        model = args[position] if len(args) > position else kwargs.get("generator", "dcgan.faces64")
-        return 30 if model == "dcgan.faces64" else 180
+        model = args[position] if len(args) > position else kwargs.get("generator", lab.default_generator())
+        return 30 if model in lab.generator_ids() and get_entry(model).arch == "dcgan" else 180
     return seconds
+
+
+def file_argument(path):
+    """A latent file argument of the reproducing call: the user's own file, by name."""
+    return reproduce.InputFile(Path(path).name) if path else None
+
+
+def latent_arguments(face: str, seed, path) -> dict:
+    return {f"seed_{face}": None if seed is None else int(seed), f"file_{face}": file_argument(path)}
+
+
+def ending(notes: str, call: reproduce.Call) -> str:
+    """The notes, ending with the gradio_client call that reproduces the result."""
+    return f"{notes}\n\n{call.markdown()}"
 
 
 @ui.user_errors
@@ -57,7 +72,12 @@ def sample(generator, seed, count=8, psi=0.7):
     Returns:
         The faces (captions "seed N"), one latent .safetensors file per face, and notes.
     """
-    return lab.sample_grid(generator, int(seed), int(count), float(psi))
+    from core.pipelines.latent import sample as task
+
+    result = task.run(task.Settings(generator, int(seed), int(count), float(psi)))
+    call = reproduce.Call("/sample", {"generator": generator, "seed": int(seed), "count": int(count), "psi": float(psi)})
+    gallery = [(call.stamp(image), f"seed {s}") for image, s in zip(result.images, result.seeds)]
+    return gallery, result.latent_files, ending(result.notes, call)
 
 
 @ui.user_errors
@@ -79,7 +99,15 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
     Returns:
         The animation (WebP), the strip of frames (PNG), a Markdown table of neighbour-frame distances for lerp and slerp, and details (JSON).
     """
-    return lab.walk(generator, (seed_a, file_a), (seed_b, file_b), space, method, int(frames), float(psi))
+    from core.pipelines.latent import walk as task
+
+    settings = task.Settings(generator, space, method, int(frames), float(psi))
+    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b), settings)
+    call = reproduce.Call("/interpolate", {"generator": generator, **latent_arguments("a", seed_a, file_a),
+                                           **latent_arguments("b", seed_b, file_b), "space": space, "method": method,
+                                           "frames": int(frames), "psi": float(psi)})
+    details = {k: result.details[k] for k in ("from", "to", "smoothness")}
+    return result.animation, call.stamp(result.strip), ending(result.notes, call), details
 
 
 @ui.user_errors
@@ -100,8 +128,14 @@ def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, step
     Returns:
         The frames (captions with alpha and the measurement) and notes on how the direction was computed.
     """
-    return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
-                      space, float(psi))
+    from core.pipelines.latent import direction as task
+
+    settings = task.Settings(generator, attribute, float(alpha), int(steps), space, float(psi))
+    result = task.run(lab.LatentSource(seed_a, file_a), settings, shipped=SHIPPED_DIRECTIONS)
+    call = reproduce.Call("/direction", {"generator": generator, **latent_arguments("a", seed_a, file_a),
+                                         "attribute": attribute, "alpha": float(alpha), "steps": int(steps),
+                                         "space": space, "psi": float(psi)})
+    return [(call.stamp(i), c) for i, c in zip(result.images, result.captions)], ending(result.notes, call)
 
 
 @ui.user_errors
@@ -121,7 +155,13 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
     Returns:
         A, B and A with B's layers, and notes naming the W+ layers replaced.
     """
-    return lab.mix(generator, (seed_a, file_a), (seed_b, file_b), layers, float(psi))
+    from core.pipelines.latent import mix as task
+
+    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
+                      task.Settings(generator, layers, float(psi)))
+    call = reproduce.Call("/mix", {"generator": generator, **latent_arguments("a", seed_a, file_a),
+                                   **latent_arguments("b", seed_b, file_b), "layers": layers, "psi": float(psi)})
+    return [(call.stamp(i), c) for i, c in zip(result.images, result.captions)], ending(result.notes, call)
 
 
 @ui.user_errors
@@ -138,9 +178,13 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     Returns:
         The aligned face, its reconstruction G(z), the latent (.safetensors) and notes with the pixel error.
     """
-    if photo is None:
-        raise ValueError("Upload a photo with one face (or a 64x64 aligned face).")
-    return lab.invert_photo(generator, photo, method, int(steps))[:4]
+    from core.pipelines.latent import invert as task
+
+    result = task.run(photo, task.Settings(generator, method, int(steps)))
+    call = reproduce.Call("/invert", {**reproduce.files("photo"), "generator": generator, "method": method,
+                                      "steps": int(steps)})
+    return (call.stamp(result.aligned.image), call.stamp(result.reconstruction), result.latent_file,
+            ending(result.notes, call))
 
 
 @ui.user_errors
@@ -162,10 +206,15 @@ def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", at
     Returns:
         The edited photo (same size), the steps (aligned face, G(z), G(z + alpha d), edited face) and notes.
     """
-    if photo is None:
-        raise ValueError("Upload the photo to edit.")
-    return lab.edit(generator, photo, latent_file, method, attribute, float(alpha), blend, SHIPPED_DIRECTIONS,
-                     int(steps))
+    from core.pipelines.latent import edit as task
+
+    settings = task.Settings(generator, method, attribute, float(alpha), blend, int(steps))
+    result = task.run(photo, latent_file, settings, shipped=SHIPPED_DIRECTIONS)
+    call = reproduce.Call("/edit", {**reproduce.files("photo"), "generator": generator,
+                                    "latent_file": file_argument(latent_file), "method": method,
+                                    "attribute": attribute, "alpha": float(alpha), "blend": blend,
+                                    "steps": int(steps)})
+    return call.stamp(result.image), result.steps, ending(result.notes, call)
 
 
 def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):
@@ -176,7 +225,8 @@ def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
-        generator = gr.Dropdown([(v, k) for k, v in lab.GENERATORS.items()], value="dcgan.faces64", label="Generator")
+        generator = gr.Dropdown([(get_entry(m).title, m) for m in lab.generator_ids()], value=lab.default_generator(),
+                                label="Generator")
         psi = ui.Slider(0.0, 1.0, value=0.7, step=0.05, label="Truncation psi (StyleGAN2)")
         space = gr.Radio(["z", "w"], value="z", label="Latent space (W: StyleGAN2)")
     with gr.Row():
@@ -205,7 +255,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         walk_details = gr.JSON(label="Details")
     with gr.Tab("Arithmetic"):
         with gr.Row():
-            attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
+            attribute = gr.Dropdown(list(attributes.ATTRIBUTES), value="eyeglasses", label="Direction")
             alpha = ui.Slider(0.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha: the slide goes from -alpha to +alpha")
             steps = ui.Slider(1, 11, value=7, step=1, label="Frames")
         run_direction = gr.Button("Slide face A along the direction", variant="primary")
@@ -230,13 +280,21 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                                   file_types=[".safetensors", ".npy"])
         invert_notes = gr.Markdown()
         with gr.Row():
-            edit_attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
+            edit_attribute = gr.Dropdown(list(attributes.ATTRIBUTES), value="eyeglasses", label="Direction")
             edit_alpha = ui.Slider(-4.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha")
             blend = gr.Radio(BLENDS, value="residual", label="Back into the photo")
         run_edit = gr.Button("Edit the photo")
         edited = gr.Image(label="Edited photo", type="pil", format="png")
         edit_crops = gr.Gallery(label="Steps", columns=4, format="png", height=160)
         edit_notes = gr.Markdown()
+    with gr.Row():
+        ui.reuse_settings("read_latent_parameters", ("sample", "interpolate", "direction", "mix"),
+                          {"generator": generator, "seed": seed, "count": count, "psi": psi, "seed_a": seed_a,
+                           "seed_b": seed_b, "space": space, "method": method, "frames": frames,
+                           "attribute": attribute, "alpha": alpha, "steps": steps, "layers": layers})
+        ui.reuse_settings("read_latent_edit_parameters", ("invert", "edit"),
+                          {"generator": generator, "method": inversion, "steps": inv_steps,
+                           "attribute": edit_attribute, "alpha": edit_alpha, "blend": blend})
     gr.Examples([[str(EXAMPLES / "photo.jpg")], [str(EXAMPLES / "face64.png")]], [photo])
     slot = dict(concurrency_id="model", concurrency_limit=1)
     run_sample.click(sample, [generator, seed, count, psi], [grid, latents, sample_notes], api_name="sample", **slot)
