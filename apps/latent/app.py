@@ -15,7 +15,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import reproduce, ui
+from core import ui
+from core.ui import reproduce
 from core.pipelines.latent import attributes, lab
 from core.weights import get_entry, models_for_app
 
