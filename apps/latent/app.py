@@ -45,23 +45,14 @@ def gpu_window(position: int):
     return seconds
 
 
-def file_argument(path):
-    """A latent file argument of the reproducing call: the user's own file, by name."""
-    return reproduce.InputFile(Path(path).name) if path else None
+def endpoint(generator_at: int, notes: int = -1):
+    """Every handler's decorators: clear user errors, the heavy lane, a ZeroGPU window sized by the
+    generator (argument ``generator_at``), and the reproducing call in its PNGs and its notes (output ``notes``)."""
+    reproducible = reproduce.reproducible(notes, paths=("file_a", "file_b", "latent_file"))
+    return lambda handler: ui.user_errors(ui.heavy(ui.gpu(duration=gpu_window(generator_at))(reproducible(handler))))
 
 
-def latent_arguments(face: str, seed, path) -> dict:
-    return {f"seed_{face}": None if seed is None else int(seed), f"file_{face}": file_argument(path)}
-
-
-def ending(notes: str, call: reproduce.Call) -> str:
-    """The notes, ending with the gradio_client call that reproduces the result."""
-    return f"{notes}\n\n{call.markdown()}"
-
-
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0)
 def sample(generator, seed, count=8, psi=0.7):
     """Sample faces from seeds; each face has its own seed and a downloadable latent.
     Args:
@@ -76,14 +67,10 @@ def sample(generator, seed, count=8, psi=0.7):
     from core.pipelines.latent import sample as task
 
     result = task.run(task.Settings(generator, int(seed), int(count), float(psi)))
-    call = reproduce.Call("/sample", {"generator": generator, "seed": int(seed), "count": int(count), "psi": float(psi)})
-    gallery = [(call.stamp(image), f"seed {s}") for image, s in zip(result.images, result.seeds)]
-    return gallery, result.latent_files, ending(result.notes, call)
+    return [(image, f"seed {s}") for image, s in zip(result.images, result.seeds)], result.latent_files, result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0, notes=2)
 def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="slerp", frames=16, psi=0.7):
     """Walk from face A to face B in the latent space, linear or spherical, and measure how smooth both walks are.
     Args:
@@ -102,18 +89,12 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
     """
     from core.pipelines.latent import walk as task
 
-    settings = task.Settings(generator, space, method, int(frames), float(psi))
-    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b), settings)
-    call = reproduce.Call("/interpolate", {"generator": generator, **latent_arguments("a", seed_a, file_a),
-                                           **latent_arguments("b", seed_b, file_b), "space": space, "method": method,
-                                           "frames": int(frames), "psi": float(psi)})
-    details = {k: result.details[k] for k in ("from", "to", "smoothness")}
-    return result.animation, call.stamp(result.strip), ending(result.notes, call), details
+    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
+                      task.Settings(generator, space, method, int(frames), float(psi)))
+    return result.animation, result.strip, result.notes, {k: result.details[k] for k in ("from", "to", "smoothness")}
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0)
 def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
     """Slide face A along an attribute direction computed from measured faces; each frame is measured again.
     Args:
@@ -133,15 +114,10 @@ def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, step
 
     settings = task.Settings(generator, attribute, float(alpha), int(steps), space, float(psi))
     result = task.run(lab.LatentSource(seed_a, file_a), settings, shipped=SHIPPED_DIRECTIONS)
-    call = reproduce.Call("/direction", {"generator": generator, **latent_arguments("a", seed_a, file_a),
-                                         "attribute": attribute, "alpha": float(alpha), "steps": int(steps),
-                                         "space": space, "psi": float(psi)})
-    return [(call.stamp(i), c) for i, c in zip(result.images, result.captions)], ending(result.notes, call)
+    return list(zip(result.images, result.captions)), result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0)
 def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
     """StyleGAN2 style mixing: face A with the coarse, middle or fine W+ layers of face B.
     Args:
@@ -160,14 +136,10 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
 
     result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
                       task.Settings(generator, layers, float(psi)))
-    call = reproduce.Call("/mix", {"generator": generator, **latent_arguments("a", seed_a, file_a),
-                                   **latent_arguments("b", seed_b, file_b), "layers": layers, "psi": float(psi)})
-    return [(call.stamp(i), c) for i, c in zip(result.images, result.captions)], ending(result.notes, call)
+    return list(zip(result.images, result.captions)), result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(1))
+@endpoint(1)
 def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     """Back to z: find the latent of a face photo by optimisation, the trained encoder, or both.
     Args:
@@ -182,15 +154,10 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     from core.pipelines.latent import invert as task
 
     result = task.run(photo, task.Settings(generator, method, int(steps)))
-    call = reproduce.Call("/invert", {**reproduce.files("photo"), "generator": generator, "method": method,
-                                      "steps": int(steps)})
-    return (call.stamp(result.aligned.image), call.stamp(result.reconstruction), result.latent_file,
-            ending(result.notes, call))
+    return result.aligned.image, result.reconstruction, result.latent_file, result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(1))
+@endpoint(1)
 def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
          blend="residual", steps=100):
     """Edit a face photo through its latent: move it along an attribute direction and put the change back into the photo.
@@ -211,11 +178,7 @@ def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", at
 
     settings = task.Settings(generator, method, attribute, float(alpha), blend, int(steps))
     result = task.run(photo, latent_file, settings, shipped=SHIPPED_DIRECTIONS)
-    call = reproduce.Call("/edit", {**reproduce.files("photo"), "generator": generator,
-                                    "latent_file": file_argument(latent_file), "method": method,
-                                    "attribute": attribute, "alpha": float(alpha), "blend": blend,
-                                    "steps": int(steps)})
-    return call.stamp(result.image), result.steps, ending(result.notes, call)
+    return result.image, result.steps, result.notes
 
 
 def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):

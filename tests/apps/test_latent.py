@@ -214,7 +214,7 @@ def test_sample_and_walk_notes_end_with_the_call_that_reproduces_them_and_their_
     _, strip, table, _ = client.predict("dcgan.faces64", 0, handle_file(latents[1]), 5, None, "z", "lerp", 4, 0.7,
                                         api_name="/interpolate")
     walk = reproducing_call(table)
-    assert walk.arguments["file_a"] == InputFile(Path(latents[1]).name) and walk.arguments["seed_b"] == 5
+    assert walk.arguments["file_a"] == InputFile("file_a.safetensors") and walk.arguments["seed_b"] == 5
     _, strip_again, _, _ = client.predict(**with_files(walk, {"file_a": latents[1]}), api_name="/interpolate")
     assert np.array_equal(pixels(strip), pixels(strip_again)) and read_call(strip) == walk
     with pytest.raises(AppError, match="made by `/interpolate`"):
@@ -234,7 +234,7 @@ def test_invert_and_edit_notes_end_with_the_call_that_reproduces_them(client):
     edited, _, edit_notes = client.predict(handle_file(str(face)), "dcgan.faces64", handle_file(latent), "encoder",
                                            "yaw", -1.5, "direct", 20, api_name="/edit")
     edit = reproducing_call(edit_notes)
-    assert edit.arguments["latent_file"] == InputFile(Path(latent).name) and edit.arguments["alpha"] == -1.5
+    assert edit.arguments["latent_file"] == InputFile("latent_file.safetensors") and edit.arguments["alpha"] == -1.5
     again, _, _ = client.predict(**with_files(edit, {"photo": face, "latent_file": latent}), api_name="/edit")
     assert np.array_equal(pixels(edited), pixels(again)) and read_call(edited) == edit
     settings = client.predict(handle_file(edited), api_name="/read_latent_edit_parameters")
