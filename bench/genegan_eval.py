@@ -3,7 +3,7 @@
     python bench/genegan_eval.py [--faces artifacts/genegan/eval_faces.npz] [--pairs 200]
         [--weights FILE.safetensors] [--grid apps/glasses/eval_grid.png]
 
-Pair i: A = eval face 2i wearing random glasses g_i (drawn by core.synthetic_glasses), B = eval face
+Pair i: A = eval face 2i wearing random glasses g_i (drawn by core.train.synthetic_glasses), B = eval face
 2i+1 clean. Truth: "B with A's glasses" = B rendered with the same g_i at B's eyes; "A without
 glasses" = A's clean face. None of these faces was seen in training (a disjoint DCGAN sample).
 
@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.glasses import band_alpha, composite, glasses_probability, swap_crops  # noqa: E402
-from core.synthetic_glasses import eye_band, glasses_layers, random_glasses, render_glasses  # noqa: E402
+from core.pipelines.glasses.layout import eye_band  # noqa: E402
+from core.pipelines.glasses.swap import band_alpha, composite, glasses_probability, swap_crops  # noqa: E402
+from core.train.synthetic_glasses import glasses_layers, random_glasses, render_glasses  # noqa: E402
 
 
 def load_models(weights: str | None, classifier: str | None):

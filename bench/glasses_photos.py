@@ -34,9 +34,9 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import glasses  # noqa: E402
+from core.pipelines.glasses import swap as glasses  # noqa: E402
 from core.faces import single_face  # noqa: E402
-from core.glasses_mask import EYE_AXES, _ellipse, _face_frame  # noqa: E402
+from core.pipelines.glasses.mask import EYE_AXES, _ellipse, _face_frame  # noqa: E402
 
 EXAMPLES = ROOT / "apps" / "glasses" / "examples"
 TILE = 128
@@ -61,10 +61,10 @@ def eye_area(image: Image.Image) -> tuple[np.ndarray, float]:
     return _ellipse(shape, eyes[0], along, axes) | _ellipse(shape, eyes[1], along, axes), distance
 
 
-def measure(a_name, b_name, images, mode, masks=None) -> tuple[dict, glasses.SwapResult]:
+def measure(a_name, b_name, images, mode, masks=None) -> tuple[dict, glasses.Result]:
     a, b = images[a_name], images[b_name]
     start = time.perf_counter()
-    result = glasses.swap_glasses(a, b, mode=mode, inpaint_method="auto")
+    result = glasses.run(a, b, glasses.Settings(mode=mode, inpaint_method="auto"))
     seconds = time.perf_counter() - start
     p = result.probabilities
     changed_a = (np.asarray(result.a_without_glasses) != np.asarray(a)).any(-1)

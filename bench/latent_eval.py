@@ -33,9 +33,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.pipelines import latent as lab  # noqa: E402
-from core.pipelines import latent_attributes as attrs  # noqa: E402
-from core.pipelines import latent_inversion as inv  # noqa: E402
+from core.pipelines.latent import attributes as attrs  # noqa: E402
+from core.pipelines.latent import inversion as inv  # noqa: E402
+from core.pipelines.latent import space as lab  # noqa: E402
+from core.pipelines.latent.lab import role  # noqa: E402
 
 DIRECTIONS = REPO / "apps" / "latent" / "data" / "directions_dcgan_faces64.safetensors"
 PHOTOS = ["apps/pulse/examples/astronaut_photo.jpg", "apps/glasses/examples/a_photo_glasses.jpg",
@@ -47,7 +48,7 @@ def models():
     from core.weights import load_model
 
     gen = lab.LatentGenerator(load_model("dcgan.faces64", device="cpu", dtype=torch.float32), "dcgan.faces64", batch=64)
-    return gen, load_model(attrs.CLASSIFIER_ID, device="cpu", dtype=torch.float32)
+    return gen, load_model(role("classifier"), device="cpu", dtype=torch.float32)
 
 
 def eval_directions(args) -> None:

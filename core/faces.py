@@ -214,6 +214,28 @@ def align_face(image: Image.Image, face: Face, size: int, template: str | np.nda
     return AlignedFace(Image.fromarray(crop), matrix, (rgb.shape[1], rgb.shape[0]))
 
 
+def feathered(mask: np.ndarray, radius: float) -> np.ndarray:
+    """``mask`` (> 0.5 = inside) as a float ramp in 0..1: 0 at its border, rising smoothly
+    (smoothstep) to 1 at ``radius`` pixels inside it, so an edit fades in without a seam."""
+    inside = cv2.distanceTransform(np.pad((mask > 0.5).astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    ramp = np.clip(inside / radius, 0.0, 1.0)
+    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
+
+
+def paste_change(photo: Image.Image, aligned: AlignedFace, change: np.ndarray, alpha: np.ndarray) -> Image.Image:
+    """Add ``change`` (float [size, size, 3], crop coordinates) to ``photo`` weighted by ``alpha``
+    (crop coordinates), at the photo's own resolution; pixels where the warped ``alpha`` is 0 are
+    returned unchanged, bit for bit."""
+    rgb = np.asarray(photo.convert("RGB"))
+    height, width = rgb.shape[:2]
+    inverse = cv2.invertAffineTransform(aligned.matrix)
+    delta = cv2.warpAffine(change.astype(np.float32), inverse, (width, height), flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REPLICATE)
+    weight = np.clip(cv2.warpAffine(alpha, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0), 0, 1)
+    out = np.clip(np.rint(rgb + delta * weight[..., None]), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.where(weight[..., None] > 0, out, rgb))
+
+
 def paste_back(original: Image.Image, edited: Image.Image, aligned: AlignedFace,
                region: np.ndarray | None = None, feather: float = 0.08) -> Image.Image:
     """Warp ``edited`` (an aligned crop) back into ``original``.
@@ -230,11 +252,7 @@ def paste_back(original: Image.Image, edited: Image.Image, aligned: AlignedFace,
     mask = np.ones((size, size), np.float32) if region is None else np.asarray(region, np.float32)
     if mask.shape != (size, size):
         raise ValueError(f"region must be {size}x{size}, got {mask.shape}.")
-    # A smooth ramp from 0 at the region's border to 1 at ``feather * size`` pixels inside it.
-    radius = max(1.0, feather * size)
-    inside = cv2.distanceTransform(np.pad((mask > 0.5).astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    ramp = np.clip(inside / radius, 0.0, 1.0)
-    soft = (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
+    soft = feathered(mask, max(1.0, feather * size))
     inverse = cv2.invertAffineTransform(aligned.matrix)
     warped = cv2.warpAffine(np.asarray(edited.convert("RGB")), inverse, (width, height), flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE)

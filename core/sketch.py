@@ -20,11 +20,11 @@ import numpy as np
 from PIL import Image
 
 from core.images import load_image
-from core.synthetic_glasses import GLASSES_TEMPLATE
+from core.weights import face_layout
 
-# The edges -> faces training crops are raw DCGAN samples; GLASSES_TEMPLATE is the median of 497
+# The edges -> faces training crops are raw DCGAN samples; this layout is the median of 497
 # YuNet detections on such samples, so a face aligned to it is framed like a training crop.
-TRAINING_FACE_LAYOUT = GLASSES_TEMPLATE
+TRAINING_FACE_LAYOUT = face_layout("dcgan_faces64_symmetric")
 TRAINING_FACE_SIZE = 64
 GUIDE_COLOUR = (190, 215, 245)  # light blue: visible on white, lighter than an "empty pad" (grey > 200)
 

@@ -2,7 +2,7 @@
 
 Each photo's face is found and aligned offline (``core.faces``), GeneGAN swaps the "object" part
 of the two 64x64 crops, and by default its result only guides full-resolution edits
-(``core.glasses_photo``): A's frames are found and inpainted, and B gets A's real frames where
+(``core.pipelines.glasses.photo``): A's frames are found and inpainted, and B gets A's real frames where
 GeneGAN puts glasses; every other pixel stays untouched. Run: ``python apps/glasses/app.py``.
 API: ``/swap`` (image_a, image_b, strength, blend, passes) -> (b_with_glasses, a_without_glasses,
 crops, notes); ``/read_glasses_parameters`` (a result PNG) -> the settings it was made with.
@@ -18,6 +18,7 @@ import gradio as gr
 
 from core import ui
 from core.ui import reproduce
+from core.weights import model_for_role, models_for_app
 
 TITLE = "Eyeglasses transfer (GeneGAN)"
 DESCRIPTION = (
@@ -27,8 +28,9 @@ DESCRIPTION = (
     "only shows *where* the glasses are: A's frames are then found and filled in at the photo's resolution, "
     "and B receives A's real frames. Eyes behind clear lenses and everything else stay exactly as they were."
 )
-MODEL_IDS = ["genegan.eyeglasses64", "genegan.glasses_classifier64"]
-ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
+MODEL_IDS = models_for_app("glasses")  # GeneGAN, its classifier and the face detector
+# ZeroGPU only: GeneGAN and the classifier go on the GPU at start-up (the face detector runs on the CPU).
+ui.preload_on_zero_gpu([model_for_role("glasses", role) for role in ("generator", "classifier")])
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 BLENDS = {
     "Photo (A's real frames, inpainted removal)": "photo",
@@ -54,12 +56,10 @@ def swap(image_a, image_b, strength, blend, passes=2):
     Returns:
         B with A's glasses and A without glasses (PNGs with the settings in their metadata), the aligned 64x64 crops, and notes ending with the gradio_client call that reproduces them.
     """
-    from core.glasses import swap_glasses
+    from core.pipelines.glasses import swap as glasses
 
-    if image_a is None or image_b is None:
-        raise ValueError("Please give both images: A (wearing glasses) and B (without glasses).")
-    result = swap_glasses(image_a, image_b, strength=float(strength),
-                          mode=BLENDS.get(blend, "photo"), removal_passes=int(passes))
+    settings = glasses.Settings(strength=float(strength), mode=BLENDS.get(blend, "photo"), removal_passes=int(passes))
+    result = glasses.run(image_a, image_b, settings)
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
     crops += result.previews

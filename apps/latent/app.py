@@ -15,8 +15,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import gradio as gr
 
-from core import latent_lab as lab
 from core import ui
+from core.ui import reproduce
+from core.pipelines.latent import attributes, lab
+from core.weights import get_entry, models_for_app
 
 TITLE = "Latent lab: walks, face arithmetic and back to z"
 DESCRIPTION = (
@@ -25,7 +27,7 @@ DESCRIPTION = (
     "width, hair and skin brightness), mix StyleGAN2 styles, and take a **photo back to z** to edit it. The "
     "64 px DCGAN works offline; real photos are far from its faces, so inversions are approximate."
 )
-MODEL_IDS = [*lab.GENERATORS, lab.ENCODER_ID, "genegan.glasses_classifier64"]
+MODEL_IDS = models_for_app("latent")  # the generators, the encoder and the glasses classifier
 ui.preload_on_zero_gpu(MODEL_IDS, load=lab.load_float32)  # ZeroGPU only: models go on the GPU at start-up
 SHIPPED_DIRECTIONS = {"dcgan.faces64": Path(__file__).resolve().parent / "data" / "directions_dcgan_faces64.safetensors"}
 METHODS = [("Optimisation (pixel loss)", "optimise"), ("Encoder (one pass)", "encoder"),
@@ -38,14 +40,19 @@ def gpu_window(position: int):
     """ZeroGPU seconds for a handler whose argument ``position`` is the generator: 30 for the DCGAN,
     180 for StyleGAN2 (1024 px renders; its directions are computed on first use)."""
     def seconds(*args, **kwargs):
-        model = args[position] if len(args) > position else kwargs.get("generator", "dcgan.faces64")
-        return 30 if model == "dcgan.faces64" else 180
+        model = args[position] if len(args) > position else kwargs.get("generator", lab.default_generator())
+        return 30 if model in lab.generator_ids() and get_entry(model).arch == "dcgan" else 180
     return seconds
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+def endpoint(generator_at: int, notes: int = -1):
+    """Every handler's decorators: clear user errors, the heavy lane, a ZeroGPU window sized by the
+    generator (argument ``generator_at``), and the reproducing call in its PNGs and its notes (output ``notes``)."""
+    reproducible = reproduce.reproducible(notes, paths=("file_a", "file_b", "latent_file"))
+    return lambda handler: ui.user_errors(ui.heavy(ui.gpu(duration=gpu_window(generator_at))(reproducible(handler))))
+
+
+@endpoint(0)
 def sample(generator, seed, count=8, psi=0.7):
     """Sample faces from seeds; each face has its own seed and a downloadable latent.
     Args:
@@ -57,12 +64,13 @@ def sample(generator, seed, count=8, psi=0.7):
     Returns:
         The faces (captions "seed N"), one latent .safetensors file per face, and notes.
     """
-    return lab.sample_grid(generator, int(seed), int(count), float(psi))
+    from core.pipelines.latent import sample as task
+
+    result = task.run(task.Settings(generator, int(seed), int(count), float(psi)))
+    return [(image, f"seed {s}") for image, s in zip(result.images, result.seeds)], result.latent_files, result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0, notes=2)
 def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="slerp", frames=16, psi=0.7):
     """Walk from face A to face B in the latent space, linear or spherical, and measure how smooth both walks are.
     Args:
@@ -79,12 +87,14 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
     Returns:
         The animation (WebP), the strip of frames (PNG), a Markdown table of neighbour-frame distances for lerp and slerp, and details (JSON).
     """
-    return lab.walk(generator, (seed_a, file_a), (seed_b, file_b), space, method, int(frames), float(psi))
+    from core.pipelines.latent import walk as task
+
+    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
+                      task.Settings(generator, space, method, int(frames), float(psi)))
+    return result.animation, result.strip, result.notes, {k: result.details[k] for k in ("from", "to", "smoothness")}
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0)
 def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, steps=7, space="z", psi=0.7):
     """Slide face A along an attribute direction computed from measured faces; each frame is measured again.
     Args:
@@ -100,13 +110,14 @@ def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, step
     Returns:
         The frames (captions with alpha and the measurement) and notes on how the direction was computed.
     """
-    return lab.slide(generator, (seed_a, file_a), attribute, float(alpha), int(steps), SHIPPED_DIRECTIONS,
-                      space, float(psi))
+    from core.pipelines.latent import direction as task
+
+    settings = task.Settings(generator, attribute, float(alpha), int(steps), space, float(psi))
+    result = task.run(lab.LatentSource(seed_a, file_a), settings, shipped=SHIPPED_DIRECTIONS)
+    return list(zip(result.images, result.captions)), result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(0))
+@endpoint(0)
 def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
     """StyleGAN2 style mixing: face A with the coarse, middle or fine W+ layers of face B.
     Args:
@@ -121,12 +132,14 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
     Returns:
         A, B and A with B's layers, and notes naming the W+ layers replaced.
     """
-    return lab.mix(generator, (seed_a, file_a), (seed_b, file_b), layers, float(psi))
+    from core.pipelines.latent import mix as task
+
+    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
+                      task.Settings(generator, layers, float(psi)))
+    return list(zip(result.images, result.captions)), result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(1))
+@endpoint(1)
 def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     """Back to z: find the latent of a face photo by optimisation, the trained encoder, or both.
     Args:
@@ -138,14 +151,13 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
     Returns:
         The aligned face, its reconstruction G(z), the latent (.safetensors) and notes with the pixel error.
     """
-    if photo is None:
-        raise ValueError("Upload a photo with one face (or a 64x64 aligned face).")
-    return lab.invert_photo(generator, photo, method, int(steps))[:4]
+    from core.pipelines.latent import invert as task
+
+    result = task.run(photo, task.Settings(generator, method, int(steps)))
+    return result.aligned.image, result.reconstruction, result.latent_file, result.notes
 
 
-@ui.user_errors
-@ui.heavy
-@ui.gpu(duration=gpu_window(1))
+@endpoint(1)
 def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
          blend="residual", steps=100):
     """Edit a face photo through its latent: move it along an attribute direction and put the change back into the photo.
@@ -162,10 +174,11 @@ def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", at
     Returns:
         The edited photo (same size), the steps (aligned face, G(z), G(z + alpha d), edited face) and notes.
     """
-    if photo is None:
-        raise ValueError("Upload the photo to edit.")
-    return lab.edit(generator, photo, latent_file, method, attribute, float(alpha), blend, SHIPPED_DIRECTIONS,
-                     int(steps))
+    from core.pipelines.latent import edit as task
+
+    settings = task.Settings(generator, method, attribute, float(alpha), blend, int(steps))
+    result = task.run(photo, latent_file, settings, shipped=SHIPPED_DIRECTIONS)
+    return result.image, result.steps, result.notes
 
 
 def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):
@@ -176,7 +189,8 @@ def pick(evt: gr.SelectData, base_seed, target, seed_a, seed_b):
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     gr.Markdown(f"# {TITLE}\n{DESCRIPTION}")
     with gr.Row():
-        generator = gr.Dropdown([(v, k) for k, v in lab.GENERATORS.items()], value="dcgan.faces64", label="Generator")
+        generator = gr.Dropdown([(get_entry(m).title, m) for m in lab.generator_ids()], value=lab.default_generator(),
+                                label="Generator")
         psi = ui.Slider(0.0, 1.0, value=0.7, step=0.05, label="Truncation psi (StyleGAN2)")
         space = gr.Radio(["z", "w"], value="z", label="Latent space (W: StyleGAN2)")
     with gr.Row():
@@ -205,7 +219,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         walk_details = gr.JSON(label="Details")
     with gr.Tab("Arithmetic"):
         with gr.Row():
-            attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
+            attribute = gr.Dropdown(list(attributes.ATTRIBUTES), value="eyeglasses", label="Direction")
             alpha = ui.Slider(0.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha: the slide goes from -alpha to +alpha")
             steps = ui.Slider(1, 11, value=7, step=1, label="Frames")
         run_direction = gr.Button("Slide face A along the direction", variant="primary")
@@ -230,13 +244,21 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                                   file_types=[".safetensors", ".npy"])
         invert_notes = gr.Markdown()
         with gr.Row():
-            edit_attribute = gr.Dropdown(list(lab.attrs.ATTRIBUTES), value="eyeglasses", label="Direction")
+            edit_attribute = gr.Dropdown(list(attributes.ATTRIBUTES), value="eyeglasses", label="Direction")
             edit_alpha = ui.Slider(-4.0, 4.0, value=lab.DEFAULT_ALPHA["eyeglasses"], step=0.25, label="Alpha")
             blend = gr.Radio(BLENDS, value="residual", label="Back into the photo")
         run_edit = gr.Button("Edit the photo")
         edited = gr.Image(label="Edited photo", type="pil", format="png")
         edit_crops = gr.Gallery(label="Steps", columns=4, format="png", height=160)
         edit_notes = gr.Markdown()
+    with gr.Row():
+        ui.reuse_settings("read_latent_parameters", ("sample", "interpolate", "direction", "mix"),
+                          {"generator": generator, "seed": seed, "count": count, "psi": psi, "seed_a": seed_a,
+                           "seed_b": seed_b, "space": space, "method": method, "frames": frames,
+                           "attribute": attribute, "alpha": alpha, "steps": steps, "layers": layers})
+        ui.reuse_settings("read_latent_edit_parameters", ("invert", "edit"),
+                          {"generator": generator, "method": inversion, "steps": inv_steps,
+                           "attribute": edit_attribute, "alpha": edit_alpha, "blend": blend})
     gr.Examples([[str(EXAMPLES / "photo.jpg")], [str(EXAMPLES / "face64.png")]], [photo])
     slot = dict(concurrency_id="model", concurrency_limit=1)
     run_sample.click(sample, [generator, seed, count, psi], [grid, latents, sample_notes], api_name="sample", **slot)

@@ -181,16 +181,6 @@ class GeneGAN(nn.Module):
         """Reconstruction ``join(*split(image))``, in [0,255]."""
         return self.join(*self.split(image))
 
-    def swap(self, with_attr: torch.Tensor, without_attr: torch.Tensor, strength: float = 1.0):
-        """Official test-time swap: returns (``without_attr`` gaining the object, ``with_attr`` losing it).
-
-        ``strength`` scales the transferred object (``joiner(B, x * strength)``, the official
-        interpolation); the removal uses the zero object, as in training.
-        """
-        a, x = self.split(with_attr)
-        b, _ = self.split(without_attr)
-        return self.join(b, x * strength), self.join(a, torch.zeros_like(x))
-
     @staticmethod
     def convert_state_dict(state_dict: Mapping) -> dict[str, torch.Tensor]:
         """Own names pass through (``num_batches_tracked`` filled if absent); TF names are converted."""

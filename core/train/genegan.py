@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--with-dir", help="folder of images WITH the attribute")
     data.add_argument("--without-dir", help="folder of images WITHOUT the attribute")
     data.add_argument("--align", action="store_true", help="detect and align faces in --with-dir/--without-dir")
-    data.add_argument("--synthetic", help=".npz of aligned faces (python -m core.synthetic_glasses faces)")
+    data.add_argument("--synthetic", help=".npz of aligned faces (python -m core.train.synthetic_glasses faces)")
     data.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     data.add_argument("--workers", type=int, default=4, help="processes preparing CelebA (once)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, samples, log)")

@@ -10,8 +10,8 @@ Data (every image becomes a 64x64 RGB uint8 array, loaded into memory once):
   178x178 square is used. The prepared arrays are cached in ``--out/data_<attribute>.npz``.
 - ``--with-dir`` / ``--without-dir``: any two folders of images with / without the attribute
   (``--align`` detects and aligns each face with :mod:`core.faces`; otherwise they are resized).
-- ``--synthetic FILE.npz`` (from ``python -m core.synthetic_glasses``): DCGAN faces; ``Ax`` get
-  eyeglasses drawn on the fly by :func:`core.synthetic_glasses.render_glasses` (a new random
+- ``--synthetic FILE.npz`` (from ``python -m core.train.synthetic_glasses``): DCGAN faces; ``Ax`` get
+  eyeglasses drawn on the fly by :func:`core.train.synthetic_glasses.render_glasses` (a new random
   pair every time), ``Be`` are the clean faces.
 
 Every source gives batches through ``batch(step, n) -> (Ax, Be)``, float [n, 3, H, W] in 0..255,
@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.synthetic_glasses import GLASSES_TEMPLATE, random_glasses, render_glasses
+from core.train.synthetic_glasses import random_glasses, render_glasses
+from core.weights import face_layout
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -39,7 +40,7 @@ def _to64(image: Image.Image, size: int) -> np.ndarray:
 def _celeba_template(name: str) -> np.ndarray:
     from core.faces import CELEBA_TEMPLATE
 
-    return {"glasses": GLASSES_TEMPLATE, "celeba": CELEBA_TEMPLATE}[name]
+    return face_layout("dcgan_faces64_symmetric") if name == "glasses" else CELEBA_TEMPLATE
 
 
 def _align_points(rgb: np.ndarray, points: np.ndarray, size: int, template: np.ndarray) -> np.ndarray:
@@ -111,7 +112,7 @@ def load_folder(folder: str | Path, size: int, align: bool) -> np.ndarray:
             faces = detect_faces(image)
             if not faces:
                 continue
-            image = align_face(image, faces[0], size, template=GLASSES_TEMPLATE).image
+            image = align_face(image, faces[0], size, template=face_layout("dcgan_faces64_symmetric")).image
         images.append(_to64(image, size))
     return np.stack(images)
 

@@ -4,7 +4,7 @@
         --out apps/glasses/weights/glasses_classifier64.safetensors
 
 Each batch holds clean aligned faces (label 0) and the same kind of faces wearing eyeglasses
-drawn by :func:`core.synthetic_glasses.render_glasses` (label 1, new random glasses every time).
+drawn by :func:`core.train.synthetic_glasses.render_glasses` (label 1, new random glasses every time).
 Augmentations: horizontal flips, shifts of up to 2 px, brightness/contrast jitter and, on half
 of the images, a Gaussian blur, so that the blurry outputs of a small GAN are judged by their
 content rather than their sharpness. Adam lr 1e-3, batch 64.
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from core.models.glasses_classifier import GlassesClassifier
-from core.synthetic_glasses import random_glasses, render_glasses
+from core.train.synthetic_glasses import random_glasses, render_glasses
 
 
 def make_batch(faces: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, n: int,
@@ -78,41 +78,9 @@ def train(faces: np.ndarray, landmarks: np.ndarray, steps: int, batch: int = 64,
     return model.eval()
 
 
-@torch.no_grad()
-def predict(model: GlassesClassifier, images: np.ndarray, batch: int = 256) -> np.ndarray:
-    """P(glasses) for uint8 images [N,64,64,3]."""
-    out = []
-    for i in range(0, len(images), batch):
-        x = torch.from_numpy(np.array(images[i: i + batch])).permute(0, 3, 1, 2).float()
-        out.append(model.probability(x).numpy())
-    return np.concatenate(out)
-
-
-def filter_natural_glasses(faces: np.ndarray, landmarks: np.ndarray, rounds: int = 2, negatives: float = 0.6,
-                           keep: float = 0.5, steps: int = 800, seed: int = 1, log=print) -> np.ndarray:
-    """Indices of faces judged NOT to wear glasses (DCGAN faces often do: about a quarter of them).
-
-    Self-training: round 1 learns rendered glasses vs all faces; in each later round only the
-    ``negatives`` fraction ranked lowest by the previous round stays negative, and the top tenth
-    (mostly generated glasses) joins the positives. The ``keep`` fraction with the lowest final
-    score is returned. (The shipped data used the defaults.)
-    """
-    candidates = np.arange(len(faces))
-    natural = None
-    for r in range(rounds):
-        model = train(faces[candidates], landmarks[candidates], steps, seed=seed + r, log=log, natural=natural)
-        scores = predict(model, faces)
-        order = np.argsort(scores)
-        candidates = order[: int(len(faces) * negatives)]
-        natural = faces[order[-max(1, len(faces) // 10):]]
-    kept = order[: int(len(faces) * keep)]
-    log(f"kept {len(kept)} of {len(faces)} faces (final score below {scores[order[len(kept)]]:.3f})")
-    return np.sort(kept)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.train glasses_classifier", description=__doc__.split("\n")[0])
-    p.add_argument("--faces", required=True, help=".npz of aligned clean faces (python -m core.synthetic_glasses)")
+    p.add_argument("--faces", required=True, help=".npz of aligned clean faces (python -m core.train.synthetic_glasses)")
     p.add_argument("--out", required=True, help="output .safetensors")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=64)

@@ -11,6 +11,9 @@ literal-only parser (``ast.literal_eval`` per argument): a PNG can never run cod
 from __future__ import annotations
 
 import ast
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +204,25 @@ def stamp_result(api_name: str, outputs: tuple, /, *, png_at: tuple[int, ...] = 
     the position of the Markdown notes, or None. A value that a call cannot hold (an object) is a
     TypeError: pass its plain setting."""
     return with_call(call_of(api_name, **arguments), outputs, png_at, notes_at)
+
+
+def reproducible(notes_at: int | None = -1, paths: tuple[str, ...] = ()) -> Callable:
+    """Handler decorator: :func:`stamp_result` with the handler's own name and arguments as received
+    (every PIL image it returns is stamped). ``paths``: arguments that are uploaded files received as
+    path strings, written as ``handle_file('<argument><suffix>')``."""
+    def decorate(handler: Callable) -> Callable:
+        signature = inspect.signature(handler)
+
+        @functools.wraps(handler)
+        def run(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = {k: Path(v) if k in paths and v else v for k, v in bound.arguments.items()}
+            outputs = tuple(handler(*args, **kwargs))
+            return stamp_result(handler.__name__, outputs, png_at=tuple(range(len(outputs))), notes_at=notes_at,
+                                **arguments)
+        return run
+    return decorate
 
 
 def reuse_settings(api_name: str, made_by: tuple[str, ...], settings: dict[str, gr.components.Component]) -> gr.File:

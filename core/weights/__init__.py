@@ -28,7 +28,9 @@ from core.weights.manifest import (
     face_layout,
     get_entry,
     load_manifest,
+    model_for_role,
     models_for_app,
+    models_for_role,
     offline_models,
 )
 from core.weights.paths import MANIFEST_PATH, REPO_ROOT, cache_dir, display_path, manifest_path, override_path
@@ -41,6 +43,6 @@ __all__ = [
     "MANIFEST_PATH", "REPO_ROOT", "SNAPSHOT_ARCHS", "ChecksumError", "ModelEntry", "Source", "WeightsUnavailableError",
     "about_size", "autocast_for", "availability", "build_model", "cache_dir", "display_path", "download_bytes",
     "dtype_for", "face_layout", "fetch", "get_entry", "how_to_provide", "load_manifest", "load_model",
-    "load_state_dict", "manifest_path", "models_for_app", "offline_models", "override_path", "read_safetensors",
+    "load_state_dict", "manifest_path", "model_for_role", "models_for_app", "models_for_role", "offline_models", "override_path", "read_safetensors",
     "resolve", "resolve_snapshot", "sha256_of", "validate_manifest", "weights_present",
 ]

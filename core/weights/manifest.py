@@ -167,6 +167,20 @@ def models_for_app(app: str) -> list[str]:
     return [model_id for model_id, entry in load_manifest().items() if app in entry.apps]
 
 
+def models_for_role(app: str, role: str) -> list[str]:
+    """The models that play ``role`` in ``app`` (the manifest's ``roles``, e.g. ``{"latent": "encoder"}``),
+    in manifest order."""
+    return [m for m in models_for_app(app) if load_manifest()[m].info.get("roles", {}).get(app) == role]
+
+
+def model_for_role(app: str, role: str) -> str:
+    """The one model that plays ``role`` in ``app``."""
+    found = models_for_role(app, role)
+    if len(found) != 1:
+        raise ValueError(f"The manifest names {len(found)} models as the {role} of the {app} app; it should name one.")
+    return found[0]
+
+
 def offline_models() -> list[str]:
     """The offline set: models with a source that needs no Hugging Face Hub (a file inside a PyPI
     wheel, or one shipped with the repository), in manifest order. ``python -m core.weights fetch

@@ -58,6 +58,10 @@ def _model_problems(model_id: str, raw: dict[str, Any]) -> list[str]:
         problems.append(f"{where} id must be written family.tag in lower case")
     if raw.get("arch") not in ARCHITECTURES and raw.get("arch") not in SNAPSHOT_ARCHS:
         problems.append(f"{where} unknown arch {raw.get('arch')!r}")
+    roles = raw.get("roles", {})
+    if not (isinstance(roles, dict) and all(app in raw.get("apps", ()) and isinstance(role, str)
+                                            for app, role in roles.items())):
+        problems.append(f"{where} roles must map apps it is listed under to a role name")
     if raw.get("cpu_autocast", "bfloat16") != "bfloat16":
         problems.append(f"{where} cpu_autocast must be 'bfloat16' (or absent for fp32)")
     if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", str(raw.get("license_id", "other"))):

@@ -65,7 +65,7 @@ def test_api_names_are_unique_across_the_hub():
             seen[endpoint] = name
 
 
-# text2image reads A1111 text; the latent app (added later) does not stamp its results yet
+# text2image reads A1111 text; the latent app has two readers (one per tab), tested in test_latent.py
 @pytest.mark.parametrize("name", [n for n in APP_NAMES if n not in ("text2image", "latent")])
 def test_a_result_png_gives_the_settings_it_was_made_with_back(name, tmp_path):
     """Each app's read_<app>_parameters endpoint fills its settings from the call stored in a result PNG."""

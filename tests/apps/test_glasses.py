@@ -10,7 +10,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from core.synthetic_glasses import eye_band
+from core.pipelines.glasses.layout import eye_band
 from tests.support.live import live_client
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "glasses" / "examples"

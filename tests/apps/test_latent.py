@@ -22,7 +22,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from core.faces import detector_ids
-from core.pipelines.latent_inversion import face_ellipse
+from core.pipelines.latent.inversion import face_ellipse
+from core.ui.reproduce import Call, InputFile, parse_call, read_call
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "latent" / "examples"
 TINY_SG2 = dict(size=64, style_dim=16, n_mlp=2, channels={4: 16, 8: 16, 16: 8, 32: 8, 64: 8})
@@ -46,7 +47,8 @@ def client(tmp_path_factory):
     for model_id in ("dcgan.faces64", *detector_ids()):  # real entries the test manifest keeps, as overrides
         if weights.availability(model_id)[0]:
             shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
-    real = {k: v for k, v in json.loads(weights.manifest_path().read_text())["models"].items() if k in REAL}
+    manifest = json.loads(weights.manifest_path().read_text())
+    real, layouts = {k: v for k, v in manifest["models"].items() if k in REAL}, manifest["face_layouts"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
     with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
@@ -64,9 +66,10 @@ def client(tmp_path_factory):
         torch.save({"g_ema": core.models.build("stylegan2", **TINY_SG2).state_dict()}, buffer)
         revision = hub.add_file("tests/tiny-stylegan2", "g.pt", buffer.getvalue())
         tiny = {"arch": "stylegan2", "config": TINY_SG2, "title": "tiny StyleGAN2", "license": "test",
+                "apps": ["latent"], "roles": {"latent": "generator"},
                 "sources": [{"kind": "hf", "repo_id": "tests/tiny-stylegan2", "filename": "g.pt", "revision": revision,
                              "format": {"type": "torch_pickle", "key": "g_ema"}}]}
-        (root / "manifest.json").write_text(json.dumps({"schema_version": 1,
+        (root / "manifest.json").write_text(json.dumps({"schema_version": 1, "face_layouts": layouts,
                                                         "models": {**real, "stylegan2.ffhq1024": tiny}}))
         MODEL_CACHE.clear()
         module = importlib.reload(sys.modules["apps.latent.app"]) if "apps.latent.app" in sys.modules \
@@ -94,7 +97,7 @@ def test_api_names_and_parameters(client):
 @DCGAN
 def test_samples_have_seeds_and_latents_that_walk_from_where_they_were(client):
     gallery, latents, notes = client.predict("dcgan.faces64", 10, 3, 0.7, api_name="/sample")
-    assert [g["caption"] for g in gallery] == ["seed 10", "seed 11", "seed 12"] and notes == "Seeds 10-12."
+    assert [g["caption"] for g in gallery] == ["seed 10", "seed 11", "seed 12"] and notes.startswith("Seeds 10-12.\n")
     assert [Path(p).name for p in latents] == [f"dcgan.faces64_seed{s}.safetensors" for s in (10, 11, 12)]
     animation, strip, table, details = client.predict("dcgan.faces64", 0, handle_file(latents[0]), 12, None, "z",
                                                       "slerp", 5, 0.7, api_name="/interpolate")
@@ -166,7 +169,7 @@ def test_user_errors_are_clear_and_the_server_keeps_serving(client, tmp_path):
         client.predict(None, "dcgan.faces64", "encoder", 10, api_name="/invert")
     with pytest.raises(AppError, match="Frames must be between 2 and 60"):
         client.predict("dcgan.faces64", 0, None, 1, None, "z", "slerp", 500, 0.7, api_name="/interpolate")
-    assert client.predict("dcgan.faces64", 0, 1, 0.7, api_name="/sample")[2] == "Seeds 0-0."
+    assert client.predict("dcgan.faces64", 0, 1, 0.7, api_name="/sample")[2].startswith("Seeds 0-0.")
 
 
 def test_stylegan2_path_with_tiny_weights(client):
@@ -179,9 +182,60 @@ def test_stylegan2_path_with_tiny_weights(client):
     assert "in w, 4 frames" in table and pixels(strip).shape == (96, 4 * 96, 3)
     mixed, mix_notes = client.predict("stylegan2.ffhq1024", 0, None, 1, None, "fine", 0.7, api_name="/mix")
     assert [m["caption"] for m in mixed] == ["A: seed 0", "B: seed 1", "A with B's fine layers"]
-    assert mix_notes == "W+ layers 8-9 of A were replaced by B's."
+    assert mix_notes.startswith("W+ layers 8-9 of A were replaced by B's.\n")
     a, b, ab = (pixels(m["image"]) for m in mixed)
     assert not np.array_equal(ab, a) and not np.array_equal(ab, b)
     with pytest.raises(AppError, match="Only the DCGAN has an encoder"):
         client.predict(handle_file(str(EXAMPLES / "face64.png")), "stylegan2.ffhq1024", "encoder", 10,
                        api_name="/invert")
+
+
+def reproducing_call(notes: str) -> Call:
+    """The gradio_client call the notes end with."""
+    assert notes.endswith("\n```"), notes[-200:]
+    return parse_call(notes.rsplit("```python\n", 1)[1].removesuffix("\n```").splitlines()[-1])
+
+
+def with_files(call: Call, paths: dict) -> dict:
+    """The call's arguments with each file placeholder replaced by the real file."""
+    return {k: handle_file(str(paths[k])) if isinstance(v, InputFile) else v for k, v in call.arguments.items()}
+
+
+@DCGAN
+def test_sample_and_walk_notes_end_with_the_call_that_reproduces_them_and_their_pngs_carry_it(client):
+    gallery, latents, notes = client.predict("dcgan.faces64", 20, 2, 0.7, api_name="/sample")
+    call = reproducing_call(notes)
+    assert call == Call("/sample", {"generator": "dcgan.faces64", "seed": 20, "count": 2, "psi": 0.7})
+    again, _, _ = client.predict(**call.arguments, api_name=call.api_name)
+    assert all(np.array_equal(pixels(a["image"]), pixels(b["image"])) for a, b in zip(gallery, again))
+    assert read_call(gallery[1]["image"]) == call
+    settings = client.predict(handle_file(gallery[1]["image"]), api_name="/read_latent_parameters")
+    assert list(settings[:4]) == ["dcgan.faces64", 20, 2, 0.7]  # generator, first seed, samples, psi
+    _, strip, table, _ = client.predict("dcgan.faces64", 0, handle_file(latents[1]), 5, None, "z", "lerp", 4, 0.7,
+                                        api_name="/interpolate")
+    walk = reproducing_call(table)
+    assert walk.arguments["file_a"] == InputFile("file_a.safetensors") and walk.arguments["seed_b"] == 5
+    _, strip_again, _, _ = client.predict(**with_files(walk, {"file_a": latents[1]}), api_name="/interpolate")
+    assert np.array_equal(pixels(strip), pixels(strip_again)) and read_call(strip) == walk
+    with pytest.raises(AppError, match="made by `/interpolate`"):
+        client.predict(handle_file(strip), api_name="/read_latent_edit_parameters")
+
+
+@DCGAN
+@DETECTOR
+def test_invert_and_edit_notes_end_with_the_call_that_reproduces_them(client):
+    face = EXAMPLES / "face64.png"
+    _, recon, latent, notes = client.predict(handle_file(str(face)), "dcgan.faces64", "encoder", 20, api_name="/invert")
+    call = reproducing_call(notes)
+    assert call == Call("/invert", {"photo": InputFile("photo.png"), "generator": "dcgan.faces64",
+                                    "method": "encoder", "steps": 20})
+    _, recon_again, _, _ = client.predict(**with_files(call, {"photo": face}), api_name=call.api_name)
+    assert np.array_equal(pixels(recon), pixels(recon_again)) and read_call(recon) == call
+    edited, _, edit_notes = client.predict(handle_file(str(face)), "dcgan.faces64", handle_file(latent), "encoder",
+                                           "yaw", -1.5, "direct", 20, api_name="/edit")
+    edit = reproducing_call(edit_notes)
+    assert edit.arguments["latent_file"] == InputFile("latent_file.safetensors") and edit.arguments["alpha"] == -1.5
+    again, _, _ = client.predict(**with_files(edit, {"photo": face, "latent_file": latent}), api_name="/edit")
+    assert np.array_equal(pixels(edited), pixels(again)) and read_call(edited) == edit
+    settings = client.predict(handle_file(edited), api_name="/read_latent_edit_parameters")
+    assert list(settings) == ["dcgan.faces64", "encoder", 20, "yaw", -1.5, "direct"]

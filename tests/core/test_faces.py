@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -217,3 +218,24 @@ def test_the_detector_is_named_by_the_manifest(write_manifest):
     write_manifest({"det.mtcnn_pnet": {**stage, "arch": "mtcnn_pnet"}})
     with pytest.raises(ValueError, match="lists no face detector"):
         faces.detect_faces(Image.new("RGB", (200, 200)))
+
+
+def test_feathered_ramps_smoothly_from_the_border_inwards():
+    mask = np.zeros((40, 40), np.float32)
+    mask[5:35, 5:35] = 1
+    soft = faces.feathered(mask, 4.0)
+    assert (soft[mask == 0] == 0).all() and soft[20, 20] == 1.0
+    row = soft[20, 5:12]  # from the border inwards: rising, then flat at 1 beyond the radius
+    assert 0 < row[0] < row[1] < row[2] < row[3] and (row[4:] == 1).all()
+
+
+def test_paste_change_adds_the_change_inside_the_mask_only(astronaut, astronaut_faces):
+    aligned = faces.align_face(astronaut, astronaut_faces[0], 64)
+    alpha = np.zeros((64, 64), np.float32)
+    alpha[16:48, 16:48] = 1
+    out = np.asarray(faces.paste_change(astronaut, aligned, np.full((64, 64, 3), 20.0), alpha)).astype(int)
+    before = np.asarray(astronaut).astype(int)
+    changed = (out != before).any(-1)
+    weight = cv2.warpAffine(alpha, cv2.invertAffineTransform(aligned.matrix), astronaut.size, borderValue=0)
+    assert changed.any() and not changed[weight == 0].any()  # bit for bit outside the warped mask
+    assert np.median((out - before)[(weight > 0.99) & (before.max(-1) < 200)]) == 20

@@ -10,9 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 import core.models as registry
-from core.synthetic_glasses import GLASSES_TEMPLATE
 from core.train import genegan as trainer
 from core.train import genegan_data
+from core.weights import face_layout
+
+GLASSES_LAYOUT = face_layout("dcgan_faces64_symmetric")
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +27,11 @@ def faces_npz(tmp_path_factory):
         img = np.zeros((64, 64, 3), np.float32) + rng.uniform(40, 200, 3)
         skin = (xx - 32) ** 2 / 22 ** 2 + (yy - 36) ** 2 / 28 ** 2 < 1
         img[skin] = rng.uniform(120, 230, 3)
-        for ex, ey in GLASSES_TEMPLATE[:2] * 64:
+        for ex, ey in GLASSES_LAYOUT[:2] * 64:
             img[(xx - ex) ** 2 + (yy - ey) ** 2 < 5] = 30
         faces.append(img.astype(np.uint8))
     path = tmp_path_factory.mktemp("data") / "faces.npz"
-    np.savez(path, faces=np.stack(faces), landmarks=np.repeat((GLASSES_TEMPLATE * 64)[None], 32, 0))
+    np.savez(path, faces=np.stack(faces), landmarks=np.repeat((GLASSES_LAYOUT * 64)[None], 32, 0))
     return path
 
 

@@ -116,3 +116,18 @@ def test_stamp_result_refuses_what_a_call_cannot_hold_and_can_leave_notes_alone(
     image = Image.new("RGB", (2, 2))
     (stamped,) = ui.stamp_result("/x", (image,), notes_at=None, latent=Path("/tmp/gradio/abc/walk.npz"), seed=3)
     assert stamped.info["gradio_client"] == "client.predict(latent=handle_file('latent.npz'), seed=3, api_name='/x')"
+
+
+def test_reproducible_builds_the_call_from_the_handlers_own_arguments():
+    from core.ui.reproduce import reproducible
+
+    @reproducible(notes_at=-1, paths=("latent",))
+    def edit(photo, latent=None, alpha=2.0, method="hybrid"):
+        return Image.new("RGB", (4, 4)), [(Image.new("RGB", (2, 2)), "step 1")], "Edited."
+
+    image, gallery, notes = edit(Image.new("RGB", (8, 8)), "/tmp/x/face_seed3.safetensors", alpha=-1.5)
+    expected = Call("/edit", {"photo": InputFile("photo.png"), "latent": InputFile("latent.safetensors"),
+                              "alpha": -1.5, "method": "hybrid"})
+    assert read_call(image) == expected and read_call(gallery[0][0]) == expected and gallery[0][1] == "step 1"
+    assert notes.startswith("Edited.\n\n**Reproduce**") and notes.endswith(expected.code() + "\n```")
+    assert read_call(edit(None)[0]).arguments["photo"] is None  # no upload: no placeholder

@@ -64,3 +64,13 @@ def test_entries_expose_the_fields_code_reads():
     assert (dcgan.output_face_layout, weights.get_entry("genegan.eyeglasses64").input_face_layout) == (
         "dcgan_faces64", "dcgan_faces64_symmetric")
     assert "pulse" in dcgan.apps and not dcgan.is_snapshot and weights.get_entry("sam.vit_base").is_snapshot
+
+
+def test_roles_name_the_model_that_plays_each_part_of_an_app():
+    from core.weights import model_for_role, models_for_role
+
+    assert model_for_role("glasses", "classifier") == "genegan.glasses_classifier64"
+    assert model_for_role("latent", "encoder") == "latent.encoder_dcgan64"
+    assert models_for_role("latent", "generator") == ["dcgan.faces64", "stylegan2.ffhq1024"]
+    with pytest.raises(ValueError, match="names 2 models as the generator of the latent app; it should name one"):
+        model_for_role("latent", "generator")

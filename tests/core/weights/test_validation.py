@@ -35,3 +35,12 @@ def test_validator_refuses_unknown_archs_and_malformed_sizes(tmp_path):
         "migan.places2_512: source 0 (hf): size must be a positive number of bytes",
         "latent.encoder_dcgan64: input.face_layout 'ffhq' is not one of the manifest's face_layouts",
     ]
+
+
+def test_validator_refuses_a_role_in_an_app_the_model_is_not_listed_under(tmp_path):
+    data = json.loads(weights.MANIFEST_PATH.read_text())
+    data["models"]["cyclegan.vintage"]["roles"] = {"glasses": "generator"}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    assert weights.validate_manifest(path) == [
+        "cyclegan.vintage: roles must map apps it is listed under to a role name"]

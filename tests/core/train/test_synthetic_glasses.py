@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.synthetic_glasses import (
-    GLASSES_TEMPLATE, SHAPES, GlassesParams, eye_band, glasses_layers, random_glasses, render_glasses,
-)
+from core.pipelines.glasses.layout import eye_band, template
+from core.train.synthetic_glasses import SHAPES, GlassesParams, glasses_layers, random_glasses, render_glasses
 
-EYES = GLASSES_TEMPLATE[:2] * 64
+EYES = template()[:2] * 64
 
 
 def flat_face(value: int = 150) -> np.ndarray:

@@ -1,21 +1,21 @@
 """Eyeglasses transfer on photos with GeneGAN: "B wearing A's glasses" and "A without glasses".
 
-Recipe (:func:`swap_glasses`):
+Recipe (:func:`run`):
 
 1. each photo's one face is found with :mod:`core.faces` (5 landmarks) and aligned by a
-   similarity transform to :data:`core.synthetic_glasses.GLASSES_TEMPLATE` at 64x64 (the layout
-   the model was trained on); a 64x64 input is taken as already aligned;
+   similarity transform to the 64 px layout the model was trained on
+   (:mod:`core.pipelines.glasses.layout`); a 64x64 input is taken as already aligned;
 2. GeneGAN splits both crops, ``B`` gets ``strength * x_A`` and ``A`` gets
    ``(1 - strength) * x_A`` (the official interpolation of the object part);
 3. ``mode="photo"`` (the default) uses the 64 px results only as a guide, at the photos' own
-   resolution (:mod:`core.glasses_photo`): A's frames are found (:mod:`core.glasses_mask`) and
-   inpainted, B gets A's real frames where GeneGAN puts glasses. Only those pixels change.
-   The 64 px paths of the paper are kept for comparison: ``mode="residual"`` adds the model's
-   change inside the eye band (:func:`core.synthetic_glasses.eye_band`) to the photo,
-   ``"direct"`` pastes the decoded band (:func:`core.faces.paste_back`), ``"auto"`` does
-   residual for B and direct for A. Every pixel outside the band stays bit-for-bit the same.
+   resolution (:mod:`core.pipelines.glasses.photo`): A's frames are found
+   (:mod:`core.pipelines.glasses.mask`) and inpainted, B gets A's real frames where GeneGAN puts
+   glasses. Only those pixels change. The 64 px paths of the paper are kept for comparison:
+   ``mode="residual"`` adds the model's change inside the eye band to the photo, ``"direct"``
+   pastes the decoded band (:func:`core.faces.paste_back`), ``"auto"`` does residual for B and
+   direct for A. Every pixel outside the band stays bit-for-bit the same.
 
-A small classifier (``genegan.glasses_classifier64``) refuses a ``B`` that already wears glasses
+A small classifier (the manifest's glasses classifier) refuses a ``B`` that already wears glasses
 and judges the results.
 """
 
@@ -23,23 +23,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from core.faces import AlignedFace, Face, align_face, paste_back, single_face
-from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
+from core.faces import AlignedFace, Face, align_face, feathered, paste_back, paste_change, single_face
+from core.pipelines.glasses.layout import SIZE, eye_band, template
+from core.pipelines.glasses.mask import batch
 
-MODEL_ID = "genegan.eyeglasses64"
-CLASSIFIER_ID = "genegan.glasses_classifier64"
 FEATHER = 3.0  # px (in the 64 px crop) over which the band fades in
 GLASSES_THRESHOLD = 0.5
 MODES = ("photo", "auto", "residual", "direct")
 
 
-@dataclass
-class SwapResult:
+def _manifest_model(role: str) -> str:
+    from core.weights import model_for_role
+
+    return model_for_role("glasses", role)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``mode``: ``photo`` (A's real frames found, inpainted away and carried to B at full resolution;
+    ``strength`` sets how strongly B wears them, A loses them whatever it is), ``residual`` (add the
+    model's change), ``direct`` (paste the decoded band) or ``auto`` (residual for B, direct for A).
+    ``removal_passes`` (64 px modes): 1 is the paper's ``join(A, 0)``; 2 runs the removal once more on
+    its own result. ``inpaint_method``: the :func:`core.pipelines.inpaint.inpaint` method of the photo mode.
+    ``check_b``: refuse a B that the classifier sees wearing glasses."""
+
+    strength: float = 1.0
+    mode: str = "photo"
+    removal_passes: int = 2
+    inpaint_method: str = "auto"
+    check_b: bool = True
+    model_id: str = field(default_factory=lambda: _manifest_model("generator"))
+    classifier_id: str = field(default_factory=lambda: _manifest_model("classifier"))
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {self.mode!r}")
+        if not 0.0 <= self.strength <= 1.5:
+            raise ValueError(f"strength must be between 0 and 1.5, got {self.strength}")
+        if self.removal_passes not in (1, 2, 3):
+            raise ValueError(f"removal_passes must be 1, 2 or 3, got {self.removal_passes}")
+
+
+@dataclass(frozen=True)
+class Result:
     b_with_glasses: Image.Image  # photo B wearing A's glasses (same size as B)
     a_without_glasses: Image.Image  # photo A without glasses (same size as A)
     crops: dict[str, Image.Image] = field(default_factory=dict)  # the 64 px aligned inputs and outputs
@@ -47,14 +77,12 @@ class SwapResult:
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # photo mode: A's "hole", B's "matte" (photo size)
     probabilities: dict[str, float] = field(default_factory=dict)  # classifier P(glasses): a, b, a_without, b_with
     previews: list[tuple[Image.Image, str]] = field(default_factory=list)  # photo mode: the masks over the photos
+    details: dict = field(default_factory=dict)  # every setting used, the models and the probabilities
 
 
 def band_alpha(size: int = SIZE, feather: float = FEATHER) -> np.ndarray:
     """Soft eye-band mask [size, size] in 0..1: 1 inside, a smooth ramp over ``feather`` px, 0 outside."""
-    band = eye_band(size).astype(np.uint8)
-    inside = cv2.distanceTransform(np.pad(band, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    ramp = np.clip(inside / feather, 0.0, 1.0)
-    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
+    return feathered(eye_band(size).astype(np.float32), feather)
 
 
 @dataclass
@@ -67,7 +95,7 @@ class Located:
         """``image`` (the photo, edited) cropped exactly as the photo was."""
         if self.face is None:
             return np.asarray(image.convert("RGB"))
-        return np.asarray(align_face(image, self.face, SIZE, template=GLASSES_TEMPLATE).image)
+        return np.asarray(align_face(image, self.face, SIZE, template=template()).image)
 
 
 def locate(image: Image.Image, what: str) -> Located:
@@ -75,18 +103,9 @@ def locate(image: Image.Image, what: str) -> Located:
     image = image.convert("RGB")
     if image.size == (SIZE, SIZE):
         aligned = AlignedFace(image, np.array([[1.0, 0, 0], [0, 1.0, 0]]), image.size)
-        return Located(aligned, GLASSES_TEMPLATE[:2] * SIZE, None)
+        return Located(aligned, template()[:2] * SIZE, None)
     face = single_face(image, what)
-    return Located(align_face(image, face, SIZE, template=GLASSES_TEMPLATE), face.points()[:2], face)
-
-
-def prepare(image: Image.Image, what: str) -> AlignedFace:
-    """The face of ``image`` aligned to the model's 64 px layout (a 64x64 image is used as it is)."""
-    return locate(image, what).aligned
-
-
-def _to_tensor(images: list[np.ndarray], device, dtype) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device=device, dtype=dtype)
+    return Located(align_face(image, face, SIZE, template=template()), face.points()[:2], face)
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -98,13 +117,13 @@ def swap_crops(model, a: np.ndarray, b: np.ndarray, strength: float = 1.0,
                removal_passes: int = 1) -> dict[str, np.ndarray]:
     """GeneGAN on aligned uint8 crops: decoded float images (0..255) of the swap and the reconstructions.
 
-    ``removal_passes`` > 1 runs the removal again on its own result (the previous output pasted
-    into A's eye band, split again, joined with the same object): each pass takes off more of
-    what is left of thick frames, at the cost of some blur.
+    ``b_with`` = join(B, strength x_A), ``a_without`` = join(A, (1 - strength) x_A); at strength 1 the
+    removal is the paper's join(A, 0). ``removal_passes`` > 1 runs the removal again on its own result
+    (the previous output pasted into A's eye band, split again, joined with the same object): each
+    pass takes off more of what is left of thick frames, at the cost of some blur.
     """
     p = next(model.parameters())
-    x = _to_tensor([a, b], p.device, p.dtype)
-    bg, obj = model.split(x)
+    bg, obj = model.split(batch([a, b], p))
     bg_a, bg_b, obj_a = bg[:1], bg[1:], obj[:1]
     # Reconstructions as in training: Ax2 = join(A, x), Be2 = join(B, 0) (B's object is nulled).
     out = model.join(torch.cat([bg_b, bg_a, bg_a, bg_b]),
@@ -112,12 +131,12 @@ def swap_crops(model, a: np.ndarray, b: np.ndarray, strength: float = 1.0,
     b_with, a_without, a_rec, b_rec = _to_numpy(out)
     for _ in range(removal_passes - 1):
         again = composite(a, a_without, None, "direct")
-        bg_again, _ = model.split(_to_tensor([again], p.device, p.dtype))
+        bg_again, _ = model.split(batch([again], p))
         a_without = _to_numpy(model.join(bg_again, obj_a * (1 - strength)))[0]
     return {"b_with": b_with, "a_without": a_without, "a_rec": a_rec, "b_rec": b_rec}
 
 
-def composite(original: np.ndarray, decoded: np.ndarray, reconstruction: np.ndarray, mode: str,
+def composite(original: np.ndarray, decoded: np.ndarray, reconstruction: np.ndarray | None, mode: str,
               alpha: np.ndarray | None = None) -> np.ndarray:
     """Edit an aligned uint8 crop inside the eye band only (``residual``: add the model's change)."""
     alpha = band_alpha(original.shape[0]) if alpha is None else alpha
@@ -126,19 +145,6 @@ def composite(original: np.ndarray, decoded: np.ndarray, reconstruction: np.ndar
     mixed = base * (1 - alpha[..., None]) + target * alpha[..., None]
     out = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return np.where(alpha[..., None] > 0, out, original)
-
-
-def paste_change(photo: Image.Image, aligned: AlignedFace, change: np.ndarray, alpha: np.ndarray) -> Image.Image:
-    """Add ``change`` (float, crop coordinates) to ``photo`` inside ``alpha``; pixels where the
-    warped mask is 0 are returned unchanged, bit for bit."""
-    rgb = np.asarray(photo.convert("RGB"))
-    height, width = rgb.shape[:2]
-    inverse = cv2.invertAffineTransform(aligned.matrix)
-    delta = cv2.warpAffine(change.astype(np.float32), inverse, (width, height), flags=cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_REPLICATE)
-    weight = np.clip(cv2.warpAffine(alpha, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0), 0, 1)
-    out = np.clip(np.rint(rgb + delta * weight[..., None]), 0, 255).astype(np.uint8)
-    return Image.fromarray(np.where(weight[..., None] > 0, out, rgb))
 
 
 def _apply(photo: Image.Image, aligned: AlignedFace, decoded: np.ndarray, reconstruction: np.ndarray,
@@ -154,85 +160,75 @@ def _apply(photo: Image.Image, aligned: AlignedFace, decoded: np.ndarray, recons
 
 
 def glasses_probability(classifier, crops: list[np.ndarray]) -> np.ndarray:
-    p = next(classifier.parameters())
+    """The classifier's P(glasses) for aligned uint8 crops."""
     with torch.no_grad():
-        return classifier.probability(_to_tensor(crops, p.device, p.dtype)).float().cpu().numpy()
+        return classifier.probability(batch(crops, next(classifier.parameters()))).float().cpu().numpy()
 
 
-def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1.0, mode: str = "photo",
-                 removal_passes: int = 2, model=None, classifier=None, check_b: bool = True,
-                 inpaint_method: str = "auto") -> SwapResult:
+def run(photo_a: Image.Image, photo_b: Image.Image, settings: Settings | None = None, *, model=None,
+        classifier=None) -> Result:
     """``photo_a`` wears glasses, ``photo_b`` does not; returns B with A's glasses and A without them.
 
-    ``mode``: ``photo`` (default: A's real frames found, inpainted away and carried to B at full
-    resolution; ``strength`` sets how strongly B wears them, A loses them whatever it is), ``residual`` (add the model's change), ``direct`` (paste the decoded band) or
-    ``auto`` (residual for B, direct for A). ``removal_passes`` (64 px modes): 1 is the paper's
-    ``join(A, 0)``; 2 (default) runs the removal once more on its own result.
-    ``inpaint_method``: the :func:`core.pipelines.inpaint.inpaint` method of the photo mode.
+    ``model`` / ``classifier``: a GeneGAN and a glasses classifier already built (default: the
+    manifest's, loaded through the shared cache).
     """
     from core.weights import load_model
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}")
-    if not 0.0 <= strength <= 1.5:
-        raise ValueError(f"strength must be between 0 and 1.5, got {strength}")
-    if removal_passes not in (1, 2, 3):
-        raise ValueError(f"removal_passes must be 1, 2 or 3, got {removal_passes}")
+    settings = settings or Settings()
+    if photo_a is None or photo_b is None:
+        raise ValueError("Please give both images: A (wearing glasses) and B (without glasses).")
     photo_a, photo_b = photo_a.convert("RGB"), photo_b.convert("RGB")
     a = locate(photo_a, "image A (the face wearing glasses)")
     b = locate(photo_b, "image B (the face without glasses)")
-    crop_a, crop_b = np.asarray(a.aligned.image), np.asarray(b.aligned.image)
     notes = []
-    classifier = classifier if classifier is not None else load_model(CLASSIFIER_ID)
-    prob_a, prob_b = glasses_probability(classifier, [crop_a, crop_b])
-    if check_b and prob_b > GLASSES_THRESHOLD:
+    classifier = classifier if classifier is not None else load_model(settings.classifier_id)
+    prob_a, prob_b = glasses_probability(classifier, [np.asarray(a.aligned.image), np.asarray(b.aligned.image)])
+    if settings.check_b and prob_b > GLASSES_THRESHOLD:
         raise ValueError(f"Image B already seems to wear glasses (classifier: {prob_b:.0%}). "
                          "Use a face without glasses for B, and the one wearing glasses for A.")
     if prob_a < GLASSES_THRESHOLD:
         notes.append(f"Image A does not seem to wear glasses (classifier: {prob_a:.0%}); there may be nothing to move.")
-    model = model if model is not None else load_model(MODEL_ID)
-    if mode == "photo":
-        result = _swap_photos(photo_a, photo_b, a, b, strength, model, classifier, prob_a, inpaint_method, notes)
+    model = model if model is not None else load_model(settings.model_id)
+    if settings.mode == "photo":
+        b_with, a_without, extra = _swap_photos(photo_a, photo_b, a, b, settings, model, classifier, prob_a, notes)
     else:
-        result = _swap_bands(photo_a, photo_b, a.aligned, b.aligned, strength, mode, removal_passes, model, notes)
-    judged = glasses_probability(classifier, [a.recrop(result.a_without_glasses), b.recrop(result.b_with_glasses)])
-    result.probabilities = {"a": float(prob_a), "b": float(prob_b), "a_without": float(judged[0]),
-                            "b_with": float(judged[1])}
-    result.crops = {"a": a.aligned.image, "b": b.aligned.image,
-                    "b_with": Image.fromarray(b.recrop(result.b_with_glasses)),
-                    "a_without": Image.fromarray(a.recrop(result.a_without_glasses))}
+        b_with, a_without = _swap_bands(photo_a, photo_b, a.aligned, b.aligned, settings, model)
+        extra = {}
+    crops = {"a": a.aligned.image, "b": b.aligned.image, "b_with": Image.fromarray(b.recrop(b_with)),
+             "a_without": Image.fromarray(a.recrop(a_without))}
+    judged = glasses_probability(classifier, [np.asarray(crops["a_without"]), np.asarray(crops["b_with"])])
+    probabilities = {"a": float(prob_a), "b": float(prob_b), "a_without": float(judged[0]), "b_with": float(judged[1])}
     notes.append(f"Classifier, P(glasses): A {prob_a:.0%} -> {judged[0]:.0%} after removal; "
                  f"B {prob_b:.0%} -> {judged[1]:.0%} after addition.")
-    return result
+    details = {**vars(settings), "probabilities": probabilities}
+    return Result(b_with, a_without, crops, notes, probabilities=probabilities, details=details, **extra)
 
 
-def _swap_bands(photo_a, photo_b, a: AlignedFace, b: AlignedFace, strength, mode, removal_passes, model,
-                notes) -> SwapResult:
+def _swap_bands(photo_a, photo_b, a: AlignedFace, b: AlignedFace, settings: Settings, model):
     """The paper's 64 px results written back into the photos' eye bands."""
-    mode_b = "residual" if mode == "auto" else mode
-    mode_a = "direct" if mode == "auto" else mode
-    out = swap_crops(model, np.asarray(a.image), np.asarray(b.image), strength, removal_passes)
+    mode_b = "residual" if settings.mode == "auto" else settings.mode
+    mode_a = "direct" if settings.mode == "auto" else settings.mode
+    out = swap_crops(model, np.asarray(a.image), np.asarray(b.image), settings.strength, settings.removal_passes)
     alpha = band_alpha()
-    b_with = _apply(photo_b, b, out["b_with"], out["b_rec"], mode_b, alpha)
-    a_without = _apply(photo_a, a, out["a_without"], out["a_rec"], mode_a, alpha)
-    return SwapResult(b_with, a_without, notes=notes)
+    return (_apply(photo_b, b, out["b_with"], out["b_rec"], mode_b, alpha),
+            _apply(photo_a, a, out["a_without"], out["a_rec"], mode_a, alpha))
 
 
-def _swap_photos(photo_a, photo_b, a: Located, b: Located, strength, model, classifier, prob_a, inpaint_method,
-                 notes) -> SwapResult:
+def _swap_photos(photo_a, photo_b, a: Located, b: Located, settings: Settings, model, classifier, prob_a, notes):
     """Full-resolution removal (frames inpainted) and addition (A's frames where GeneGAN puts glasses)."""
-    from core.glasses_photo import add_glasses, remove_glasses
+    from core.pipelines.glasses.photo import add_glasses, remove_glasses
 
     if prob_a < GLASSES_THRESHOLD:  # no frames to find: both photos are returned as they are
-        empty = np.zeros((photo_a.height, photo_a.width), bool)
-        return SwapResult(photo_b.copy(), photo_a.copy(), notes=notes,
-                          masks={"hole": empty, "matte": np.zeros((photo_b.height, photo_b.width), np.float32)})
+        masks = {"hole": np.zeros((photo_a.height, photo_a.width), bool),
+                 "matte": np.zeros((photo_b.height, photo_b.width), np.float32)}
+        return photo_b.copy(), photo_a.copy(), {"masks": masks}
+    strength = settings.strength
     crop_a, crop_b = np.asarray(a.aligned.image), np.asarray(b.aligned.image)
     out = swap_crops(model, crop_a, crop_b, strength, 1)
     # A's frames are found from the full removal, join(A, 0), whatever strength B gets.
     full = out if strength == 1.0 else swap_crops(model, crop_a, crop_b, 1.0, 1)
     judge = lambda image: float(glasses_probability(classifier, [a.recrop(image)])[0])  # noqa: E731
-    removal = remove_glasses(photo_a, a.aligned, a.eyes, full, classifier, judge, method=inpaint_method)
+    removal = remove_glasses(photo_a, a.aligned, a.eyes, full, classifier, judge, method=settings.inpaint_method)
     if removal.notice:  # a learned inpainting model was wanted but its weights are missing
         notes.append(f"The frames were filled with OpenCV ({removal.method}); a learned inpainting model, whose "
                      "weights are not on this machine, fills them better (see the inpainting app).")
@@ -241,8 +237,7 @@ def _swap_photos(photo_a, photo_b, a: Located, b: Located, strength, model, clas
                  f"addition: {(matte > 0).mean():.2%} of B's pixels carry A's frames.")
     previews = [(mask_preview(photo_a, removal.mask.hole), "A: frames found (inpainted)"),
                 (mask_preview(photo_b, matte > 0), "B: where A's frames go")]
-    return SwapResult(b_with, removal.image, notes=notes, masks={"hole": removal.mask.hole, "matte": matte},
-                      previews=previews)
+    return b_with, removal.image, {"masks": {"hole": removal.mask.hole, "matte": matte}, "previews": previews}
 
 
 def mask_preview(photo: Image.Image, mask: np.ndarray, margin: float = 0.15) -> Image.Image:

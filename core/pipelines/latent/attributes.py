@@ -1,9 +1,9 @@
 """Face attributes the project can measure offline, and the latent directions computed from them.
 
 Each generated face is found with :func:`core.faces.detect_faces` (5 landmarks) and aligned to
-:data:`core.synthetic_glasses.GLASSES_TEMPLATE` at 64 px (the mean layout of DCGAN faces). Then:
+the manifest's ``dcgan_faces64_symmetric`` layout at 64 px (the mean layout of DCGAN faces). Then:
 
-- ``eyeglasses``: P(glasses) from the project's classifier (``genegan.glasses_classifier64``);
+- ``eyeglasses``: P(glasses) from the project's classifier (the latent app's ``classifier`` in the manifest);
   a face has the attribute when P > 0.5;
 - ``yaw``: head turn from the landmarks, (nose x - eye midpoint x) / eye distance (> 0: the nose
   points to the image's right);
@@ -11,11 +11,11 @@ Each generated face is found with :func:`core.faces.detect_faces` (5 landmarks) 
 - ``hair_brightness`` / ``skin_brightness``: mean luma (BT.601, 0-255) of the aligned crop's
   hair region (top rows) and skin region (cheeks and forehead), :func:`region_mask`.
 
-The continuous ones are split into top and bottom thirds (:func:`core.pipelines.latent.split_by_score`).
+The continuous ones are split into top and bottom thirds (:func:`core.pipelines.latent.space.split_by_score`).
 :func:`compute_directions` turns N samples into one direction per attribute; the command line
 writes them to a small safetensors file (the app ships the DCGAN's)::
 
-    python -m core.pipelines.latent_attributes --model dcgan.faces64 --samples 3000 --seed 1000000 \
+    python -m core.pipelines.latent.attributes --model dcgan.faces64 --samples 3000 --seed 1000000 \
         --out apps/latent/data/directions_dcgan_faces64.safetensors
 """
 
@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.pipelines.latent import LatentGenerator, attribute_direction, split_by_score, to_uint8
+from core.pipelines.latent.space import LatentGenerator, attribute_direction, split_by_score, to_uint8
 
-CLASSIFIER_ID = "genegan.glasses_classifier64"
 ATTRIBUTES = ("eyeglasses", "yaw", "mouth_width", "hair_brightness", "skin_brightness")
 THRESHOLDS = {"eyeglasses": 0.5}  # binary attributes; the others are split into thirds
 REGIONS = {  # in the aligned 64 px crop: (y0, y1, x0, x1) boxes
@@ -43,7 +42,7 @@ ATTRIBUTE_REGION = {"eyeglasses": "eye_band", "hair_brightness": "hair", "skin_b
 
 def region_mask(name: str, size: int = 64) -> np.ndarray:
     """Boolean [size, size] mask of a named region of the aligned crop (``eye_band``, ``hair``, ``skin``)."""
-    from core.synthetic_glasses import eye_band
+    from core.pipelines.glasses.layout import eye_band
 
     if name == "eye_band":
         return eye_band(size)
@@ -61,13 +60,14 @@ def luma(images: np.ndarray) -> np.ndarray:
 
 def measure(images: np.ndarray, classifier) -> dict[str, np.ndarray]:
     """Every attribute of every face (uint8 [N, H, W, 3]) -> name -> [N] (NaN where no face was found)."""
-    from core.faces import align_face, detect_faces
-    from core.synthetic_glasses import GLASSES_TEMPLATE
     from PIL import Image
+
+    from core.faces import align_face, detect_faces
+    from core.pipelines.glasses.layout import template
 
     n = len(images)
     out = {name: np.full(n, np.nan) for name in ATTRIBUTES}
-    crops, found = [], []
+    crops, found, layout = [], [], template()
     for i, image in enumerate(images):
         pil = Image.fromarray(image)
         faces = detect_faces(pil)
@@ -78,7 +78,7 @@ def measure(images: np.ndarray, classifier) -> dict[str, np.ndarray]:
         eye_distance = max(np.hypot(*(eye_right - eye_left)), 1e-6)
         out["yaw"][i] = (nose[0] - (eye_left[0] + eye_right[0]) / 2) / eye_distance
         out["mouth_width"][i] = np.hypot(*(mouth_right - mouth_left)) / eye_distance
-        crops.append(np.asarray(align_face(pil, faces[0], 64, template=GLASSES_TEMPLATE).image))
+        crops.append(np.asarray(align_face(pil, faces[0], 64, template=layout).image))
         found.append(i)
     if not found:
         return out
@@ -156,9 +156,9 @@ def load_directions(path: str | Path, model_id: str) -> tuple[dict[str, torch.Te
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.weights import load_model
+    from core.weights import load_model, model_for_role
 
-    p = argparse.ArgumentParser(prog="python -m core.pipelines.latent_attributes", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m core.pipelines.latent.attributes", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="dcgan.faces64")
     p.add_argument("--samples", type=int, default=3000)
     p.add_argument("--seed", type=int, default=1_000_000)
@@ -167,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     gen = LatentGenerator(load_model(args.model, dtype=torch.float32), args.model)
-    directions, info = compute_directions(gen, load_model(CLASSIFIER_ID, dtype=torch.float32), args.samples,
-                                          args.seed, args.space, args.psi)
+    classifier = load_model(model_for_role("latent", "classifier"), dtype=torch.float32)
+    directions, info = compute_directions(gen, classifier, args.samples, args.seed, args.space, args.psi)
     save_directions(args.out, directions, info, args.model)
     print(json.dumps(info, indent=1))
     return 0

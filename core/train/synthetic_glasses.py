@@ -1,8 +1,9 @@
 """Synthetic eyeglasses data with known ground truth, for training and judging GeneGAN offline.
 
 Faces come from the offline DCGAN face generator (``dcgan.faces64``); each is detected with
-:mod:`core.faces` (YuNet, 5 landmarks) and aligned to :data:`GLASSES_TEMPLATE` (the mean
-landmark layout of DCGAN faces, so the warp is small). :func:`render_glasses` draws a pair of
+:mod:`core.faces` (5 landmarks) and aligned to the manifest's ``dcgan_faces64_symmetric`` layout
+(:mod:`core.pipelines.glasses.layout`: the mean landmark layout of DCGAN faces, so the warp is small;
+photos are aligned to it in the app, so both look alike to the model). :func:`render_glasses` draws a pair of
 eyeglasses described by :class:`GlassesParams` (frame shape, colour, thickness, bridge, temples,
 lens tint) at a face's eye positions: the frame and lens masks are drawn at 4x and area-downsampled
 for soft edges, then composited over the clean face, which is kept as the ground truth.
@@ -12,7 +13,7 @@ eyes_B, params_A)``: the truth that the evaluation (``bench/genegan_eval.py``) c
 
 Command line (writes an ``.npz`` of aligned faces and their landmarks)::
 
-    python -m core.synthetic_glasses faces --out artifacts/genegan/faces.npz --count 12000 --seed 0
+    python -m core.train.synthetic_glasses faces --out artifacts/genegan/faces.npz --count 12000 --seed 0
 """
 
 from __future__ import annotations
@@ -25,15 +26,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-SIZE = 64
-SUPERSAMPLE = 4
+from core.pipelines.glasses.layout import SIZE, template
 
-# Mean five landmarks (left eye, right eye, nose, mouth left, mouth right; as seen in the image)
-# of DCGAN faces as YuNet finds them, as fractions of the side. Faces are aligned to it for
-# training, and photos are aligned to it in the app, so both look alike to the model.
-GLASSES_TEMPLATE = np.array(
-    [[0.349, 0.466], [0.651, 0.466], [0.500, 0.652], [0.377, 0.793], [0.623, 0.793]]
-)  # measured: median of 497 confident YuNet detections, made left-right symmetric
+SUPERSAMPLE = 4
 
 SHAPES = ("round", "oval", "rect", "rounded", "cateye", "aviator", "browline")
 
@@ -182,21 +177,9 @@ def render_glasses(face: np.ndarray, eyes: np.ndarray, params: GlassesParams) ->
     img = face.astype(np.float32)
     tint = lens_a[..., None] * params.tint_alpha
     img = img * (1 - tint) + np.array(params.tint_rgb, np.float32) * tint
-    # A faint specular highlight on the frame keeps it from looking flat.
-    shade = np.array(params.frame_rgb, np.float32)
-    img = img * (1 - frame_a[..., None]) + shade * frame_a[..., None]
+    # The frame is one flat colour, blended in by its soft coverage.
+    img = img * (1 - frame_a[..., None]) + np.array(params.frame_rgb, np.float32) * frame_a[..., None]
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), frame_a
-
-
-def eye_band(size: int = SIZE, template: np.ndarray = GLASSES_TEMPLATE) -> np.ndarray:
-    """Boolean [size, size] mask of the band around the template eyes that glasses may cover."""
-    left, right = template[0] * size, template[1] * size
-    d = right[0] - left[0]
-    y0, y1 = int(np.floor(left[1] - 0.52 * d)), int(np.ceil(left[1] + 0.62 * d))
-    x0, x1 = int(np.floor(left[0] - 0.92 * d)), int(np.ceil(right[0] + 0.92 * d))
-    band = np.zeros((size, size), bool)
-    band[max(0, y0):min(size, y1), max(0, x0):min(size, x1)] = True
-    return band
 
 
 # --------------------------------------------------------------------------- DCGAN faces
@@ -204,7 +187,7 @@ def eye_band(size: int = SIZE, template: np.ndarray = GLASSES_TEMPLATE) -> np.nd
 
 def sample_faces(count: int, seed: int = 0, batch: int = 256, min_score: float = 0.8,
                  max_eye_error: float = 0.08) -> dict[str, np.ndarray]:
-    """``count`` DCGAN faces (candidates), detected and aligned to :data:`GLASSES_TEMPLATE`.
+    """``count`` DCGAN faces (candidates), detected and aligned to the glasses models' layout.
 
     Faces with no confident single detection, or whose eyes land more than ``max_eye_error`` x
     size away from the template after alignment (profile views, broken faces), are dropped.
@@ -216,6 +199,7 @@ def sample_faces(count: int, seed: int = 0, batch: int = 256, min_score: float =
     from core.faces import align_face, detect_faces
     from core.weights import load_model
 
+    layout = template()
     generator = load_model("dcgan.faces64", device="cpu", dtype=torch.float32)
     torch_gen = torch.Generator().manual_seed(seed)
     faces, marks, index = [], [], []
@@ -230,10 +214,10 @@ def sample_faces(count: int, seed: int = 0, batch: int = 256, min_score: float =
             found = detect_faces(pil, min_score=0.5)
             if len(found) != 1 or found[0].score < min_score:
                 continue
-            aligned = align_face(pil, found[0], SIZE, template=GLASSES_TEMPLATE)
+            aligned = align_face(pil, found[0], SIZE, template=layout)
             pts = found[0].points()
             pts = pts @ aligned.matrix[:, :2].T + aligned.matrix[:, 2]
-            if np.abs(pts[:2] - GLASSES_TEMPLATE[:2] * SIZE).max() > max_eye_error * SIZE:
+            if np.abs(pts[:2] - layout[:2] * SIZE).max() > max_eye_error * SIZE:
                 continue
             faces.append(np.asarray(aligned.image))
             marks.append(pts)
@@ -242,8 +226,8 @@ def sample_faces(count: int, seed: int = 0, batch: int = 256, min_score: float =
     return {"faces": np.stack(faces), "landmarks": np.stack(marks).astype(np.float32), "index": np.array(index)}
 
 
-def _cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.synthetic_glasses")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.train.synthetic_glasses")
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("faces", help="sample, detect and align DCGAN faces into an .npz")
     f.add_argument("--out", required=True)
@@ -260,4 +244,4 @@ def _cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_cli())
+    raise SystemExit(main())

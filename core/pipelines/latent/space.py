@@ -8,11 +8,11 @@
   between neighbouring frames.
 - **Arithmetic**: :func:`attribute_direction` is the mean latent of the samples that have an
   attribute minus the mean of those that don't (the DCGAN paper's vector arithmetic, with labels
-  measured by :mod:`core.pipelines.latent_attributes`); :func:`along` slides alpha along it.
+  measured by :mod:`core.pipelines.latent.attributes`); :func:`along` slides alpha along it.
 - **Style mixing** (StyleGAN2): :func:`mix_styles` takes the coarse (4-8 px), middle (16-32 px)
   or fine (64 px and up) layers of W+ from a second latent (:data:`LAYER_GROUPS`).
 
-Inversion ("back to z") is :mod:`core.pipelines.latent_inversion`.
+Inversion ("back to z") is :mod:`core.pipelines.latent.inversion`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 
 SPACES = ("z", "w")
 METHODS = ("lerp", "slerp")
+MAX_FRAMES = 120
 # W+ indices of each style-mixing group: the StyleGAN paper's split of its 18 layers (coarse: 4-8 px,
 # middle: 16-32 px, fine: 64 px and up), by index, for any generator of at least 64 px.
 LAYER_GROUPS = {"coarse": (0, 4), "middle": (4, 8), "fine": (8, None)}
@@ -126,12 +127,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return direction * ((1 - t) * norm_a + t * norm_b)
 
 
+def check_frames(frames: int) -> None:
+    if not 2 <= frames <= MAX_FRAMES:
+        raise ValueError(f"The number of frames must be between 2 and {MAX_FRAMES}, got {frames}.")
+
+
 def interpolate(a: torch.Tensor, b: torch.Tensor, frames: int, method: str = "slerp") -> torch.Tensor:
     """``frames`` latents from a to b (both ends included)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}.")
-    if not 2 <= frames <= 120:
-        raise ValueError(f"The number of frames must be between 2 and 120, got {frames}.")
+    check_frames(frames)
     if a.shape != b.shape:
         raise ValueError(f"The two latents differ in shape: {tuple(a.shape)} and {tuple(b.shape)}.")
     t = torch.linspace(0, 1, frames)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core import glasses_mask
+from core.pipelines.glasses import mask as glasses_mask
 
 EYES = np.array([[98.0, 120.0], [158.0, 120.0]])  # 60 px apart
 
@@ -67,7 +67,7 @@ def test_a_face_without_glasses_gives_a_small_mask_only():
 
 @pytest.mark.parametrize("shape", [(64, 64), (96, 80)])
 def test_model_evidence_stays_in_the_eye_band(shape):
-    from core.synthetic_glasses import eye_band
+    from core.pipelines.glasses.layout import eye_band
 
     rng = np.random.default_rng(0)
     with_object = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)

@@ -1,6 +1,6 @@
 """Glasses removal and addition at a photo's own resolution, with the 64 px GeneGAN as a guide.
 
-- :func:`remove_glasses`: the frame mask of :mod:`core.glasses_mask` is inpainted with the
+- :func:`remove_glasses`: the frame mask of :mod:`core.pipelines.glasses.mask` is inpainted with the
   project's inpainting (:func:`core.pipelines.inpaint.inpaint`, ``method="auto"``: a learned
   model where its weights are here, OpenCV otherwise), on a window around the glasses at a scale
   where the eyes are about 96 px apart (the same result for a phone photo as for a thumbnail). Only masked pixels change; the eyes behind
@@ -23,12 +23,11 @@ import numpy as np
 from PIL import Image
 
 from core.faces import AlignedFace
-from core.glasses_mask import GlassesMask, eye_ellipses, find_frames, model_evidence, occlusion_drop
-from core.synthetic_glasses import GLASSES_TEMPLATE, SIZE, eye_band
+from core.pipelines.glasses.layout import SIZE, eye_band, template
+from core.pipelines.glasses.mask import GlassesMask, eye_ellipses, find_frames, model_evidence, occlusion_drop
 
 MATTE_LEVEL = 18.0  # GeneGAN change (0..255, mean over RGB) above which a 64 px pixel is "glasses"
 MIN_SPECK = 4  # pieces of the matte smaller than this many 64 px pixels (at the photo's scale) are dropped
-EYE_DISTANCE_64 = float((GLASSES_TEMPLATE[1, 0] - GLASSES_TEMPLATE[0, 0]) * SIZE)  # in the 64 px crop
 INPAINT_CONTEXT = 1.5  # context around the frames given to the inpainting, x the eye distance
 INPAINT_EYE_DISTANCE = 96  # px: the inpainting runs at a scale where the eyes are at most this far apart
 GATE_REACH = 0.1  # A's frames are kept up to this far (x B's eye distance) from the model's matte
@@ -101,6 +100,12 @@ def _without_specks(mask: np.ndarray, min_area: float) -> np.ndarray:
     return keep[labels]
 
 
+def _eye_distance_64() -> float:
+    """The eye distance of the aligned 64 px crop, in pixels."""
+    layout = template()
+    return float((layout[1, 0] - layout[0, 0]) * SIZE)
+
+
 def _affine3(matrix: np.ndarray) -> np.ndarray:
     return np.vstack([matrix, [0.0, 0.0, 1.0]])
 
@@ -133,7 +138,7 @@ def add_glasses(photo_b: Image.Image, aligned_b: AlignedFace, eyes_b: np.ndarray
     coverage = cv2.warpAffine(frames_a.astype(np.float32), a_to_window, size, flags=cv2.INTER_LINEAR, borderValue=0)
     alpha = np.clip(coverage, 0, 1) * gate * float(np.clip(strength, 0.0, 1.0))
     alpha *= ~eye_ellipses(alpha.shape, eyes_b - (left, top))  # a frame never covers B's eyes
-    alpha *= _without_specks(alpha > 0, MIN_SPECK * (distance / EYE_DISTANCE_64) ** 2)
+    alpha *= _without_specks(alpha > 0, MIN_SPECK * (distance / _eye_distance_64()) ** 2)
     window = b[top:bottom, left:right]
     mixed = window.astype(np.float32) * (1 - alpha[..., None]) + colours * alpha[..., None]
     out = b.copy()

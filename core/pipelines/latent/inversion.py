@@ -5,12 +5,12 @@
   convolution blocks of the project's glasses classifier (the only face-trained feature
   extractor available offline; a weak stand-in for a perceptual loss) + ``prior_weight`` x
   (|z|^2 / nz - 1)^2, which keeps z near the shell where N(0, I) samples live.
-- ``encoder``: one pass of the latent encoder trained here (``latent.encoder_dcgan64``).
+- ``encoder``: one pass of the latent encoder trained here (the latent app's ``encoder`` in the manifest).
 - ``hybrid``: the encoder's guess as the single start of the optimiser (Zhu et al., ECCV 2016).
 
-A photo is first aligned to the generator's framing (:func:`align_photo`; DCGAN: the landmark
-template PULSE uses for it). :func:`edit_photo` decodes ``z + alpha d`` and puts the result back
-into the photo: ``residual`` adds the change the edit makes (G(z + alpha d) - G(z)) at the photo's
+A photo is first aligned to the generator's framing (:func:`align_photo`; DCGAN: the manifest's
+``dcgan_faces64`` layout, the one PULSE uses). :func:`edit_photo` decodes ``z + alpha d`` and puts
+the result back into the photo: ``residual`` adds the change the edit makes (G(z + alpha d) - G(z)) at the photo's
 own resolution, so the person keeps their face where the inversion is imperfect; ``direct``
 pastes the decoded face itself (:func:`core.faces.paste_back`). Both touch only a feathered
 ellipse around the face.
@@ -26,9 +26,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from core.pipelines.latent import LatentGenerator, from_uint8, to_uint8
+from core.pipelines.latent.space import LatentGenerator, from_uint8, to_uint8
 
 INVERSION_METHODS = ("optimise", "encoder", "hybrid")
+BLENDS = ("residual", "direct")
+FEATHER = 0.08  # x the crop size: the ramp inside the face ellipse where an edit fades in
+
+
+def check_method(method: str) -> None:
+    if method not in INVERSION_METHODS:
+        raise ValueError(f"method must be one of {', '.join(INVERSION_METHODS)}, not {method!r}.")
+
+
+def check_blend(blend: str) -> None:
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be 'residual' or 'direct', not {blend!r}.")
 
 
 @dataclass
@@ -78,8 +90,7 @@ def invert(gen: LatentGenerator, target: torch.Tensor, method: str = "hybrid", e
            restarts: int = 2, seed: int = 0, lr: float = 0.05, features=None, feature_weight: float = 0.0,
            prior_weight: float = 0.01) -> Inversion:
     """Invert ``target`` [N, 3, H, W] in [-1, 1] (the generator's size) with one of :data:`INVERSION_METHODS`."""
-    if method not in INVERSION_METHODS:
-        raise ValueError(f"method must be one of {', '.join(INVERSION_METHODS)}, not {method!r}.")
+    check_method(method)
     if gen.kind != "dcgan":
         if method != "optimise":
             raise ValueError("Only the DCGAN has an encoder here; invert StyleGAN2 faces with 'optimise'.")
@@ -129,30 +140,18 @@ def face_ellipse(size: int) -> np.ndarray:
 def edit_photo(photo: Image.Image, aligned, before: torch.Tensor, after: torch.Tensor,
                blend: str = "residual") -> tuple[Image.Image, Image.Image]:
     """(edited photo, edited aligned crop) from G(z) ``before`` and G(z + alpha d) ``after`` ([3, H, W])."""
-    from core.faces import paste_back
-    from core.glasses import paste_change
+    from core.faces import feathered, paste_back, paste_change
 
-    if blend not in ("residual", "direct"):
-        raise ValueError(f"blend must be 'residual' or 'direct', not {blend!r}.")
+    check_blend(blend)
     mask = face_ellipse(aligned.size)
     decoded = to_uint8(after[None])[0]
     if blend == "direct":
         return paste_back(photo, Image.fromarray(decoded), aligned, region=mask), Image.fromarray(decoded)
     change = (after - before).permute(1, 2, 0).cpu().numpy() * 127.5
-    soft = _feathered(mask)
+    soft = feathered(mask, max(1.0, FEATHER * mask.shape[0]))  # paste_back's default feather
     crop = np.asarray(aligned.image.convert("RGB")).astype(np.float32)
     edited_crop = Image.fromarray(np.clip(np.rint(crop + change * soft[..., None]), 0, 255).astype(np.uint8))
     return paste_change(photo, aligned, change, soft), edited_crop
-
-
-def _feathered(mask: np.ndarray, feather: float = 0.08) -> np.ndarray:
-    """``mask`` with a smooth ramp over ``feather`` x size pixels inside its edge (as paste_back does)."""
-    import cv2
-
-    radius = max(1.0, feather * mask.shape[0])
-    inside = cv2.distanceTransform(np.pad((mask > 0.5).astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-    ramp = np.clip(inside / radius, 0.0, 1.0)
-    return (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
 
 
 def target_from_crop(aligned) -> torch.Tensor:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from core.synthetic_glasses import eye_band
+from core.pipelines.glasses.layout import eye_band
 
 ANGLES = 96
 RADII = 56
@@ -58,7 +58,8 @@ def _normalise_in(values: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.clip(values / top, 0.0, 1.0) * region if top > 1e-6 else np.zeros_like(values)
 
 
-def _batch(images: list[np.ndarray], parameter: torch.Tensor) -> torch.Tensor:
+def batch(images: list[np.ndarray], parameter: torch.Tensor) -> torch.Tensor:
+    """uint8 crops [H, W, 3] as one NCHW batch on ``parameter``'s device and dtype (the models' 0..255 input)."""
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(parameter.device, parameter.dtype)
 
 
@@ -78,8 +79,8 @@ def occlusion_drop(classifier, crop: np.ndarray, patch: int = 7, stride: int = 2
         image[y0:y + patch, x0:x + patch] = blurred[y0:y + patch, x0:x + patch]
         images.append(image)
     p = next(classifier.parameters())
-    base = float(classifier(_batch([crop], p))[0])
-    logits = torch.cat([classifier(_batch(images[i:i + 256], p)) for i in range(0, len(images), 256)]).float()
+    base = float(classifier(batch([crop], p))[0])
+    logits = torch.cat([classifier(batch(images[i:i + 256], p)) for i in range(0, len(images), 256)]).float()
     heat, count = np.zeros(crop.shape[:2], np.float32), np.zeros(crop.shape[:2], np.float32)
     for (y, x), logit in zip(corners, logits.cpu().numpy()):
         y0, x0 = max(0, y), max(0, x)
