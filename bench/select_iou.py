@@ -20,7 +20,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.select import Prompts, iou, select_object  # noqa: E402
+from core.pipelines.select import Prompts, iou, select_object  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "apps" / "inpaint" / "examples"
 
@@ -37,7 +37,7 @@ def prompts_for(mask: np.ndarray, margin: int = 8) -> dict[str, Prompts]:
 
 
 def main() -> int:
-    from core.select import SAM_ID
+    from core.pipelines.select import SAM_ID
     from core.weights import weights_present
 
     methods = ["grabcut"] + (["sam"] if weights_present(SAM_ID) else [])

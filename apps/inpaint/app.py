@@ -107,7 +107,7 @@ def brush(size):
 
 
 def on_click(prompts, mode, event: gr.SelectData):
-    from core.select import add_click
+    from core.pipelines.select import add_click
 
     return add_click(prompts, *event.index, mode)
 

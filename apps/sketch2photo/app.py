@@ -23,7 +23,7 @@ import gradio as gr
 from core import ui
 from core.ui import reproduce
 from core.pipelines.translate import DIFFERENCE_GAIN
-from core.sketch import pad_guide
+from core.pipelines.sketch import pad_guide
 
 TITLE = "Sketch to photo (pix2pix)"
 DESCRIPTION = (
@@ -119,7 +119,7 @@ def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, 
     Args:
         pad: the "Sketch pad" value: {"background": null, "layers": [], "composite": URL of the drawing}.
     """
-    from core.sketch import sketch_from_editor
+    from core.pipelines.sketch import sketch_from_editor
 
     call = reproduce.Call("/sketch_to_photo_pad", {"pad": {"background": None, "layers": [],
                                                            "composite": reproduce.InputFile("drawing.png")}})
@@ -137,7 +137,7 @@ def photo_to_sketch(photo, detail=0.4, frame_face=True):
 
     ``frame_face``: detect the photo's one face and frame it like the faces model's training crops
     (a 256 px sketch); otherwise the whole photo is sketched (512 px at most)."""
-    from core.sketch import sketch_of_photo
+    from core.pipelines.sketch import sketch_of_photo
 
     if photo is None:
         raise ValueError("Upload a photo first.")

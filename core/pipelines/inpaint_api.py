@@ -66,7 +66,7 @@ def inpaint_outputs(photo: Image.Image, mask: Any, extra_note: str = "", notify:
 def select_outputs(photo: Image.Image, prompts: Any, selector: str = "auto", dilation: int = 0) -> tuple:
     """(overlay preview, mask PNG, notes) of the object under ``prompts``, dilated."""
     from core.pipelines import inpaint as ip
-    from core.select import select_object
+    from core.pipelines.select import select_object
 
     selection = select_object(_photo(photo), prompts, method=selector)
     hole = ip.dilate(selection.mask, int(dilation))
@@ -79,7 +79,7 @@ def remove_outputs(photo: Image.Image, prompts: Any, selector: str = "auto", mas
                    notify: Callable | None = None, **settings) -> tuple:
     """Select under ``prompts``, union with ``mask`` (if any), then dilate and inpaint: :func:`inpaint_outputs`."""
     from core.pipelines.inpaint import combine_masks
-    from core.select import select_object
+    from core.pipelines.select import select_object
 
     selection = select_object(_photo(photo), prompts, method=selector)
     hole = combine_masks(photo.size, selection.mask, mask)
@@ -110,7 +110,7 @@ def extend_outputs(photo: Image.Image, left: int, top: int, right: int, bottom: 
 
 def load_selector(model_id: str, device) -> Any:
     """Load Segment Anything ``model_id`` on ``device`` into the shared cache (ZeroGPU start-up)."""
-    from core.select import load_sam
+    from core.pipelines.select import load_sam
 
     return load_sam(model_id, device)
 

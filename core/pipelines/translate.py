@@ -3,7 +3,7 @@
 - :func:`translate_photo`: CycleGAN-style whole-photo translation (season swap, vintage look).
   ``mode="tiled"`` (default) keeps the input's resolution and aspect ratio: the model runs at
   full resolution over overlapping tiles of its training size (``input.size`` in the manifest),
-  blended without seams (:mod:`core.tiling`); the output has exactly the input's size. Images
+  blended without seams (:mod:`core.pipelines.tiling`); the output has exactly the input's size. Images
   above :func:`tiled_max_pixels` are refused with a message (CPU time grows with the area).
   ``mode="resize"`` does what the reference test script does, minus the squashing: the shorter
   side is resized to the training size (aspect ratio kept, a multiple of 4), one pass, and the
@@ -27,7 +27,7 @@ from PIL import Image
 from core.device import make_generator
 from core.images import load_image, to_pil, to_tensor
 from core.models.pix2pix_unet import Pix2PixUNet
-from core.tiling import run_tiled
+from core.pipelines.tiling import run_tiled
 from core.weights import autocast_for, get_entry, load_model
 
 MODES = ("tiled", "resize")
@@ -135,7 +135,7 @@ def sketch_to_photo(model_id: str, sketch, mode: str = "paper", seed: int = 0,
     In paper mode variation ``i`` uses the dropout seed ``seed + i``; in eval mode (and for
     generators without dropout) every variation would be identical, so one image is returned.
     """
-    from core.sketch import prepare_sketch
+    from core.pipelines.sketch import prepare_sketch
 
     if mode not in SKETCH_MODES:
         raise ValueError(f"Unknown mode {mode!r}; choose one of {', '.join(SKETCH_MODES)}.")

@@ -94,7 +94,7 @@ def test_sketch_pad_value_and_empty_pad(client, tmp_path):
     strokes[60:64, 40:220, 3] = 255
     strokes[100:200, 126:130, 3] = 255
     Image.fromarray(strokes, "RGBA").save(tmp_path / "layer.png")
-    from core.sketch import pad_guide
+    from core.pipelines.sketch import pad_guide
 
     pad_guide().convert("RGBA").save(tmp_path / "white.png")  # the pad's background is its faint guide
     value = {"background": handle_file(str(tmp_path / "white.png")),

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from core.sketch import (
+from core.pipelines.sketch import (
     TRAINING_FACE_LAYOUT,
     align_like_training_faces,
     edge_map,

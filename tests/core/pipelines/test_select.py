@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from core import select
-from core.select import Prompts, add_click, iou, parse_prompts, select_object, validate
+from core.pipelines import select
+from core.pipelines.select import Prompts, add_click, iou, parse_prompts, select_object, validate
 
 
 def test_text_and_json_formats_say_the_same():
