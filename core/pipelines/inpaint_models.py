@@ -1,0 +1,51 @@
+"""Which manifest models the inpainting tasks use, read from the manifest (no ids in code).
+
+The inpaint app's models are the entries whose ``apps`` list holds ``inpaint``; each has an
+``inpaint_role``: ``fill`` (a hole-filling generator, named after its ``arch``: ``migan`` or
+``lama``) or ``selector`` (the object selector, Segment Anything). Download sizes come from the
+sources' ``size`` (exact bytes) or ``approx_size`` fields.
+"""
+
+from __future__ import annotations
+
+APP = "inpaint"
+
+
+def _with_role(role: str) -> list:
+    from core.weights import get_entry, models_for_app
+
+    entries = [get_entry(model_id) for model_id in models_for_app(APP)]
+    return [entry for entry in entries if entry.info.get("inpaint_role") == role]
+
+
+def fill_model_id(method: str) -> str:
+    """The manifest id of the fill model for ``method`` (``migan`` or ``lama``)."""
+    for entry in _with_role("fill"):
+        if entry.arch == method:
+            return entry.id
+    raise ValueError(f"The manifest has no inpaint model with arch {method!r} and inpaint_role fill.")
+
+
+def selector_id() -> str:
+    """The manifest id of the object selector (Segment Anything)."""
+    selectors = _with_role("selector")
+    if not selectors:
+        raise ValueError("The manifest has no inpaint model with inpaint_role selector.")
+    return selectors[0].id
+
+
+def fill_model_ids() -> list[str]:
+    return [entry.id for entry in _with_role("fill")]
+
+
+def selector_ids() -> list[str]:
+    return [entry.id for entry in _with_role("selector")]
+
+
+def download_size_text(model_id: str) -> str:
+    """``about 410 MB``: the largest source size the manifest gives for ``model_id`` ("" when none)."""
+    from core.weights import get_entry
+
+    sizes = [s.spec.get("size") or s.spec.get("approx_size") for s in get_entry(model_id).sources]
+    largest = max((size for size in sizes if size), default=None)
+    return f"about {largest / 1e6:.0f} MB" if largest else ""
