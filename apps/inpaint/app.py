@@ -22,6 +22,8 @@ import gradio as gr
 from core import ui
 from core.ui import reproduce
 from core.pipelines import inpaint_api as api
+from core.pipelines import inpaint_models
+from core.weights import models_for_app
 
 TITLE = "Inpainting"
 DESCRIPTION = (
@@ -29,15 +31,22 @@ DESCRIPTION = (
     "surroundings. **MI-GAN** (fast) and **LaMa** invent texture and structure; **OpenCV Telea / Navier-Stokes** "
     "work offline and are good for thin scratches. Only masked pixels change."
 )
-MODEL_IDS = ["migan.places2_512", "lama.big_lama", "sam.vit_base"]
-ui.preload_on_zero_gpu(MODEL_IDS[:2])  # ZeroGPU only: models go on the GPU at start-up
-ui.preload_on_zero_gpu(MODEL_IDS[2:], load=lambda model_id: api.load_selector(model_id, "cuda"))
+MODEL_IDS = models_for_app("inpaint")
+ui.preload_on_zero_gpu(inpaint_models.fill_model_ids())  # ZeroGPU only: models go on the GPU at start-up
+ui.preload_on_zero_gpu(inpaint_models.selector_ids(), load=lambda model_id: api.load_selector(model_id, "cuda"))
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 METHODS = [("Auto: MI-GAN, else LaMa if downloaded, else Telea", "auto"), ("MI-GAN 512 (fast)", "migan"),
            ("LaMa big-lama", "lama"), ("OpenCV Telea", "telea"), ("OpenCV Navier-Stokes", "ns")]
 SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("OpenCV GrabCut (offline)", "grabcut"),
              ("Segment Anything ViT-B", "sam")]
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
+MADE_HERE = ("inpaint", "inpaint_editor", "remove_object", "compare_methods", "extend_canvas", "select_mask")
+EDITOR_FILES = {"background": reproduce.InputFile("photo.png"), "layers": [reproduce.InputFile("mask_layer.png")],
+                "composite": None}
+
+
+def _settings(method, dilation, strategy, working_size, margin) -> dict:
+    return dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
 
 
 @ui.user_errors
@@ -45,9 +54,9 @@ STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole i
 @ui.gpu(duration=60)
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
             progress=gr.Progress()):
-    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    settings = _settings(method, dilation, strategy, working_size, margin)
     return reproduce.with_call(reproduce.Call("/inpaint", {**reproduce.files("image", "mask"), **settings}),
-                               api.inpaint_outputs(image, mask, notify=gr.Warning, **settings))
+                               api.inpaint_outputs(image, mask, notify=gr.Warning, **settings), images=(0, 2))
 
 
 inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
@@ -59,11 +68,9 @@ inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by arg
 def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
                    progress=gr.Progress()):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
-    from core.pipelines.inpaint import mask_from_editor
-
-    image, hole = mask_from_editor(editor)
-    return api.inpaint_outputs(image, hole, notify=gr.Warning, method=method, dilation=dilation, strategy=strategy,
-                               working_size=working_size, margin=margin)
+    settings = _settings(method, dilation, strategy, working_size, margin)
+    return reproduce.with_call(reproduce.Call("/inpaint_editor", {"editor": EDITOR_FILES, **settings}),
+                               api.editor_outputs(editor, notify=gr.Warning, **settings), images=(0, 2))
 
 
 @ui.user_errors
@@ -71,7 +78,9 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
 @ui.gpu(duration=60)
 def select_mask(image, prompts, selector="auto", dilation=0):
     """The object under ``prompts`` (``+x,y``, ``-x,y``, ``box l,t,r,b`` or JSON) as a mask PNG of the photo's size."""
-    return api.select_outputs(image, prompts, selector, dilation)
+    call = reproduce.Call("/select_mask", {**reproduce.files("image"), "prompts": prompts, "selector": selector,
+                                           "dilation": dilation})
+    return reproduce.with_call(call, api.select_outputs(image, prompts, selector, dilation), images=(0, 1))
 
 
 @ui.user_errors
@@ -80,8 +89,12 @@ def select_mask(image, prompts, selector="auto", dilation=0):
 def remove_object(image, prompts, selector="auto", mask=None, method="auto", dilation=4, strategy="crop",
                   working_size=768, margin=128):
     """Select the object under ``prompts`` (union with ``mask`` if given), dilate, inpaint: one call."""
-    return api.remove_outputs(image, prompts, selector, mask, gr.Warning, method=method, dilation=dilation,
-                              strategy=strategy, working_size=working_size, margin=margin)
+    settings = _settings(method, dilation, strategy, working_size, margin)
+    call = reproduce.Call("/remove_object", {**reproduce.files("image"), "prompts": prompts, "selector": selector,
+                                             "mask": None if mask is None else reproduce.InputFile("mask.png"),
+                                             **settings})
+    return reproduce.with_call(call, api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
+                               images=(0, 2))
 
 
 @ui.user_errors
@@ -90,8 +103,12 @@ def remove_object(image, prompts, selector="auto", mask=None, method="auto", dil
 def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strategy="crop", working_size=768,
                     margin=128):
     """The same mask filled by each method: a gallery, and a slider between the first two."""
-    return api.compare_outputs(image, mask, methods, dilation=dilation, strategy=strategy, working_size=working_size,
-                               margin=margin)
+    settings = dict(dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    call = reproduce.Call("/compare_methods", {**reproduce.files("image", "mask"), "methods": list(methods or []),
+                                               **settings})
+    gallery, pair, used, notes = reproduce.with_call(call, api.compare_outputs(image, mask, methods, **settings),
+                                                     images=(2,))
+    return [(call.stamp(preview), caption) for preview, caption in gallery], pair, used, notes
 
 
 @ui.user_errors
@@ -99,7 +116,9 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
 @ui.gpu(duration=60)
 def extend_canvas(image, left=0, top=0, right=0, bottom=0, method="auto"):
     """Grow the photo by the given pixels on each side; the new area is filled by ``method``."""
-    return api.extend_outputs(image, left, top, right, bottom, method)
+    call = reproduce.Call("/extend_canvas", {**reproduce.files("image"), "left": left, "top": top, "right": right,
+                                             "bottom": bottom, "method": method})
+    return reproduce.with_call(call, api.extend_outputs(image, left, top, right, bottom, method), images=(0, 1))
 
 
 def brush(size):
@@ -107,7 +126,7 @@ def brush(size):
 
 
 def on_click(prompts, mode, event: gr.SelectData):
-    from core.pipelines.select import add_click
+    from core.pipelines.select_prompts import add_click
 
     return add_click(prompts, *event.index, mode)
 
@@ -163,7 +182,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 working_size = ui.Slider(256, 2048, value=768, step=64, label="Working size (px)",
                                          info="Crops larger than this are inpainted downscaled, then pasted back")
                 margin = ui.Slider(16, 512, value=128, step=16, label="Context margin around the mask (px)")
-            ui.reuse_settings("read_inpaint_parameters", ("inpaint",), {"method": method, "dilation": dilation,
+            ui.reuse_settings("read_inpaint_parameters", MADE_HERE, {"method": method, "dilation": dilation,
                               "strategy": strategy, "working_size": working_size, "margin": margin})
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",

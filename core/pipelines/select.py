@@ -1,13 +1,4 @@
-"""Select an object by clicking: include/exclude points and a box on the photo become a mask.
-
-Prompts are written as text, so scripts and agents can say "remove the thing at (x, y)":
-items separated by newlines or ``;``, coordinates in pixels of the photo (x right, y down)::
-
-    +120,80            an include point (a bare ``120,80`` too)
-    -200,150           an exclude point
-    box 10,20,300,400  a box: left, top, right, bottom
-
-or as JSON: ``{"include": [[120, 80]], "exclude": [[200, 150]], "box": [10, 20, 300, 400]}``.
+"""Select an object by clicking: prompts (:mod:`core.pipelines.select_prompts`) become a mask.
 
 Two selectors:
 
@@ -15,138 +6,25 @@ Two selectors:
   or, without a box, by a window around the include points; include points are certain
   foreground, exclude points certain background. The connected parts that touch an include point
   (or, with a box only, the largest part) are kept and their holes filled.
-- ``sam``: Segment Anything (``sam.vit_base``) through ``transformers``' ``SamModel`` from the
-  pinned Hub snapshot; the best of its three masks by predicted IoU.
+- ``sam``: Segment Anything (the manifest's inpaint selector) through ``transformers``'
+  ``SamModel`` from the pinned Hub snapshot; the best of its three masks by predicted IoU.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 
-SAM_ID = "sam.vit_base"
+from core.pipelines.inpaint_models import download_size_text, selector_id
+from core.pipelines.select_prompts import Prompts, parse_prompts, validate
+
 SELECTORS = {"auto": "Segment Anything if its weights are here, else GrabCut", "grabcut": "OpenCV GrabCut (offline)",
              "sam": "Segment Anything ViT-B"}
-MAX_POINTS = 64
 GRABCUT_SIDE = 640  # GrabCut runs at most this size (its cost grows with the pixel count)
-FORMAT_HELP = "write +x,y (include), -x,y (exclude) or box left,top,right,bottom, separated by ; or new lines"
-_NUMBER = r"\s*(-?\d+(?:\.\d+)?)\s*"
-_POINT = re.compile(rf"^([+-]?){_NUMBER},{_NUMBER}$")
-_CORNER = re.compile(rf"corner{_NUMBER},{_NUMBER}$", re.IGNORECASE)
-_BOX = re.compile(rf"^box\s*[:=]?{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$", re.IGNORECASE)
-
-Point = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Prompts:
-    include: tuple[Point, ...] = ()
-    exclude: tuple[Point, ...] = ()
-    box: tuple[float, float, float, float] | None = None
-
-    def to_text(self) -> str:
-        items = [f"+{x:g},{y:g}" for x, y in self.include] + [f"-{x:g},{y:g}" for x, y in self.exclude]
-        if self.box is not None:
-            items.append("box " + ",".join(f"{v:g}" for v in self.box))
-        return "; ".join(items)
-
-
-def _from_json(data: Any) -> Prompts:
-    if not isinstance(data, dict) or set(data) - {"include", "exclude", "box", "points", "labels"}:
-        raise ValueError('Prompts as JSON are an object with "include", "exclude" (lists of [x, y]) and "box" '
-                         '([left, top, right, bottom]).')
-
-    def points(value, what):
-        if not isinstance(value, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
-            raise ValueError(f'"{what}" must be a list of [x, y] pairs.')
-        return tuple((float(x), float(y)) for x, y in value)
-
-    include, exclude = points(data.get("include", []), "include"), points(data.get("exclude", []), "exclude")
-    if "points" in data:  # SAM's own convention: points with labels 1 (include) / 0 (exclude)
-        labels = data.get("labels", [1] * len(data["points"]))
-        pts = points(data["points"], "points")
-        if len(labels) != len(pts) or any(label not in (0, 1) for label in labels):
-            raise ValueError('"labels" must give 1 (include) or 0 (exclude) for each of the "points".')
-        include += tuple(p for p, label in zip(pts, labels) if label == 1)
-        exclude += tuple(p for p, label in zip(pts, labels) if label == 0)
-    box = data.get("box")
-    if box is not None and (not isinstance(box, (list, tuple)) or len(box) != 4):
-        raise ValueError('"box" must be [left, top, right, bottom].')
-    return Prompts(include, exclude, tuple(float(v) for v in box) if box is not None else None)
-
-
-def parse_prompts(text: str | dict | None) -> Prompts:
-    """Read prompts from the text or JSON format above; ValueError says what could not be read."""
-    if isinstance(text, dict):
-        return _from_json(text)
-    text = (text or "").strip()
-    if text.startswith("{"):
-        try:
-            return _from_json(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"The prompts look like JSON but cannot be read: {e.msg} (at character {e.pos}).") from None
-    include, exclude, box = [], [], None
-    for number, item in enumerate((i.strip() for i in re.split(r"[;\n]", text)), start=1):
-        if not item:
-            continue
-        if match := _BOX.match(item):
-            if box is not None:
-                raise ValueError("Give at most one box.")
-            box = tuple(float(v) for v in match.groups())
-        elif _CORNER.match(item):
-            raise ValueError(f"The box has one corner so far ({item}): click its opposite corner, or delete it.")
-        elif match := _POINT.match(item):
-            (exclude if match.group(1) == "-" else include).append((float(match.group(2)), float(match.group(3))))
-        else:
-            raise ValueError(f"Cannot read {item[:40]!r} (item {number}): {FORMAT_HELP}.")
-    return Prompts(tuple(include), tuple(exclude), box)
-
-
-def validate(prompts: Prompts, size: tuple[int, int]) -> Prompts:
-    """Refuse empty prompts, points or boxes outside the photo (``size`` = (W, H)), degenerate boxes."""
-    width, height = size
-    if not prompts.include and prompts.box is None:
-        if prompts.exclude:
-            raise ValueError("Exclude points alone select nothing: add an include point (+x,y) or a box.")
-        raise ValueError("Nothing is selected: click on the object (include points) or give a box, e.g. "
-                         "`+120,80` or `box 10,20,300,400`.")
-    if len(prompts.include) + len(prompts.exclude) > MAX_POINTS:
-        raise ValueError(f"At most {MAX_POINTS} points, got {len(prompts.include) + len(prompts.exclude)}.")
-    for x, y in prompts.include + prompts.exclude:
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(f"The point ({x:g}, {y:g}) is outside the {width}x{height} photo "
-                             f"(x must be in 0..{width - 1}, y in 0..{height - 1}).")
-    if prompts.box is not None:
-        left, top, right, bottom = prompts.box
-        if not (0 <= left < right <= width and 0 <= top < bottom <= height):
-            raise ValueError(f"The box ({left:g}, {top:g}, {right:g}, {bottom:g}) must lie inside the {width}x{height} "
-                             f"photo with left < right <= {width} and top < bottom <= {height}.")
-    return prompts
-
-
-def add_click(text: str | None, x: float, y: float, mode: str) -> str:
-    """The prompt text after a click at (x, y): ``include``, ``exclude``, or ``box`` (two clicks = two corners)."""
-    text = text or ""
-    pending = _CORNER.search(text)
-    if pending is not None:  # a box's first corner: this click completes the box, whatever the mode
-        x0, y0 = float(pending.group(1)), float(pending.group(2))
-        prompts = parse_prompts(text[:pending.start()].rstrip("; "))
-        box = (min(x0, x), min(y0, y), max(x0, x) + 1, max(y0, y) + 1)
-        return Prompts(prompts.include, prompts.exclude, box).to_text()
-    prompts = parse_prompts(text)
-    if mode == "include":
-        return Prompts(prompts.include + ((x, y),), prompts.exclude, prompts.box).to_text()
-    if mode == "exclude":
-        return Prompts(prompts.include, prompts.exclude + ((x, y),), prompts.box).to_text()
-    if mode == "box":  # the first corner waits in the text until the second click
-        return (prompts.to_text() + "; " if prompts.to_text() else "") + f"corner {x:g},{y:g}"
-    raise ValueError(f"Unknown click mode {mode!r}; choose include, exclude or box.")
 
 
 # --------------------------------------------------------------------------- GrabCut
@@ -217,7 +95,7 @@ def grabcut_mask(image: np.ndarray, prompts: Prompts, iterations: int = 5) -> np
 # --------------------------------------------------------------------------- Segment Anything
 
 
-def load_sam(model_id: str = SAM_ID, device=None):
+def load_sam(model_id: str, device=None):
     """(SamModel, SamProcessor, device) from the pinned snapshot, once per process (shared cache)."""
     from core.cache import MODEL_CACHE, module_bytes
     from core.device import get_device
@@ -238,11 +116,13 @@ def load_sam(model_id: str = SAM_ID, device=None):
     return MODEL_CACHE.get_or_load(("sam", model_id, str(device)), load, size=lambda loaded: module_bytes(loaded[0]))
 
 
-def sam_mask(image: np.ndarray, prompts: Prompts, model_id: str = SAM_ID, device=None) -> np.ndarray:
-    """The selected object as bool [H, W]: Segment Anything's best mask (by predicted IoU)."""
+def sam_mask(image: np.ndarray, prompts: Prompts, sam) -> np.ndarray:
+    """The selected object as bool [H, W]: Segment Anything's best mask (by predicted IoU).
+
+    ``sam``: (SamModel, SamProcessor, device) as :func:`load_sam` returns."""
     import torch
 
-    model, processor, device = load_sam(model_id, device)
+    model, processor, device = sam
     points = list(prompts.include + prompts.exclude)
     kwargs = {}
     if points:
@@ -263,36 +143,61 @@ def sam_mask(image: np.ndarray, prompts: Prompts, model_id: str = SAM_ID, device
 # --------------------------------------------------------------------------- selection
 
 
-@dataclass
+@dataclass(frozen=True)
+class Settings:
+    """``selector``: auto, grabcut or sam; ``model_id``: None = the manifest's inpaint selector."""
+
+    selector: str = "auto"
+    model_id: str | None = None
+
+    def __post_init__(self):
+        if self.selector not in SELECTORS:
+            raise ValueError(f"Unknown selector {self.selector!r}; choose one of {', '.join(SELECTORS)}.")
+
+    @property
+    def sam_id(self) -> str:
+        return self.model_id or selector_id()
+
+
+@dataclass(frozen=True)
 class Selection:
     mask: np.ndarray  # bool [H, W]
     method: str  # grabcut or sam
     notice: str
+    details: dict = field(default_factory=dict)  # the prompts as text, the selector asked for and used
 
 
-def select_object(image: Any, prompts: str | dict | Prompts, method: str = "auto", model_id: str = SAM_ID,
-                  device=None) -> Selection:
-    """The object under ``prompts`` on ``image`` (anything :func:`core.images.load_image` reads)."""
+def _choose_selector(settings: Settings, model) -> tuple[str, str]:
+    from core.weights import weights_present
+
+    if settings.selector != "auto":
+        return settings.selector, ""
+    if model is not None or weights_present(settings.sam_id):
+        return "sam", ""
+    size = download_size_text(settings.sam_id)
+    return "grabcut", (f"Selected with OpenCV GrabCut: Segment Anything (`{settings.sam_id}`) is not on this machine "
+                       f"(`python -m core.weights fetch {settings.sam_id}`{', ' + size if size else ''}).")
+
+
+def run(image: Any, prompts: str | dict | Prompts, settings: Settings = Settings(), *, model=None) -> Selection:
+    """The object under ``prompts`` on ``image`` (anything :func:`core.images.load_image` reads).
+
+    ``model``: an already-loaded (SamModel, SamProcessor, device) for the sam selector."""
     from core.images import load_image
 
-    if method not in SELECTORS:
-        raise ValueError(f"Unknown selector {method!r}; choose one of {', '.join(SELECTORS)}.")
     photo = load_image(image)
     prompts = validate(prompts if isinstance(prompts, Prompts) else parse_prompts(prompts), photo.size)
+    method, notice = _choose_selector(settings, model)
     pixels = np.asarray(photo)
-    notice = ""
-    if method == "auto":
-        from core.weights import weights_present
-
-        method = "sam" if weights_present(model_id) else "grabcut"
-        if method == "grabcut":
-            notice = (f"Selected with OpenCV GrabCut: Segment Anything (`{model_id}`) is not on this machine "
-                      f"(`python -m core.weights fetch {model_id}`, about 375 MB).")
-    mask = sam_mask(pixels, prompts, model_id, device) if method == "sam" else grabcut_mask(pixels, prompts)
+    if method == "sam":
+        mask = sam_mask(pixels, prompts, model if model is not None else load_sam(settings.sam_id))
+    else:
+        mask = grabcut_mask(pixels, prompts)
     if not mask.any():
         raise ValueError("Nothing was found there: click inside the object, add include points, or draw a box "
                          "around it.")
-    return Selection(mask, method, notice)
+    details = {"prompts": prompts.to_text(), "selector": settings.selector, "selector_used": method}
+    return Selection(mask, method, notice, {**details, **({"model_id": settings.sam_id} if method == "sam" else {})})
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
