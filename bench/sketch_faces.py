@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.images import resize_max_side  # noqa: E402
-from core.pipelines.translate import sketch_to_photo, variation_difference  # noqa: E402
+from core.pipelines import sketch_to_photo  # noqa: E402
+from core.pipelines.sketch_to_photo import variation_difference  # noqa: E402
 from core.pipelines.sketch import photo_to_face_sketch, photo_to_sketch, prepare_sketch  # noqa: E402
 
 MODEL = "pix2pix.edges2faces64"
@@ -71,7 +72,7 @@ def portraits() -> dict[str, Image.Image]:
 
 
 def generate(sketch: Image.Image) -> list[Image.Image]:
-    return sketch_to_photo(MODEL, sketch, mode="paper", seed=0, variations=VARIATIONS)
+    return sketch_to_photo.run(sketch, sketch_to_photo.Settings(MODEL, True, VARIATIONS, 0)).images
 
 
 def main(argv=None) -> int:

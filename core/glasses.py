@@ -168,7 +168,7 @@ def swap_glasses(photo_a: Image.Image, photo_b: Image.Image, strength: float = 1
     resolution; ``strength`` sets how strongly B wears them, A loses them whatever it is), ``residual`` (add the model's change), ``direct`` (paste the decoded band) or
     ``auto`` (residual for B, direct for A). ``removal_passes`` (64 px modes): 1 is the paper's
     ``join(A, 0)``; 2 (default) runs the removal once more on its own result.
-    ``inpaint_method``: the :func:`core.pipelines.inpaint.inpaint` method of the photo mode.
+    ``inpaint_method``: the :func:`core.pipelines.inpaint.run` method of the photo mode.
     """
     from core.weights import load_model
 
@@ -247,7 +247,7 @@ def _swap_photos(photo_a, photo_b, a: Located, b: Located, strength, model, clas
 
 def mask_preview(photo: Image.Image, mask: np.ndarray, margin: float = 0.15) -> Image.Image:
     """``mask`` tinted over ``photo``, cropped to the mask's box and ``margin`` x its size around it."""
-    from core.pipelines.inpaint import mask_box, overlay_mask
+    from core.pipelines.inpaint_masks import mask_box, overlay_mask
 
     if not mask.any():
         return photo.copy()

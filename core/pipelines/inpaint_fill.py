@@ -52,7 +52,7 @@ def run_migan(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray) -> np
     resolution = model.resolution
     height, width = hole.shape
     side = max(height, width)
-    square = pad_to_multiple(torch.from_numpy(image).permute(2, 0, 1), side, mode="symmetric")[0]
+    square = pad_to_multiple(torch.from_numpy(image.copy()).permute(2, 0, 1), side, mode="symmetric")[0]
     square_hole = pad_to_multiple(torch.from_numpy(hole)[None], side, mode="symmetric")[0][0].numpy()
     small = Image.fromarray(square.permute(1, 2, 0).numpy()).resize((resolution, resolution),
                                                                     Image.Resampling.BICUBIC)

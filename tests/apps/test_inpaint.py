@@ -21,7 +21,7 @@ from skimage import data
 import core.models
 from core.weights import MANIFEST_PATH
 from tests.core.models.test_migan import randomised
-from tests.core.test_select import disc_photo
+from tests.core.pipelines.test_select import disc_photo
 from tests.support.live import live_client
 
 TINY = dict(ngf=8, n_downsampling=3, n_blocks=1)

@@ -11,7 +11,12 @@ import torch
 from PIL import Image
 
 from core.pipelines import select
-from core.pipelines.select import Prompts, add_click, iou, parse_prompts, select_object, validate
+from core.pipelines.select import iou
+from core.pipelines.select_prompts import MAX_POINTS, Prompts, add_click, parse_prompts, validate
+
+
+def select_object(image, prompts, method="auto", model_id=None) -> select.Selection:
+    return select.run(image, prompts, select.Settings(method, model_id))
 
 
 def test_text_and_json_formats_say_the_same():
