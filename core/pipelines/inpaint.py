@@ -103,7 +103,8 @@ def _choose_method(settings: Settings, model) -> tuple[str, str]:
     sizes = " or ".join(filter(None, (download_size_text(e.id) for e in known.values())))
     return "telea", (
         f"OpenCV Telea was used: {entry.title} (`{entry.id}`) would be used, but its weights are not on this "
-        f"machine. Choose the MI-GAN or LaMa method to download them from the Hugging Face Hub ({sizes}), or: "
+        f"machine. Choose the MI-GAN or LaMa method to download them from the Hugging Face Hub"
+        f"{f' ({sizes})' if sizes else ''}, or: "
         + how_to_provide(entry))
 
 

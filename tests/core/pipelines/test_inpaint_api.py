@@ -32,6 +32,7 @@ def test_outputs_carry_the_mask_png_and_the_notices(isolated_cache):
                                                                    method="auto", dilation=2.0)
     assert mask_png.size == image.size and np.array_equal(np.asarray(mask_png) > 127, ip.dilate(disc, 2))
     assert notices and notices[0] in notes and "OpenCV Telea" in notes  # no learned weights in the test cache
+    assert "Hugging Face Hub (about 28 MB or about 410 MB)" in notes  # the manifest's source sizes
     preview, selected, notes = api.select_outputs(image, "box 65,25,135,95", "grabcut", 0)
     assert selected.size == image.size and "Selected" in notes and "OpenCV GrabCut" in notes
     extended, new_area, notes = api.extend_outputs(image, 0, 4, 0, 0, "ns")
