@@ -10,7 +10,6 @@ API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes)
 """
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable

@@ -12,7 +12,6 @@ variations, seed) -> (gallery, notes); ``/sketch_to_photo_pad`` (the pad's value
 """
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable

@@ -112,15 +112,15 @@ def _filler(method: str, settings: Settings, model):
     """``fill(image, hole)`` for ``method``, with its model loaded (or ``model``) when it has one."""
     if method not in LEARNED:
         return lambda image, hole: run_opencv(image, hole, method)
-    from core.weights import autocast_for, load_model
+    from core.weights import autocast_for, get_entry, load_model
 
     model_id = settings.model_id(method)
     model = model if model is not None else load_model(model_id)
-    run_model = run_lama if method == "lama" else run_migan
+    multiple = get_entry(model_id).info.get("input", {}).get("multiple_of")
 
     def fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         with autocast_for(model_id, next(model.parameters()).device):
-            return run_model(model, image, hole)
+            return run_lama(model, image, hole, multiple) if method == "lama" else run_migan(model, image, hole)
 
     return fill
 

@@ -10,7 +10,6 @@ importing this module (and the app) stays light.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 

@@ -38,11 +38,13 @@ def _hole_tensor(hole: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(hole.astype(np.float32))[None, None]
 
 
-def run_lama(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """LaMa on uint8 RGB [H, W, 3] and a bool hole [H, W]; returns uint8 [H, W, 3], composited."""
+def run_lama(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray, multiple: int | None = None) -> np.ndarray:
+    """LaMa on uint8 RGB [H, W, 3] and a bool hole [H, W]; returns uint8 [H, W, 3], composited.
+
+    ``multiple``: H and W are padded to it (the manifest's ``input.multiple_of``; default the model's)."""
     mask = _hole_tensor(hole)
     x = torch.cat([to_tensor(Image.fromarray(image), (0.0, 1.0)) * (1.0 - mask), mask], dim=1)
-    padded, size = pad_to_multiple(x, getattr(model, "multiple", 8), mode="symmetric")
+    padded, size = pad_to_multiple(x, multiple or getattr(model, "multiple", 8), mode="symmetric")
     filled = np.asarray(to_pil(unpad(_predict(model, padded), size), (0.0, 1.0)))
     return np.where(hole[..., None], filled, image)
 

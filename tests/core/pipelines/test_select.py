@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.pipelines import select
 from core.pipelines.select import iou
-from core.pipelines.select_prompts import MAX_POINTS, Prompts, add_click, parse_prompts, validate
+from core.pipelines.select_prompts import Prompts, add_click, parse_prompts, validate
 
 
 def select_object(image, prompts, method="auto", model_id=None) -> select.Selection:

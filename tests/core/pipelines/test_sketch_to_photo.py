@@ -81,3 +81,12 @@ def test_a_model_passed_in_is_used_and_the_details_say_what_ran(tiny_models):
         "model_id": "pix2pix.tiny", "mode": "eval", "seed": 0, "size": 64, "deterministic": True}
     paper = s2p.run(sketch, s2p.Settings("pix2pix.tiny", variations=2), model=load_model("pix2pix.tiny"))
     assert paper.details["mean_difference"] == pytest.approx(s2p.variation_difference(paper.images)[0])
+
+
+def test_the_sketch_apps_models_in_the_manifest_are_image_to_image_generators():
+    from core.weights import get_entry, models_for_app
+
+    for model_id in models_for_app(s2p.APP):
+        entry = get_entry(model_id)
+        assert entry.arch in ("pix2pix_unet", "cyclegan_resnet"), model_id  # a sketch in, a photo out
+        assert entry.info["input"]["size"] > 0 and entry.info["input"]["range"] == [-1, 1], model_id
