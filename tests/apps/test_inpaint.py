@@ -221,8 +221,9 @@ def test_extend_canvas_offline(client, env):
         client.predict(handle_file(env["tmp"] / "photo.png"), 0, 0, 0, 0, "telea", api_name="/extend_canvas")
 
 
-def _replay(client, notes: str, files: dict) -> tuple:
-    """Run the call that ends ``notes`` (its file names mapped to ``files``); also return the call."""
+def _replay(client, notes: str, folder) -> tuple:
+    """Run the call that ends ``notes``, its file names mapped to the files in ``folder`` (a name with
+    "layer" in it: the editor's layer, with "mask": the mask, else the photo); also return the call."""
     from core.reproduce import InputFile, parse_call
 
     assert notes.rstrip().endswith("```"), notes[-200:]
@@ -231,7 +232,8 @@ def _replay(client, notes: str, files: dict) -> tuple:
 
     def real(value):
         if isinstance(value, InputFile):
-            return handle_file(files[value.name])
+            return handle_file(folder / next(f for k, f in (("layer", "layer.png"), ("mask", "mask.png"),
+                                                             ("", "photo.png")) if k in value.name))
         if isinstance(value, dict):
             return {k: real(v) for k, v in value.items()}
         return [real(v) for v in value] if isinstance(value, list) else value
@@ -257,9 +259,7 @@ def test_every_endpoint_ends_its_notes_with_a_call_that_reproduces_it(client, en
     layer[40:70, 60:100] = (255, 40, 120, 178)
     Image.fromarray(layer, "RGBA").save(tmp / "layer.png")
     first = client.predict(*arguments(tmp), api_name=api_name)
-    files = {"image.png": tmp / "photo.png", "photo.png": tmp / "photo.png", "mask.png": tmp / "mask.png",
-             "mask_layer.png": tmp / "layer.png"}
-    again, call = _replay(client, first[-1], files)
+    again, call = _replay(client, first[-1], tmp)
     assert call.api_name == api_name
     for i in images:  # the PNGs carry the same call, and the replay gives the same pixels
         assert read_call(first[i]) == call
