@@ -20,8 +20,8 @@ from core.device import make_generator
 from core.images import to_pil, to_tensor
 from core.models.pix2pix_unet import Pix2PixUNet
 from core.pipelines.sketch import prepare_sketch
-from core.pipelines.translate import native_size, value_range
-from core.weights import autocast_for, load_model, models_for_app
+from core.pipelines.translate import app_model_id, native_size, value_range
+from core.weights import autocast_for, load_model
 
 APP = "sketch2photo"
 MAX_VARIATIONS = 8
@@ -39,11 +39,7 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self):
-        choices = models_for_app(APP)
-        if self.model_id is None and choices:
-            object.__setattr__(self, "model_id", choices[0])
-        if self.model_id not in choices:
-            raise ValueError(f"Unknown model {self.model_id!r}; choose one of {', '.join(choices)}.")
+        object.__setattr__(self, "model_id", app_model_id(APP, self.model_id))
         if not 1 <= int(self.variations) <= MAX_VARIATIONS:
             raise ValueError(f"variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}.")
         object.__setattr__(self, "variations", int(self.variations))

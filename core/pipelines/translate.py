@@ -50,6 +50,16 @@ def value_range(model_id: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def app_model_id(app: str, model_id: str | None) -> str:
+    """``model_id`` if it is one of ``app``'s models in the manifest (None: the first of them)."""
+    choices = models_for_app(app)
+    if model_id is None and choices:
+        return choices[0]
+    if model_id not in choices:
+        raise ValueError(f"Unknown model {model_id!r}; choose one of {', '.join(choices)}.")
+    return model_id
+
+
 def _param(model: torch.nn.Module) -> torch.Tensor:
     return next(model.parameters())
 
@@ -98,11 +108,7 @@ class Settings:
     mode: str = "tiled"
 
     def __post_init__(self):
-        choices = models_for_app(APP)
-        if self.model_id is None and choices:
-            object.__setattr__(self, "model_id", choices[0])
-        if self.model_id not in choices:
-            raise ValueError(f"Unknown model {self.model_id!r}; choose one of {', '.join(choices)}.")
+        object.__setattr__(self, "model_id", app_model_id(APP, self.model_id))
         if self.mode not in MODES:
             raise ValueError(f"Unknown resolution mode {self.mode!r}; choose one of {', '.join(MODES)}.")
 
