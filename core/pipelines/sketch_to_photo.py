@@ -25,6 +25,7 @@ from core.weights import autocast_for, load_model
 
 APP = "sketch2photo"
 MAX_VARIATIONS = 8
+MAX_SEED = 2**32 - 1  # what every generator's manual_seed takes on every device
 DIFFERENCE_GAIN = 4  # the spread map shows 4x the per-pixel range of the variations
 
 
@@ -44,6 +45,8 @@ class Settings:
             raise ValueError(f"variations must be between 1 and {MAX_VARIATIONS}, got {self.variations}.")
         object.__setattr__(self, "variations", int(self.variations))
         object.__setattr__(self, "seed", int(self.seed))
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}.")
         object.__setattr__(self, "paper_mode", bool(self.paper_mode))
 
 

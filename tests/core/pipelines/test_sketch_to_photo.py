@@ -65,6 +65,8 @@ def test_variation_difference_is_the_mean_pairwise_difference_and_maps_the_range
 def test_settings_validate_with_the_apps_wording(tiny_models):
     with pytest.raises(ValueError, match=r"Unknown model 'pix2pix.nope'; choose one of cyclegan.tiny, pix2pix.tiny"):
         s2p.Settings("pix2pix.nope")
+    with pytest.raises(ValueError, match="seed must be between 0 and 4294967295, got -3"):
+        s2p.Settings("pix2pix.tiny", seed=-3)
     settings = s2p.Settings("pix2pix.tiny", 1, 3.0, "7")  # what gradio may send
     assert (settings.paper_mode, settings.variations, settings.seed) == (True, 3, 7)
 
