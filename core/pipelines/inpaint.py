@@ -26,7 +26,7 @@ from PIL import Image
 from core.images import load_image
 from core.pipelines.inpaint_fill import fill_scaled, run_lama, run_migan, run_opencv
 from core.pipelines.inpaint_masks import crop_box, dilate, to_mask
-from core.pipelines.inpaint_models import download_size_text, fill_model_id
+from core.pipelines.inpaint_models import fill_model_id
 
 METHODS = {
     "auto": "MI-GAN if its weights are here, else LaMa if its weights are here, else OpenCV Telea",
@@ -83,7 +83,7 @@ class Result:
 
 def _choose_method(settings: Settings, model) -> tuple[str, str]:
     """(method that will run, notice): "auto" takes the first learned model whose weights are here."""
-    from core.weights import get_entry, how_to_provide, weights_present
+    from core.weights import about_size, download_bytes, get_entry, how_to_provide, weights_present
 
     if settings.method != "auto":
         return settings.method, ""
@@ -100,7 +100,7 @@ def _choose_method(settings: Settings, model) -> tuple[str, str]:
     if not known:
         raise ValueError("The manifest has no inpainting model; choose the telea or ns method.")
     entry = next(iter(known.values()))
-    sizes = " or ".join(filter(None, (download_size_text(e.id) for e in known.values())))
+    sizes = " or ".join(about_size(size) for size in (download_bytes(e.id) for e in known.values()) if size)
     return "telea", (
         f"OpenCV Telea was used: {entry.title} (`{entry.id}`) would be used, but its weights are not on this "
         f"machine. Choose the MI-GAN or LaMa method to download them from the Hugging Face Hub"
@@ -116,7 +116,7 @@ def _filler(method: str, settings: Settings, model):
 
     model_id = settings.model_id(method)
     model = model if model is not None else load_model(model_id)
-    multiple = get_entry(model_id).info.get("input", {}).get("multiple_of")
+    multiple = max(get_entry(model_id).multiple_of, getattr(model, "multiple", 1))  # what both need
 
     def fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         with autocast_for(model_id, next(model.parameters()).device):

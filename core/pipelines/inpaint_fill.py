@@ -41,7 +41,7 @@ def _hole_tensor(hole: np.ndarray) -> torch.Tensor:
 def run_lama(model: torch.nn.Module, image: np.ndarray, hole: np.ndarray, multiple: int | None = None) -> np.ndarray:
     """LaMa on uint8 RGB [H, W, 3] and a bool hole [H, W]; returns uint8 [H, W, 3], composited.
 
-    ``multiple``: H and W are padded to it (the manifest's ``input.multiple_of``; default the model's)."""
+    ``multiple``: H and W are padded to it (default: the model's own ``multiple``)."""
     mask = _hole_tensor(hole)
     x = torch.cat([to_tensor(Image.fromarray(image), (0.0, 1.0)) * (1.0 - mask), mask], dim=1)
     padded, size = pad_to_multiple(x, multiple or getattr(model, "multiple", 8), mode="symmetric")

@@ -2,8 +2,7 @@
 
 The inpaint app's models are the entries whose ``apps`` list holds ``inpaint``; each has an
 ``inpaint_role``: ``fill`` (a hole-filling generator, named after its ``arch``: ``migan`` or
-``lama``) or ``selector`` (the object selector, Segment Anything). Download sizes come from the
-sources' ``size`` (exact bytes) or ``approx_size`` fields.
+``lama``) or ``selector`` (the object selector, Segment Anything).
 """
 
 from __future__ import annotations
@@ -40,12 +39,3 @@ def fill_model_ids() -> list[str]:
 
 def selector_ids() -> list[str]:
     return [entry.id for entry in _with_role("selector")]
-
-
-def download_size_text(model_id: str) -> str:
-    """``about 410 MB``: the largest source size the manifest gives for ``model_id`` ("" when none)."""
-    from core.weights import get_entry
-
-    sizes = [s.spec.get("size") or s.spec.get("approx_size") for s in get_entry(model_id).sources]
-    largest = max((size for size in sizes if size), default=None)
-    return f"about {largest / 1e6:.0f} MB" if largest else ""

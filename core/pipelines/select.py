@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from core.pipelines.inpaint_models import download_size_text, selector_id
+from core.pipelines.inpaint_models import selector_id
 from core.pipelines.select_prompts import Prompts, parse_prompts, validate
 
 SELECTORS = {"auto": "Segment Anything if its weights are here, else GrabCut", "grabcut": "OpenCV GrabCut (offline)",
@@ -168,15 +168,15 @@ class Selection:
 
 
 def _choose_selector(settings: Settings, model) -> tuple[str, str]:
-    from core.weights import weights_present
+    from core.weights import about_size, download_bytes, weights_present
 
     if settings.selector != "auto":
         return settings.selector, ""
     if model is not None or weights_present(settings.sam_id):
         return "sam", ""
-    size = download_size_text(settings.sam_id)
+    size = download_bytes(settings.sam_id)
     return "grabcut", (f"Selected with OpenCV GrabCut: Segment Anything (`{settings.sam_id}`) is not on this machine "
-                       f"(`python -m core.weights fetch {settings.sam_id}`{', ' + size if size else ''}).")
+                       f"(`python -m core.weights fetch {settings.sam_id}`{', ' + about_size(size) if size else ''}).")
 
 
 def run(image: Any, prompts: str | dict | Prompts, settings: Settings = Settings(), *, model=None) -> Selection:

@@ -46,8 +46,7 @@ def native_size(model_id: str) -> int:
 
 def value_range(model_id: str) -> tuple[float, float]:
     """The generator's pixel range (manifest ``input.range``; [-1, 1] when absent)."""
-    low, high = get_entry(model_id).info.get("input", {}).get("range", (-1, 1))
-    return float(low), float(high)
+    return get_entry(model_id).input_range or (-1.0, 1.0)
 
 
 def app_model_id(app: str, model_id: str | None) -> str:
@@ -156,7 +155,7 @@ def run(image, settings: Settings = Settings(), *, model: torch.nn.Module | None
         return True
 
     low_high = value_range(settings.model_id)
-    multiple = get_entry(settings.model_id).info.get("input", {}).get("multiple_of")
+    multiple = max(get_entry(settings.model_id).multiple_of, getattr(model, "multiple", 1))
     with autocast_for(settings.model_id, _param(model).device):
         y = translate_tensor(model, to_tensor(pil, low_high), mode=settings.mode, size=native_size(settings.model_id),
                              progress=tick, should_stop=should_stop, multiple=multiple)
