@@ -41,12 +41,15 @@ SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("O
              ("Segment Anything ViT-B", "sam")]
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
 MADE_HERE = ("inpaint", "inpaint_editor", "remove_object", "compare_methods", "extend_canvas", "select_mask")
-EDITOR_FILES = {"background": reproduce.InputFile("photo.png"), "layers": [reproduce.InputFile("mask_layer.png")],
-                "composite": None}
+EDITOR_FILES = dict(background=reproduce.InputFile("photo.png"), layers=[reproduce.InputFile("layer.png")],
+                    composite=None)
 
 
-def _settings(method, dilation, strategy, working_size, margin) -> dict:
-    return dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+def _stamped(api_name: str, outputs: tuple, images=(0, 2), **arguments) -> tuple:
+    """``outputs`` with the call that reproduces them ending the notes and in the PNGs at ``images`` (galleries too)."""
+    call = reproduce.Call(api_name, arguments)
+    stamp = lambda out: [(call.stamp(i), c) for i, c in out] if isinstance(out, list) else call.stamp(out)  # noqa: E731
+    return reproduce.with_call(call, tuple(stamp(o) if i in images else o for i, o in enumerate(outputs)), images=())
 
 
 @ui.user_errors
@@ -54,9 +57,9 @@ def _settings(method, dilation, strategy, working_size, margin) -> dict:
 @ui.gpu(duration=60)
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
             progress=gr.Progress()):
-    settings = _settings(method, dilation, strategy, working_size, margin)
-    return reproduce.with_call(reproduce.Call("/inpaint", {**reproduce.files("image", "mask"), **settings}),
-                               api.inpaint_outputs(image, mask, notify=gr.Warning, **settings), images=(0, 2))
+    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return _stamped("/inpaint", api.inpaint_outputs(image, mask, notify=gr.Warning, **settings),
+                    **reproduce.files("image", "mask"), **settings)
 
 
 inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
@@ -68,9 +71,9 @@ inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by arg
 def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
                    progress=gr.Progress()):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
-    settings = _settings(method, dilation, strategy, working_size, margin)
-    return reproduce.with_call(reproduce.Call("/inpaint_editor", {"editor": EDITOR_FILES, **settings}),
-                               api.editor_outputs(editor, notify=gr.Warning, **settings), images=(0, 2))
+    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return _stamped("/inpaint_editor", api.editor_outputs(editor, notify=gr.Warning, **settings), editor=EDITOR_FILES,
+                    **settings)
 
 
 @ui.user_errors
@@ -78,9 +81,8 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
 @ui.gpu(duration=60)
 def select_mask(image, prompts, selector="auto", dilation=0):
     """The object under ``prompts`` (``+x,y``, ``-x,y``, ``box l,t,r,b`` or JSON) as a mask PNG of the photo's size."""
-    call = reproduce.Call("/select_mask", {**reproduce.files("image"), "prompts": prompts, "selector": selector,
-                                           "dilation": dilation})
-    return reproduce.with_call(call, api.select_outputs(image, prompts, selector, dilation), images=(0, 1))
+    return _stamped("/select_mask", api.select_outputs(image, prompts, selector, dilation), (0, 1),
+                    **reproduce.files("image"), prompts=prompts, selector=selector, dilation=dilation)
 
 
 @ui.user_errors
@@ -89,12 +91,10 @@ def select_mask(image, prompts, selector="auto", dilation=0):
 def remove_object(image, prompts, selector="auto", mask=None, method="auto", dilation=4, strategy="crop",
                   working_size=768, margin=128):
     """Select the object under ``prompts`` (union with ``mask`` if given), dilate, inpaint: one call."""
-    settings = _settings(method, dilation, strategy, working_size, margin)
-    call = reproduce.Call("/remove_object", {**reproduce.files("image"), "prompts": prompts, "selector": selector,
-                                             "mask": None if mask is None else reproduce.InputFile("mask.png"),
-                                             **settings})
-    return reproduce.with_call(call, api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
-                               images=(0, 2))
+    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return _stamped("/remove_object", api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
+                    **reproduce.files("image"), prompts=prompts, selector=selector,
+                    mask=None if mask is None else reproduce.InputFile("mask.png"), **settings)
 
 
 @ui.user_errors
@@ -104,11 +104,8 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
                     margin=128):
     """The same mask filled by each method: a gallery, and a slider between the first two."""
     settings = dict(dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    call = reproduce.Call("/compare_methods", {**reproduce.files("image", "mask"), "methods": list(methods or []),
-                                               **settings})
-    gallery, pair, used, notes = reproduce.with_call(call, api.compare_outputs(image, mask, methods, **settings),
-                                                     images=(2,))
-    return [(call.stamp(preview), caption) for preview, caption in gallery], pair, used, notes
+    return _stamped("/compare_methods", api.compare_outputs(image, mask, methods, **settings),
+                    **reproduce.files("image", "mask"), methods=list(methods or []), **settings)
 
 
 @ui.user_errors
@@ -116,9 +113,8 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
 @ui.gpu(duration=60)
 def extend_canvas(image, left=0, top=0, right=0, bottom=0, method="auto"):
     """Grow the photo by the given pixels on each side; the new area is filled by ``method``."""
-    call = reproduce.Call("/extend_canvas", {**reproduce.files("image"), "left": left, "top": top, "right": right,
-                                             "bottom": bottom, "method": method})
-    return reproduce.with_call(call, api.extend_outputs(image, left, top, right, bottom, method), images=(0, 1))
+    return _stamped("/extend_canvas", api.extend_outputs(image, left, top, right, bottom, method), (0, 1),
+                    **reproduce.files("image"), left=left, top=top, right=right, bottom=bottom, method=method)
 
 
 def brush(size):
