@@ -10,7 +10,6 @@ from safetensors.torch import save_file
 from skimage import data
 
 import core.models
-from core.images import pad_to_multiple, unpad
 from core.pipelines import inpaint as ip
 from core.pipelines import inpaint_fill as fills
 from core.pipelines import inpaint_masks as masks
@@ -129,20 +128,6 @@ def test_dilation_grows_the_hole_by_the_radius():
     assert masks.mask_box(grown) == (7, 7, 14, 14)
     assert grown[10, 7] and grown[7, 10] and not grown[7, 7]  # a disk, not a square
     assert masks.dilate(hole, 0) is hole
-
-
-def test_symmetric_padding_repeats_the_edge_as_lama_does():
-    row = torch.tensor([[[1, 2, 3]]])
-    padded, size = pad_to_multiple(row, 5, mode="symmetric")
-    assert padded.tolist() == [[[1, 2, 3, 3, 2]] * 5]
-    image = torch.from_numpy(np.random.default_rng(0).random((3, 13, 18)))
-    padded, size = pad_to_multiple(image, 8, mode="symmetric")
-    assert padded.shape == (3, 16, 24) and size == (13, 18)
-    assert np.array_equal(padded.numpy(), np.pad(image.numpy(), ((0, 0), (0, 3), (0, 6)), mode="symmetric"))
-    assert torch.equal(padded[:, 13, :18], image[:, 12])  # edge row repeated (torch 'reflect' would give row 11)
-    assert torch.equal(unpad(padded, size), image)
-    wide, _ = pad_to_multiple(torch.arange(3)[None], 10, mode="symmetric")  # more padding than pixels: numpy's rule
-    assert wide[0].tolist() == np.pad(np.arange(3), (0, 7), mode="symmetric").tolist()
 
 
 # --------------------------------------------------------------------------- LaMa
