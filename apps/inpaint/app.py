@@ -20,7 +20,6 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
-from core.ui import reproduce
 from core.pipelines import inpaint_api as api
 from core.pipelines import inpaint_models
 from core.weights import models_for_app
@@ -41,15 +40,6 @@ SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("O
              ("Segment Anything ViT-B", "sam")]
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
 MADE_HERE = ("inpaint", "inpaint_editor", "remove_object", "compare_methods", "extend_canvas", "select_mask")
-EDITOR_FILES = dict(background=reproduce.InputFile("photo.png"), layers=[reproduce.InputFile("layer.png")],
-                    composite=None)
-
-
-def _stamped(api_name: str, outputs: tuple, images=(0, 2), **arguments) -> tuple:
-    """``outputs`` with the call that reproduces them ending the notes and in the PNGs at ``images`` (galleries too)."""
-    call = reproduce.Call(api_name, arguments)
-    stamp = lambda out: [(call.stamp(i), c) for i, c in out] if isinstance(out, list) else call.stamp(out)  # noqa: E731
-    return reproduce.with_call(call, tuple(stamp(o) if i in images else o for i, o in enumerate(outputs)), images=())
 
 
 @ui.user_errors
@@ -58,8 +48,8 @@ def _stamped(api_name: str, outputs: tuple, images=(0, 2), **arguments) -> tuple
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
             progress=gr.Progress()):
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return _stamped("/inpaint", api.inpaint_outputs(image, mask, notify=gr.Warning, **settings),
-                    **reproduce.files("image", "mask"), **settings)
+    return ui.stamp_result("/inpaint", api.inpaint_outputs(image, mask, notify=gr.Warning, **settings),
+                           png_at=(0, 2), image=image, mask=mask, **settings)
 
 
 inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
@@ -72,8 +62,8 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
                    progress=gr.Progress()):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return _stamped("/inpaint_editor", api.editor_outputs(editor, notify=gr.Warning, **settings), editor=EDITOR_FILES,
-                    **settings)
+    return ui.stamp_result("/inpaint_editor", api.editor_outputs(editor, notify=gr.Warning, **settings),
+                           png_at=(0, 2), editor=editor, **settings)
 
 
 @ui.user_errors
@@ -81,8 +71,8 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
 @ui.gpu(duration=60)
 def select_mask(image, prompts, selector="auto", dilation=0):
     """The object under ``prompts`` (``+x,y``, ``-x,y``, ``box l,t,r,b`` or JSON) as a mask PNG of the photo's size."""
-    return _stamped("/select_mask", api.select_outputs(image, prompts, selector, dilation), (0, 1),
-                    **reproduce.files("image"), prompts=prompts, selector=selector, dilation=dilation)
+    return ui.stamp_result("/select_mask", api.select_outputs(image, prompts, selector, dilation), png_at=(0, 1),
+                           image=image, prompts=prompts, selector=selector, dilation=dilation)
 
 
 @ui.user_errors
@@ -92,9 +82,8 @@ def remove_object(image, prompts, selector="auto", mask=None, method="auto", dil
                   working_size=768, margin=128):
     """Select the object under ``prompts`` (union with ``mask`` if given), dilate, inpaint: one call."""
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return _stamped("/remove_object", api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
-                    **reproduce.files("image"), prompts=prompts, selector=selector,
-                    mask=None if mask is None else reproduce.InputFile("mask.png"), **settings)
+    return ui.stamp_result("/remove_object", api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
+                           png_at=(0, 2), image=image, prompts=prompts, selector=selector, mask=mask, **settings)
 
 
 @ui.user_errors
@@ -104,8 +93,8 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
                     margin=128):
     """The same mask filled by each method: a gallery, and a slider between the first two."""
     settings = dict(dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return _stamped("/compare_methods", api.compare_outputs(image, mask, methods, **settings),
-                    **reproduce.files("image", "mask"), methods=list(methods or []), **settings)
+    return ui.stamp_result("/compare_methods", api.compare_outputs(image, mask, methods, **settings),
+                           png_at=(0, 2), image=image, mask=mask, methods=list(methods or []), **settings)
 
 
 @ui.user_errors
@@ -113,8 +102,8 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
 @ui.gpu(duration=60)
 def extend_canvas(image, left=0, top=0, right=0, bottom=0, method="auto"):
     """Grow the photo by the given pixels on each side; the new area is filled by ``method``."""
-    return _stamped("/extend_canvas", api.extend_outputs(image, left, top, right, bottom, method), (0, 1),
-                    **reproduce.files("image"), left=left, top=top, right=right, bottom=bottom, method=method)
+    return ui.stamp_result("/extend_canvas", api.extend_outputs(image, left, top, right, bottom, method), png_at=(0, 1),
+                           image=image, left=left, top=top, right=right, bottom=bottom, method=method)
 
 
 def brush(size):

@@ -224,7 +224,7 @@ def test_extend_canvas_offline(client, env):
 def _replay(client, notes: str, folder) -> tuple:
     """Run the call that ends ``notes``, its file names mapped to the files in ``folder`` (a name with
     "layer" in it: the editor's layer, with "mask": the mask, else the photo); also return the call."""
-    from core.reproduce import InputFile, parse_call
+    from core.ui.reproduce import InputFile, parse_call
 
     assert notes.rstrip().endswith("```"), notes[-200:]
     code = notes.rstrip()[:-3].rsplit("\n", 2)[-2]
@@ -252,7 +252,7 @@ def _replay(client, notes: str, folder) -> tuple:
     ("/extend_canvas", lambda t: [handle_file(t / "photo.png"), 8, 0, 0, 16, "ns"], (0, 1)),
 ])
 def test_every_endpoint_ends_its_notes_with_a_call_that_reproduces_it(client, env, api_name, arguments, images):
-    from core.reproduce import read_call
+    from core.ui.reproduce import read_call
 
     tmp = env["tmp"]
     layer = np.zeros((*SIZE[::-1], 4), np.uint8)
