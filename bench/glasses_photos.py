@@ -147,7 +147,7 @@ def main(argv=None) -> int:
             (face_tile(b, b), f"B: {b_name}"), (face_tile(results["photo"].b_with_glasses, b), "B + A's (ours)"),
             (face_tile(results["auto"].b_with_glasses, b), "B + A's (64 px)")])
         if args.detail and len(grid_rows) == 1:
-            from core.pipelines.inpaint import overlay_mask
+            from core.pipelines.inpaint_masks import overlay_mask
 
             strips = [eye_strip(a, a), eye_strip(overlay_mask(a, results["photo"].masks["hole"]), a),
                       eye_strip(results["photo"].a_without_glasses, a), eye_strip(results["photo"].b_with_glasses, b)]

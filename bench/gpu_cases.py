@@ -48,7 +48,7 @@ def as_input(model: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
 def make_case_inputs(arch: str, config: dict, size) -> tuple[list[torch.Tensor], callable]:
     """CPU fp32 inputs and ``forward(model, *inputs) -> output in 8-bit levels`` (float32, CPU)."""
     from core.device import make_generator
-    from core.pipelines.inpaint import pad_symmetric, unpad
+    from core.images import pad_to_multiple, unpad
 
     def levels(y, low=-1.0, high=1.0):
         return ((y.float().cpu() - low) * (255.0 / (high - low)))
@@ -65,9 +65,8 @@ def make_case_inputs(arch: str, config: dict, size) -> tuple[list[torch.Tensor],
         height, width = size
         image = photo("inpaint/examples/astronaut.jpg", (height, width))
         hole = (photo("inpaint/examples/astronaut_mask.png", (height, width), "L") > 0.5).astype(np.float32)
-        padded, _ = pad_symmetric(np.concatenate([image * (1 - hole), hole], axis=2), 8)
-        return [chw(padded)], lambda m, x: levels(torch.from_numpy(unpad(
-            m(as_input(m, x))[0].float().permute(1, 2, 0).cpu().numpy(), (height, width))), 0.0, 1.0)
+        padded, _ = pad_to_multiple(chw(np.concatenate([image * (1 - hole), hole], axis=2)), 8, mode="symmetric")
+        return [padded], lambda m, x: levels(unpad(m(as_input(m, x)), (height, width))[0].permute(1, 2, 0), 0.0, 1.0)
     if arch == "migan":  # (known - 0.5, image * known), image in [-1, 1]
         image = photo("inpaint/examples/astronaut.jpg", (size, size)) * 2 - 1
         known = (photo("inpaint/examples/astronaut_mask.png", (size, size), "L") <= 0.5).astype(np.float32)

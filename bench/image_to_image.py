@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import core.models as registry  # noqa: E402
 from core.pipelines.translate import translate_tensor  # noqa: E402
-from core.tiling import tile_starts  # noqa: E402
+from core.pipelines.tiling import tile_starts  # noqa: E402
 
 UNET = ("pix2pix_unet", {"ngf": 64, "num_downs": 8})
 FACES = ("pix2pix_unet", {"ngf": 32, "num_downs": 6})

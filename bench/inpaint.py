@@ -1,4 +1,4 @@
-"""Seconds per inpainting edit on this machine (CPU), through ``core.pipelines.inpaint.inpaint``.
+"""Seconds per inpainting edit on this machine (CPU), through ``core.pipelines.inpaint.run``.
 
 MI-GAN and LaMa run with random weights of their real sizes (MI-GAN 512: 6.0 M parameters, LaMa
 big-lama: 51 M; the cost is the same as with the trained ones), given to the resolver as
@@ -51,7 +51,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import core.models
-    from core.pipelines.inpaint import FULL_MAX_PIXELS, inpaint
+    from core.pipelines.inpaint import FULL_MAX_PIXELS, Settings, run
+
+    def inpaint(image, mask, **settings):
+        return run(image, mask, Settings(**settings))
     from safetensors.torch import save_file
 
     weights_dir = tempfile.mkdtemp(prefix="bench_inpaint_")

@@ -199,7 +199,7 @@ def bf16_quality_rows(repeats: int) -> list[str]:
     from core import weights
     from core.images import to_tensor
     from core.pipelines.translate import native_size
-    from core.sketch import prepare_sketch
+    from core.pipelines.sketch import prepare_sketch
 
     apps = Path(__file__).resolve().parents[1] / "apps"
 

@@ -20,7 +20,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.select import Prompts, iou, select_object  # noqa: E402
+from core.pipelines import select  # noqa: E402
+from core.pipelines.select import iou  # noqa: E402
+from core.pipelines.select_prompts import Prompts  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "apps" / "inpaint" / "examples"
 
@@ -37,13 +39,15 @@ def prompts_for(mask: np.ndarray, margin: int = 8) -> dict[str, Prompts]:
 
 
 def main() -> int:
-    from core.select import SAM_ID
+    from core.pipelines.inpaint_models import selector_id
     from core.weights import weights_present
+
+    SAM_ID = selector_id()
 
     methods = ["grabcut"] + (["sam"] if weights_present(SAM_ID) else [])
     warm_up = Image.open(EXAMPLES / "coffee.jpg").convert("RGB")
     for method in methods:  # first-call costs (imports, model load) are not part of a selection's time
-        select_object(warm_up, Prompts(box=(300, 50, 450, 350)), method=method)
+        select.run(warm_up, Prompts(box=(300, 50, 450, 350)), select.Settings(method))
     print("| photo | prompt | " + " | ".join(f"{m} IoU | {m} s" for m in methods) + " |")
     print("|---|---|" + "---|---|" * len(methods))
     for mask_path in sorted(EXAMPLES.glob("*_mask.png")):
@@ -53,7 +57,7 @@ def main() -> int:
             cells = []
             for method in methods:
                 start = time.perf_counter()
-                selected = select_object(photo, prompts, method=method).mask
+                selected = select.run(photo, prompts, select.Settings(method)).mask
                 cells += [f"{iou(selected, truth):.3f}", f"{time.perf_counter() - start:.2f}"]
             print(f"| {mask_path.name.replace('_mask.png', '')} ({photo.width}x{photo.height}) | {kind} | "
                   + " | ".join(cells) + " |")

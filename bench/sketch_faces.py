@@ -5,7 +5,7 @@
 Portraits (public domain / CC0): the astronaut (``skimage.data.astronaut``), Grace Hopper
 (``apps/glasses/examples/grace_hopper.jpg``) and the cameraman (``skimage.data.camera``).
 The target is the photo's face aligned like the model's training crops (64 px,
-``core.sketch.align_like_training_faces``). Mean L1 (pixel values in [0, 1]) of:
+``core.pipelines.sketch.align_like_training_faces``). Mean L1 (pixel values in [0, 1]) of:
 - **framed** (the app's default): ``/photo_to_sketch`` with the face framed like the training
   crops, then ``/sketch_to_photo`` (paper mode, dropout seeds 0..3);
 - **whole photo** (the app before): the whole photo sketched, centred and shrunk to 64 px;
@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.images import resize_max_side  # noqa: E402
-from core.pipelines.translate import sketch_to_photo, variation_difference  # noqa: E402
-from core.sketch import photo_to_face_sketch, photo_to_sketch, prepare_sketch  # noqa: E402
+from core.pipelines import sketch_to_photo  # noqa: E402
+from core.pipelines.sketch_to_photo import variation_difference  # noqa: E402
+from core.pipelines.sketch import photo_to_face_sketch, photo_to_sketch, prepare_sketch  # noqa: E402
 
 MODEL = "pix2pix.edges2faces64"
 VARIATIONS = 4
@@ -71,7 +72,7 @@ def portraits() -> dict[str, Image.Image]:
 
 
 def generate(sketch: Image.Image) -> list[Image.Image]:
-    return sketch_to_photo(MODEL, sketch, mode="paper", seed=0, variations=VARIATIONS)
+    return sketch_to_photo.run(sketch, sketch_to_photo.Settings(MODEL, True, VARIATIONS, 0)).images
 
 
 def main(argv=None) -> int:

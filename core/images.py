@@ -177,20 +177,31 @@ def to_pil(tensor: torch.Tensor, value_range: tuple[float, float] = (-1.0, 1.0))
 
 
 def pad_to_multiple(tensor: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad the bottom/right of an NCHW tensor so H and W are multiples of ``multiple``.
+    """Pad the bottom/right of an NCHW (or CHW) tensor so H and W are multiples of ``multiple``.
 
     Returns the padded tensor and the original (H, W) for :func:`unpad`. ``mode`` is a
-    ``torch.nn.functional.pad`` mode; reflect falls back to replicate when the image is
-    smaller than the padding.
+    ``torch.nn.functional.pad`` mode (reflect falls back to replicate when the image is smaller
+    than the padding) or ``symmetric``: the mirror that repeats the edge row, as
+    ``numpy.pad(mode="symmetric")`` and LaMa's ``pad_img_to_modulo`` (``[1, 2, 3] -> [1, 2, 3, 3, 2]``),
+    for any dtype and any amount of padding.
     """
     height, width = tensor.shape[-2:]
     pad_h = (-height) % multiple
     pad_w = (-width) % multiple
     if pad_h == 0 and pad_w == 0:
         return tensor, (height, width)
+    if mode == "symmetric":
+        rows, cols = _symmetric_index(height, pad_h), _symmetric_index(width, pad_w)
+        return tensor.index_select(-2, rows.to(tensor.device)).index_select(-1, cols.to(tensor.device)), (height, width)
     if mode == "reflect" and (pad_h >= height or pad_w >= width):
         mode = "replicate"
     return F.pad(tensor, (0, pad_w, 0, pad_h), mode=mode), (height, width)
+
+
+def _symmetric_index(length: int, pad: int) -> torch.Tensor:
+    """Source indices of a symmetric mirror of ``length`` items extended by ``pad`` (period 2 x length)."""
+    position = torch.arange(length + pad) % (2 * length)
+    return torch.where(position < length, position, 2 * length - 1 - position)
 
 
 def unpad(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -20,8 +20,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
-from core.ui import reproduce
 from core.pipelines import inpaint_api as api
+from core.pipelines import inpaint_models
+from core.weights import models_for_app
 
 TITLE = "Inpainting"
 DESCRIPTION = (
@@ -29,15 +30,16 @@ DESCRIPTION = (
     "surroundings. **MI-GAN** (fast) and **LaMa** invent texture and structure; **OpenCV Telea / Navier-Stokes** "
     "work offline and are good for thin scratches. Only masked pixels change."
 )
-MODEL_IDS = ["migan.places2_512", "lama.big_lama", "sam.vit_base"]
-ui.preload_on_zero_gpu(MODEL_IDS[:2])  # ZeroGPU only: models go on the GPU at start-up
-ui.preload_on_zero_gpu(MODEL_IDS[2:], load=lambda model_id: api.load_selector(model_id, "cuda"))
+MODEL_IDS = models_for_app("inpaint")
+ui.preload_on_zero_gpu(inpaint_models.fill_model_ids())  # ZeroGPU only: models go on the GPU at start-up
+ui.preload_on_zero_gpu(inpaint_models.selector_ids(), load=lambda model_id: api.load_selector(model_id, "cuda"))
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 METHODS = [("Auto: MI-GAN, else LaMa if downloaded, else Telea", "auto"), ("MI-GAN 512 (fast)", "migan"),
            ("LaMa big-lama", "lama"), ("OpenCV Telea", "telea"), ("OpenCV Navier-Stokes", "ns")]
 SELECTORS = [("Auto: Segment Anything if downloaded, else GrabCut", "auto"), ("OpenCV GrabCut (offline)", "grabcut"),
              ("Segment Anything ViT-B", "sam")]
 STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole image at full resolution", "full")]
+MADE_HERE = ("inpaint", "inpaint_editor", "remove_object", "compare_methods", "extend_canvas", "select_mask")
 
 
 @ui.user_errors
@@ -46,8 +48,8 @@ STRATEGIES = [("Crop around the mask (fast, full sharpness)", "crop"), ("Whole i
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
             progress=gr.Progress()):
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return reproduce.with_call(reproduce.Call("/inpaint", {**reproduce.files("image", "mask"), **settings}),
-                               api.inpaint_outputs(image, mask, notify=gr.Warning, **settings))
+    return ui.stamp_result("/inpaint", api.inpaint_outputs(image, mask, notify=gr.Warning, **settings),
+                           png_at=(0, 2), image=image, mask=mask, **settings)
 
 
 inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
@@ -59,11 +61,9 @@ inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by arg
 def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
                    progress=gr.Progress()):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
-    from core.pipelines.inpaint import mask_from_editor
-
-    image, hole = mask_from_editor(editor)
-    return api.inpaint_outputs(image, hole, notify=gr.Warning, method=method, dilation=dilation, strategy=strategy,
-                               working_size=working_size, margin=margin)
+    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return ui.stamp_result("/inpaint_editor", api.editor_outputs(editor, notify=gr.Warning, **settings),
+                           png_at=(0, 2), editor=editor, **settings)
 
 
 @ui.user_errors
@@ -71,7 +71,8 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
 @ui.gpu(duration=60)
 def select_mask(image, prompts, selector="auto", dilation=0):
     """The object under ``prompts`` (``+x,y``, ``-x,y``, ``box l,t,r,b`` or JSON) as a mask PNG of the photo's size."""
-    return api.select_outputs(image, prompts, selector, dilation)
+    return ui.stamp_result("/select_mask", api.select_outputs(image, prompts, selector, dilation), png_at=(0, 1),
+                           image=image, prompts=prompts, selector=selector, dilation=dilation)
 
 
 @ui.user_errors
@@ -80,8 +81,9 @@ def select_mask(image, prompts, selector="auto", dilation=0):
 def remove_object(image, prompts, selector="auto", mask=None, method="auto", dilation=4, strategy="crop",
                   working_size=768, margin=128):
     """Select the object under ``prompts`` (union with ``mask`` if given), dilate, inpaint: one call."""
-    return api.remove_outputs(image, prompts, selector, mask, gr.Warning, method=method, dilation=dilation,
-                              strategy=strategy, working_size=working_size, margin=margin)
+    settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return ui.stamp_result("/remove_object", api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
+                           png_at=(0, 2), image=image, prompts=prompts, selector=selector, mask=mask, **settings)
 
 
 @ui.user_errors
@@ -90,8 +92,9 @@ def remove_object(image, prompts, selector="auto", mask=None, method="auto", dil
 def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strategy="crop", working_size=768,
                     margin=128):
     """The same mask filled by each method: a gallery, and a slider between the first two."""
-    return api.compare_outputs(image, mask, methods, dilation=dilation, strategy=strategy, working_size=working_size,
-                               margin=margin)
+    settings = dict(dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
+    return ui.stamp_result("/compare_methods", api.compare_outputs(image, mask, methods, **settings),
+                           png_at=(0, 2), image=image, mask=mask, methods=list(methods or []), **settings)
 
 
 @ui.user_errors
@@ -99,7 +102,8 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
 @ui.gpu(duration=60)
 def extend_canvas(image, left=0, top=0, right=0, bottom=0, method="auto"):
     """Grow the photo by the given pixels on each side; the new area is filled by ``method``."""
-    return api.extend_outputs(image, left, top, right, bottom, method)
+    return ui.stamp_result("/extend_canvas", api.extend_outputs(image, left, top, right, bottom, method), png_at=(0, 1),
+                           image=image, left=left, top=top, right=right, bottom=bottom, method=method)
 
 
 def brush(size):
@@ -107,7 +111,7 @@ def brush(size):
 
 
 def on_click(prompts, mode, event: gr.SelectData):
-    from core.select import add_click
+    from core.pipelines.select_prompts import add_click
 
     return add_click(prompts, *event.index, mode)
 
@@ -163,7 +167,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                 working_size = ui.Slider(256, 2048, value=768, step=64, label="Working size (px)",
                                          info="Crops larger than this are inpainted downscaled, then pasted back")
                 margin = ui.Slider(16, 512, value=128, step=16, label="Context margin around the mask (px)")
-            ui.reuse_settings("read_inpaint_parameters", ("inpaint",), {"method": method, "dilation": dilation,
+            ui.reuse_settings("read_inpaint_parameters", MADE_HERE, {"method": method, "dilation": dilation,
                               "strategy": strategy, "working_size": working_size, "margin": margin})
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",

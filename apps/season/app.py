@@ -10,7 +10,6 @@ API: ``/translate`` (image, model, mode) -> ([before, after], result PNG, notes)
 """
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -20,6 +19,7 @@ import gradio as gr
 
 from core import ui
 from core.ui import reproduce
+from core.weights import models_for_app
 
 TITLE = "Season swap (CycleGAN)"
 DESCRIPTION = (
@@ -27,7 +27,7 @@ DESCRIPTION = (
     "any photo a **vintage film look** with a CycleGAN that works offline. Full resolution: the output has "
     "the size and aspect ratio of your photo."
 )
-MODEL_IDS = ["cyclegan.vintage", "cyclegan.summer2winter", "cyclegan.winter2summer"]
+MODEL_IDS = models_for_app("season")
 ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 DIRECTIONS = [
     ("Modern -> vintage look (not a season; works offline)", "cyclegan.vintage"),
@@ -54,7 +54,7 @@ def weights_status(model_id: str) -> str:
 @ui.user_errors
 @ui.heavy
 @ui.gpu(duration=90)
-def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", progress=gr.Progress()):
+def translate(image, model_id: str = MODEL_IDS[0], mode: str = "tiled", progress=gr.Progress()):
     """Translate a photo with a CycleGAN generator: summer to winter, winter to summer, or a vintage film look.
 
     Args:
@@ -67,30 +67,26 @@ def translate(image, model_id: str = "cyclegan.vintage", mode: str = "tiled", pr
     """
     from core.images import load_image
     from core.limits import JOB_CLOCK, Budget, expected_time_text
-    from core.pipelines.translate import translate_photo
+    from core.pipelines import translate as pipeline
 
     if image is None:
         raise ValueError("Upload a photo first.")
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"Unknown model {model_id!r}; choose one of {', '.join(MODEL_IDS)}.")
+    settings = pipeline.Settings(model_id, mode)
     photo = load_image(image)
     units = photo.width * photo.height / 1e6 if mode == "tiled" else 1
     kind = f"translate:{model_id}:{mode}"
-    expected = JOB_CLOCK.estimate(kind, units, SECONDS_PER_UNIT[mode])
-    progress(0, desc=f"Translating: expected time {expected_time_text(expected)}")
-    budget = Budget()
-    start = time.perf_counter()
-    result = translate_photo(model_id, photo, mode, budget=budget,
-                             progress=lambda done, total: progress((done, total), desc="Translating", unit="tiles"))
-    seconds = time.perf_counter() - start
+    progress(0, desc=f"Translating: expected time "
+                     f"{expected_time_text(JOB_CLOCK.estimate(kind, units, SECONDS_PER_UNIT[mode]))}")
+    result = pipeline.run(photo, settings, budget=Budget(),
+                          progress=lambda done, total: progress((done, total), desc="Translating", unit="tiles"))
+    seconds = result.details["seconds"]
     JOB_CLOCK.record(kind, units, seconds)
     call = reproduce.Call("/translate", {**reproduce.files("image"), "model_id": model_id, "mode": mode})
     notes = f"{photo.width}x{photo.height} px, mode **{mode}**, model `{model_id}`: {seconds:.1f} s."
-    for note in budget.notes:
+    for note in result.details["notes"]:
         gr.Warning(note)
         notes += f"\n\n**Note:** {note}"
-    notes += f"\n\n{call.markdown()}"
-    return (ui.preview(photo), ui.preview(result)), call.stamp(result), notes
+    return (ui.preview(photo), ui.preview(result.image)), call.stamp(result.image), f"{notes}\n\n{call.markdown()}"
 
 
 with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
@@ -98,8 +94,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         with gr.Column():
             photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard", "webcam"])
-            model = gr.Dropdown(DIRECTIONS, value="cyclegan.vintage", label="Direction / model")
-            status = gr.Markdown(weights_status("cyclegan.vintage"))
+            model = gr.Dropdown(DIRECTIONS, value=MODEL_IDS[0], label="Direction / model")
+            status = gr.Markdown(weights_status(MODEL_IDS[0]))
             mode = gr.Radio(MODES, value="tiled", label="Resolution")
             run = gr.Button("Translate", variant="primary")
             ui.reuse_settings("read_season_parameters", ("translate",), {"model_id": model, "mode": mode})

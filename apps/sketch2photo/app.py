@@ -12,7 +12,6 @@ variations, seed) -> (gallery, notes); ``/sketch_to_photo_pad`` (the pad's value
 """
 
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -22,8 +21,9 @@ import gradio as gr
 
 from core import ui
 from core.ui import reproduce
-from core.pipelines.translate import DIFFERENCE_GAIN
-from core.sketch import pad_guide
+from core.pipelines.sketch import pad_guide
+from core.pipelines.sketch_to_photo import DIFFERENCE_GAIN
+from core.weights import models_for_app
 
 TITLE = "Sketch to photo (pix2pix)"
 DESCRIPTION = (
@@ -40,9 +40,10 @@ MODELS = [
     ("Aerial photo -> map (upload an aerial photo)", "pix2pix.sat2map"),
     ("Day -> night (upload a photo)", "pix2pix.day2night"),
 ]
-MODEL_IDS = [model_id for _, model_id in MODELS]
+MODEL_IDS = models_for_app("sketch2photo")
 ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+DEFAULT_MODEL = MODELS[0][1]
 
 
 def weights_status(model_id: str) -> str:
@@ -62,23 +63,21 @@ def job_cost(model_id) -> tuple[str, float]:
 
 
 def _run(call, sketch, model_id, paper_mode, variations, seed):
-    from core.pipelines.translate import native_size, sketch_to_photo, variation_difference
+    from core.pipelines import sketch_to_photo as pipeline
 
-    if model_id not in MODEL_IDS:
-        raise ValueError(f"Unknown model {model_id!r}; choose one of {', '.join(MODEL_IDS)}.")
-    start = time.perf_counter()
-    mode = "paper" if paper_mode else "eval"
-    images = sketch_to_photo(model_id, sketch, mode=mode, seed=int(seed), variations=int(variations))
-    notes = (f"`{model_id}`, {mode} mode, {len(images)} image(s) of {native_size(model_id)} px, seed {int(seed)}: "
-             f"{time.perf_counter() - start:.1f} s.")
-    if paper_mode and len(images) < int(variations):
+    settings = pipeline.Settings(model_id, paper_mode, variations, seed)
+    result = pipeline.run(sketch, settings)
+    details = result.details
+    notes = (f"`{model_id}`, {details['mode']} mode, {len(result.images)} image(s) of {details['size']} px, seed "
+             f"{settings.seed}: {details['seconds']:.1f} s.")
+    if settings.paper_mode and len(result.images) < settings.variations:
         notes += " This generator has no dropout: it gives one deterministic result."
-    if len(images) > 1:
-        notes += (f" The variations differ by {variation_difference(images)[0]:.1f} of 255 levels per pixel on "
+    if "mean_difference" in details:
+        notes += (f" The variations differ by {details['mean_difference']:.1f} of 255 levels per pixel on "
                   "average (dropout is the only noise); the map below shows where.")
-    call = reproduce.Call(call.api_name, {**call.arguments, "model_id": model_id, "paper_mode": bool(paper_mode),
-                                          "variations": int(variations), "seed": int(seed)})
-    return [(call.stamp(image), f"seed {int(seed) + i}") for i, image in enumerate(images)], \
+    call = reproduce.Call(call.api_name, {**call.arguments, "model_id": model_id, "paper_mode": settings.paper_mode,
+                                          "variations": settings.variations, "seed": settings.seed})
+    return [(call.stamp(image), f"seed {settings.seed + i}") for i, image in enumerate(result.images)], \
         f"{notes}\n\n{call.markdown()}"
 
 
@@ -94,9 +93,9 @@ SETTINGS_DOC = """
 
 
 @ui.user_errors
-@ui.in_lane(lambda sketch, model_id="pix2pix.edges2faces64", *rest, **kwargs: job_cost(model_id))
+@ui.in_lane(lambda sketch, model_id=DEFAULT_MODEL, *rest, **kwargs: job_cost(model_id))
 @ui.gpu(duration=30)
-def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0,
+def sketch_to_photo(sketch, model_id=DEFAULT_MODEL, paper_mode=True, variations=4, seed=0,
                     progress=gr.Progress()):
     """pix2pix: turn a sketch (black strokes on white; or a label map, map tile or photo for the other tasks) into photos.
 
@@ -110,16 +109,16 @@ def sketch_to_photo(sketch, model_id="pix2pix.edges2faces64", paper_mode=True, v
 
 
 @ui.user_errors
-@ui.in_lane(lambda pad, model_id="pix2pix.edges2faces64", *rest, **kwargs: job_cost(model_id))
+@ui.in_lane(lambda pad, model_id=DEFAULT_MODEL, *rest, **kwargs: job_cost(model_id))
 @ui.gpu(duration=30)
-def sketch_to_photo_pad(pad, model_id="pix2pix.edges2faces64", paper_mode=True, variations=4, seed=0,
+def sketch_to_photo_pad(pad, model_id=DEFAULT_MODEL, paper_mode=True, variations=4, seed=0,
                         progress=gr.Progress()):
     """The same as /sketch_to_photo for the sketch pad's value; agents should prefer /sketch_to_photo.
 
     Args:
         pad: the "Sketch pad" value: {"background": null, "layers": [], "composite": URL of the drawing}.
     """
-    from core.sketch import sketch_from_editor
+    from core.pipelines.sketch import sketch_from_editor
 
     call = reproduce.Call("/sketch_to_photo_pad", {"pad": {"background": None, "layers": [],
                                                            "composite": reproduce.InputFile("drawing.png")}})
@@ -137,17 +136,17 @@ def photo_to_sketch(photo, detail=0.4, frame_face=True):
 
     ``frame_face``: detect the photo's one face and frame it like the faces model's training crops
     (a 256 px sketch); otherwise the whole photo is sketched (512 px at most)."""
-    from core.sketch import sketch_of_photo
+    from core.pipelines import sketch
 
     if photo is None:
         raise ValueError("Upload a photo first.")
-    return sketch_of_photo(photo, detail=float(detail), frame_face=bool(frame_face))
+    return sketch.run(photo, sketch.Settings(detail, frame_face))
 
 
 def difference_map(gallery):
     """The spread of the variations shown in the gallery (None for a single image)."""
     from core.images import load_image
-    from core.pipelines.translate import variation_difference
+    from core.pipelines.sketch_to_photo import variation_difference
 
     images = [load_image(item[0]) for item in gallery or []]
     return variation_difference(images)[1].resize((256, 256), 0) if len(images) > 1 else None
@@ -177,8 +176,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                                                                "crops (detect, align, crop)")
                     to_sketch = gr.Button("Photo -> sketch")
                     gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo")
-            model = gr.Dropdown(MODELS, value="pix2pix.edges2faces64", label="Model")
-            status = gr.Markdown(weights_status("pix2pix.edges2faces64"))
+            model = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
+            status = gr.Markdown(weights_status(DEFAULT_MODEL))
             paper_mode = gr.Checkbox(value=True, label="Paper mode (BatchNorm on the sketch's statistics, "
                                                        "dropout as noise, as in the paper); off = eval mode")
             with gr.Row():

@@ -6,7 +6,7 @@
 
 ``data`` samples faces from the offline DCGAN generator (``dcgan.faces64``, eval mode, z ~ N(0, I)
 from a seeded generator; the test faces use another seed, so they are never seen in training),
-draws each face's sketch with :func:`core.sketch.face_sketch` and writes aligned ``sketch|face``
+draws each face's sketch with :func:`core.pipelines.sketch.face_sketch` and writes aligned ``sketch|face``
 pairs to ``DATA/train`` and ``DATA/test`` (the official pix2pix layout, A = sketch).
 
 ``evaluate`` reports the mean absolute error (L1, pixel values in [0, 1]) of the model on the
@@ -35,7 +35,7 @@ SIZE = 64
 
 def make_data(out: Path, n_train: int, n_test: int, seed: int, batch: int = 64) -> None:
     from core.images import to_pil
-    from core.sketch import face_sketch
+    from core.pipelines.sketch import face_sketch
     from core.weights import load_model
 
     generator = load_model("dcgan.faces64", device="cpu", dtype=torch.float32)

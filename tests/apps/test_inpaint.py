@@ -21,7 +21,7 @@ from skimage import data
 import core.models
 from core.weights import MANIFEST_PATH
 from tests.core.models.test_migan import randomised
-from tests.core.test_select import disc_photo
+from tests.core.pipelines.test_select import disc_photo
 from tests.support.live import live_client
 
 TINY = dict(ngf=8, n_downsampling=3, n_blocks=1)
@@ -219,3 +219,55 @@ def test_extend_canvas_offline(client, env):
     assert new_area.sum() == 176 * 128 - 160 * 120 and "OpenCV Telea" in notes
     with pytest.raises(AppError, match="at least one side"):
         client.predict(handle_file(env["tmp"] / "photo.png"), 0, 0, 0, 0, "telea", api_name="/extend_canvas")
+
+
+def _replay(client, notes: str, folder) -> tuple:
+    """Run the call that ends ``notes``, its file names mapped to the files in ``folder`` (a name with
+    "layer" in it: the editor's layer, with "mask": the mask, else the photo); also return the call."""
+    from core.ui.reproduce import InputFile, parse_call
+
+    assert notes.rstrip().endswith("```"), notes[-200:]
+    code = notes.rstrip()[:-3].rsplit("\n", 2)[-2]
+    call = parse_call(code)
+
+    def real(value):
+        if isinstance(value, InputFile):
+            return handle_file(folder / next(f for k, f in (("layer", "layer.png"), ("mask", "mask.png"),
+                                                             ("", "photo.png")) if k in value.name))
+        if isinstance(value, dict):
+            return {k: real(v) for k, v in value.items()}
+        return [real(v) for v in value] if isinstance(value, list) else value
+
+    return client.predict(**{k: real(v) for k, v in call.arguments.items()}, api_name=call.api_name), call
+
+
+@pytest.mark.parametrize("api_name, arguments, images", [
+    ("/inpaint_editor", lambda t: [{"background": handle_file(t / "photo.png"), "layers": [handle_file(t / "layer.png")],
+                                    "composite": None}, "ns", 2, "crop", 512, 64], (0, 2)),
+    ("/select_mask", lambda t: [handle_file(t / "photo.png"), "box 50,30,110,80", "grabcut", 1], (0, 1)),
+    ("/remove_object", lambda t: [handle_file(t / "photo.png"), "box 50,30,110,80", "grabcut",
+                                  handle_file(t / "mask.png"), "telea", 3], (0, 2)),
+    ("/compare_methods", lambda t: [handle_file(t / "photo.png"), handle_file(t / "mask.png"), ["ns", "telea"], 1],
+     (2,)),
+    ("/extend_canvas", lambda t: [handle_file(t / "photo.png"), 8, 0, 0, 16, "ns"], (0, 1)),
+])
+def test_every_endpoint_ends_its_notes_with_a_call_that_reproduces_it(client, env, api_name, arguments, images):
+    from core.ui.reproduce import read_call
+
+    tmp = env["tmp"]
+    layer = np.zeros((*SIZE[::-1], 4), np.uint8)
+    layer[40:70, 60:100] = (255, 40, 120, 178)
+    Image.fromarray(layer, "RGBA").save(tmp / "layer.png")
+    first = client.predict(*arguments(tmp), api_name=api_name)
+    again, call = _replay(client, first[-1], tmp)
+    assert call.api_name == api_name
+    for i in images:  # the PNGs carry the same call, and the replay gives the same pixels
+        assert read_call(first[i]) == call
+        assert np.array_equal(read(first[i]), read(again[i]))
+    if api_name == "/compare_methods":
+        for item in first[0]:
+            assert read_call(item["image"]) == call
+        assert [read(item["image"]).tolist() for item in first[0]] == [read(item["image"]).tolist() for item in again[0]]
+    method, dilation, *_ = client.predict(handle_file(first[images[0]]), api_name="/read_inpaint_parameters")
+    assert dilation == call.arguments["dilation"] if "dilation" in call.arguments else True
+    assert method == call.arguments["method"] if "method" in call.arguments else True

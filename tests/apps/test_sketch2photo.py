@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from core.faces import detector_ids
-from core.weights import availability, load_manifest, resolve
+from core.weights import MANIFEST_PATH, availability, load_manifest, resolve
 
 TINY = dict(ngf=4, num_downs=6)
 EXAMPLES = Path(__file__).resolve().parents[2] / "apps" / "sketch2photo" / "examples"
@@ -43,7 +43,8 @@ def client(tmp_path_factory):
         else:  # weights that are not on this machine
             raw.update(config=real[model_id].config, sources=[{"kind": "local", "path": "absent.pth"}])
         models[model_id] = raw
-    (tmp / "manifest.json").write_text(json.dumps({"schema_version": 1, "models": models}))
+    layouts = json.loads(MANIFEST_PATH.read_text())["face_layouts"]  # the pad's guide is drawn from one
+    (tmp / "manifest.json").write_text(json.dumps({"schema_version": 1, "face_layouts": layouts, "models": models}))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANHUB_MANIFEST", str(tmp / "manifest.json"))
         mp.setenv("GANHUB_CACHE", str(tmp / "cache"))
@@ -94,7 +95,7 @@ def test_sketch_pad_value_and_empty_pad(client, tmp_path):
     strokes[60:64, 40:220, 3] = 255
     strokes[100:200, 126:130, 3] = 255
     Image.fromarray(strokes, "RGBA").save(tmp_path / "layer.png")
-    from core.sketch import pad_guide
+    from core.pipelines.sketch import pad_guide
 
     pad_guide().convert("RGBA").save(tmp_path / "white.png")  # the pad's background is its faint guide
     value = {"background": handle_file(str(tmp_path / "white.png")),

@@ -152,3 +152,17 @@ def test_keep_alpha_for_masks():
     assert loaded.mode == "RGBA"
     assert loaded.getpixel((1, 1))[3] == 255 and loaded.getpixel((0, 0))[3] == 0
     assert images.load_image(Image.new("L", (4, 4), 200), keep_alpha=True).getpixel((0, 0)) == (200, 200, 200, 255)
+
+
+def test_symmetric_padding_repeats_the_edge_as_lama_does():
+    row = torch.tensor([[[1, 2, 3]]])
+    padded, size = images.pad_to_multiple(row, 5, mode="symmetric")
+    assert padded.tolist() == [[[1, 2, 3, 3, 2]] * 5]
+    image = torch.from_numpy(np.random.default_rng(0).random((3, 13, 18)))
+    padded, size = images.pad_to_multiple(image, 8, mode="symmetric")
+    assert padded.shape == (3, 16, 24) and size == (13, 18)
+    assert np.array_equal(padded.numpy(), np.pad(image.numpy(), ((0, 0), (0, 3), (0, 6)), mode="symmetric"))
+    assert torch.equal(padded[:, 13, :18], image[:, 12])  # edge row repeated (torch 'reflect' would give row 11)
+    assert torch.equal(images.unpad(padded, size), image)
+    wide, _ = images.pad_to_multiple(torch.arange(3)[None], 10, mode="symmetric")  # more padding than pixels: numpy's rule
+    assert wide[0].tolist() == np.pad(np.arange(3), (0, 7), mode="symmetric").tolist()

@@ -1,7 +1,7 @@
 """Glasses removal and addition at a photo's own resolution, with the 64 px GeneGAN as a guide.
 
 - :func:`remove_glasses`: the frame mask of :mod:`core.pipelines.glasses.mask` is inpainted with the
-  project's inpainting (:func:`core.pipelines.inpaint.inpaint`, ``method="auto"``: a learned
+  project's inpainting (:func:`core.pipelines.inpaint.run`, ``method="auto"``: a learned
   model where its weights are here, OpenCV otherwise), on a window around the glasses at a scale
   where the eyes are about 96 px apart (the same result for a phone photo as for a thumbnail). Only masked pixels change; the eyes behind
   transparent lenses are never masked (they are filled along with the frames, so that the fill
@@ -63,7 +63,8 @@ def remove_glasses(photo: Image.Image, aligned: AlignedFace, eyes: np.ndarray, s
 
     ``judge(image)`` is the classifier's P(glasses) on an image aligned like ``aligned``.
     """
-    from core.pipelines.inpaint import inpaint, mask_box
+    from core.pipelines import inpaint
+    from core.pipelines.inpaint_masks import mask_box
 
     distance = float(np.hypot(*(eyes[1] - eyes[0])))
     context = int(round(INPAINT_CONTEXT * distance))
@@ -76,7 +77,7 @@ def remove_glasses(photo: Image.Image, aligned: AlignedFace, eyes: np.ndarray, s
         left, top, right, bottom = mask_box(hole)
         window = max(right - left, bottom - top) + 2 * context
         working_size = max(64, int(window * min(1.0, INPAINT_EYE_DISTANCE / distance)))
-        result = inpaint(photo, hole, method=method, margin=context, working_size=working_size)
+        result = inpaint.run(photo, hole, inpaint.Settings(method=method, margin=context, working_size=working_size))
         image = Image.fromarray(np.where(mask.hole[..., None], np.asarray(result.image), np.asarray(photo)))
         after = judge(image)
         if after <= threshold:

@@ -48,7 +48,7 @@ class Settings:
     ``strength`` sets how strongly B wears them, A loses them whatever it is), ``residual`` (add the
     model's change), ``direct`` (paste the decoded band) or ``auto`` (residual for B, direct for A).
     ``removal_passes`` (64 px modes): 1 is the paper's ``join(A, 0)``; 2 runs the removal once more on
-    its own result. ``inpaint_method``: the :func:`core.pipelines.inpaint.inpaint` method of the photo mode.
+    its own result. ``inpaint_method``: the :func:`core.pipelines.inpaint.run` method of the photo mode.
     ``check_b``: refuse a B that the classifier sees wearing glasses."""
 
     strength: float = 1.0
@@ -242,7 +242,7 @@ def _swap_photos(photo_a, photo_b, a: Located, b: Located, settings: Settings, m
 
 def mask_preview(photo: Image.Image, mask: np.ndarray, margin: float = 0.15) -> Image.Image:
     """``mask`` tinted over ``photo``, cropped to the mask's box and ``margin`` x its size around it."""
-    from core.pipelines.inpaint import mask_box, overlay_mask
+    from core.pipelines.inpaint_masks import mask_box, overlay_mask
 
     if not mask.any():
         return photo.copy()

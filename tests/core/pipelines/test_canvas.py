@@ -7,8 +7,12 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from core.pipelines.canvas import extend_canvas
+from core.pipelines import canvas, inpaint
 from tests.core.pipelines.test_inpaint import tiny_lama_id, tiny_migan_id  # noqa: F401 (fixtures)
+
+
+def extend_canvas(image, method="auto", migan_id=None, **sides) -> inpaint.Result:
+    return canvas.run(image, canvas.Settings(**sides, fill=inpaint.Settings(method=method, migan_id=migan_id)))
 
 
 def photo() -> Image.Image:

@@ -11,6 +11,8 @@ from skimage import data
 
 import core.models
 from core.pipelines import inpaint as ip
+from core.pipelines import inpaint_fill as fills
+from core.pipelines import inpaint_masks as masks
 from core.weights import WeightsUnavailableError
 
 TINY = dict(ngf=8, n_downsampling=3, n_blocks=1)
@@ -55,9 +57,14 @@ def tiny_migan_id(tiny_lama_id, tmp_path, write_manifest):
     save_file(tiny_migan().state_dict(), os.path.join(os.environ["GANHUB_WEIGHTS_DIR"], "migan.tiny.safetensors"))
     models = json.loads((tmp_path / "weights_manifest.json").read_text())["models"]
     models["migan.tiny"] = {"arch": "migan", "title": "MI-GAN 512", "license": "MIT", "config": TINY_MIGAN,
-                            "sources": []}
+                            "sources": [], "apps": ["inpaint"], "roles": {"inpaint": "fill"}}  # the app's MI-GAN
     write_manifest(models)
     return "migan.tiny"
+
+
+def inpaint(image, mask, model_id=None, migan_id=None, **settings) -> ip.Result:
+    """``ip.run`` with the tiny models' ids (``model_id`` is LaMa's)."""
+    return ip.run(image, mask, ip.Settings(lama_id=model_id, migan_id=migan_id, **settings))
 
 
 def photo(size=(96, 64)) -> Image.Image:
@@ -76,21 +83,21 @@ def square_mask(size, box) -> np.ndarray:
 
 def test_uploaded_masks_white_is_hole():
     gray = np.array([[0, 127], [128, 255]], dtype=np.uint8)
-    assert ip.to_mask(Image.fromarray(gray)).tolist() == [[False, False], [True, True]]
+    assert masks.to_mask(Image.fromarray(gray)).tolist() == [[False, False], [True, True]]
     rgb = np.zeros((2, 2, 3), dtype=np.uint8)
     rgb[0, 0] = 255
-    assert ip.to_mask(Image.fromarray(rgb)).tolist() == [[True, False], [False, False]]
+    assert masks.to_mask(Image.fromarray(rgb)).tolist() == [[True, False], [False, False]]
     # RGBA: a white stroke on a transparent layer is a hole; transparent white is not.
     rgba = np.full((2, 2, 4), 255, dtype=np.uint8)
     rgba[..., 3] = [[255, 0], [0, 0]]
-    assert ip.to_mask(Image.fromarray(rgba, "RGBA")).tolist() == [[True, False], [False, False]]
-    assert ip.to_mask(np.array([[True, False]])).tolist() == [[True, False]]
+    assert masks.to_mask(Image.fromarray(rgba, "RGBA")).tolist() == [[True, False], [False, False]]
+    assert masks.to_mask(np.array([[True, False]])).tolist() == [[True, False]]
 
 
 def test_a_mask_of_another_size_is_resized_with_nearest():
     small = np.zeros((4, 6), dtype=np.uint8)
     small[1, 2] = 255
-    hole = ip.to_mask(Image.fromarray(small), size=(12, 8))
+    hole = masks.to_mask(Image.fromarray(small), size=(12, 8))
     assert hole.shape == (8, 12)
     expected = np.zeros((8, 12), dtype=bool)
     expected[2:4, 4:6] = True  # each mask pixel became a 2x2 block, no grey edges
@@ -104,37 +111,23 @@ def test_editor_mask_is_the_alpha_of_the_layers():
     layer[5:10, 8:20] = (0, 0, 0, 255)  # a black stroke: a hole although it is dark
     second = np.zeros((30, 40, 4), dtype=np.uint8)
     second[20, 30, 3] = 40  # faint alpha still counts as painted
-    image, hole = ip.mask_from_editor({"background": background, "layers": [layer, second], "composite": None})
+    image, hole = masks.mask_from_editor({"background": background, "layers": [layer, second], "composite": None})
     assert image.mode == "RGB" and image.size == (40, 30)
     assert np.array_equal(np.asarray(image), background[..., :3])
     expected = square_mask((40, 30), (8, 5, 20, 10))
     expected[20, 30] = True
     assert np.array_equal(hole, expected)
     with pytest.raises(ValueError, match="Upload a photo"):
-        ip.mask_from_editor({"background": None, "layers": [], "composite": None})
+        masks.mask_from_editor({"background": None, "layers": [], "composite": None})
 
 
 def test_dilation_grows_the_hole_by_the_radius():
     hole = np.zeros((21, 21), dtype=bool)
     hole[10, 10] = True
-    grown = ip.dilate(hole, 3)
-    assert ip.mask_box(grown) == (7, 7, 14, 14)
+    grown = masks.dilate(hole, 3)
+    assert masks.mask_box(grown) == (7, 7, 14, 14)
     assert grown[10, 7] and grown[7, 10] and not grown[7, 7]  # a disk, not a square
-    assert ip.dilate(hole, 0) is hole
-
-
-def test_symmetric_padding_and_unpad():
-    row = np.array([[1, 2, 3]])
-    padded, size = ip.pad_symmetric(row, 5)
-    assert padded.tolist() == [[1, 2, 3, 3, 2], [1, 2, 3, 3, 2], [1, 2, 3, 3, 2], [1, 2, 3, 3, 2], [1, 2, 3, 3, 2]]
-    image = np.random.default_rng(0).random((13, 18, 3))
-    padded, size = ip.pad_symmetric(image, 8)
-    assert padded.shape == (16, 24, 3) and size == (13, 18)
-    assert np.array_equal(padded, np.pad(image, ((0, 3), (0, 6), (0, 0)), mode="symmetric"))
-    assert np.array_equal(padded[13, :18], image[12])  # edge row repeated (torch 'reflect' would give row 11)
-    assert np.array_equal(ip.unpad(padded, size), image)
-    same, _ = ip.pad_symmetric(np.zeros((16, 8)), 8)
-    assert same.shape == (16, 8)
+    assert masks.dilate(hole, 0) is hole
 
 
 # --------------------------------------------------------------------------- LaMa
@@ -144,7 +137,7 @@ def test_lama_input_convention_padding_and_composite():
     model = tiny_lama(1)
     image = np.asarray(photo((45, 30)))  # not multiples of 8
     hole = square_mask((45, 30), (10, 5, 30, 20))
-    out = ip.run_lama(model, image, hole)
+    out = fills.run_lama(model, image, hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], image[~hole])  # bit for bit outside the hole
     # What the reference computes: cat(img*(1-m), m), symmetric pad to x8, predict, crop, composite.
@@ -161,9 +154,9 @@ def test_lama_input_convention_padding_and_composite():
 def test_inpaint_full_and_crop_strategies(tiny_lama_id):
     image = photo((200, 120))
     hole = square_mask(image.size, (120, 40, 140, 60))
-    full = ip.inpaint(image, hole, method="lama", strategy="full", model_id=tiny_lama_id)
+    full = inpaint(image, hole, method="lama", strategy="full", model_id=tiny_lama_id)
     assert full.method == "lama" and full.box == (0, 0, 200, 120) and full.notice == ""
-    crop = ip.inpaint(image, hole, method="lama", strategy="crop", margin=16, model_id=tiny_lama_id)
+    crop = inpaint(image, hole, method="lama", strategy="crop", margin=16, model_id=tiny_lama_id)
     assert crop.box == (104, 24, 156, 76)
     for result in (full, crop):
         out = np.asarray(result.image)
@@ -172,7 +165,7 @@ def test_inpaint_full_and_crop_strategies(tiny_lama_id):
         assert not np.array_equal(out[hole], np.asarray(image)[hole])
     # The crop is inpainted on its own: the same as running the model on just that window.
     window = np.asarray(image)[24:76, 104:156]
-    alone = ip.run_lama(tiny_lama(), window, hole[24:76, 104:156])
+    alone = fills.run_lama(tiny_lama(), window, hole[24:76, 104:156])
     assert np.array_equal(np.asarray(crop.image)[24:76, 104:156], alone)
 
 
@@ -180,7 +173,7 @@ def test_crop_strategy_downscales_large_windows_and_changes_only_the_hole(tiny_l
     image = photo((300, 200))
     hole = square_mask(image.size, (40, 30, 260, 170))
     hole[100, 5] = True  # a far-away stray pixel widens the window to almost the whole image
-    result = ip.inpaint(image, hole, method="lama", margin=8, working_size=96, model_id=tiny_lama_id)
+    result = inpaint(image, hole, method="lama", margin=8, working_size=96, model_id=tiny_lama_id)
     out, original = np.asarray(result.image), np.asarray(image)
     assert result.image.size == image.size and result.box == (0, 22, 268, 178)
     assert np.array_equal(out[~hole], original[~hole])
@@ -190,21 +183,21 @@ def test_crop_strategy_downscales_large_windows_and_changes_only_the_hole(tiny_l
 
 def test_auto_uses_lama_when_its_weights_are_here_and_telea_otherwise(tiny_lama_id):
     image, hole = photo(), square_mask((96, 64), (30, 20, 50, 40))
-    assert ip.inpaint(image, hole, model_id=tiny_lama_id).method == "lama"
-    fallback = ip.inpaint(image, hole, model_id="lama.big_lama")
+    assert inpaint(image, hole, model_id=tiny_lama_id).method == "lama"
+    fallback = inpaint(image, hole, model_id="lama.big_lama")
     assert fallback.method == "telea"
     assert "LaMa big-lama (`lama.big_lama`) would be used" in fallback.notice
     assert "python -m core.weights fetch lama.big_lama" in fallback.notice
-    assert np.array_equal(np.asarray(fallback.image), ip.run_opencv(np.asarray(image), hole, "telea"))
+    assert np.array_equal(np.asarray(fallback.image), fills.run_opencv(np.asarray(image), hole, "telea"))
     with pytest.raises(WeightsUnavailableError, match="lama.big_lama"):  # chosen explicitly: no silent fallback
-        ip.inpaint(image, hole, method="lama", model_id="lama.big_lama")
+        inpaint(image, hole, method="lama", model_id="lama.big_lama")
 
 
 def test_migan_input_convention_and_composite():
     model = tiny_migan(2)
     image = np.asarray(photo((40, 24)))  # not square: padded to 40x40, then resized to 32x32
     hole = square_mask((40, 24), (10, 5, 22, 15))
-    out = ip.run_migan(model, image, hole)
+    out = fills.run_migan(model, image, hole)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.array_equal(out[~hole], image[~hole])  # bit for bit outside the hole
     # What the reference feeds: mask channel first, 1 = known, cat(known - 0.5, image * known), image in [-1, 1].
@@ -227,24 +220,24 @@ def test_migan_input_convention_and_composite():
 
 def test_auto_prefers_migan_when_its_weights_are_here(tiny_migan_id):
     image, hole = photo(), square_mask((96, 64), (30, 20, 50, 40))
-    result = ip.inpaint(image, hole, model_id="lama.tiny", migan_id=tiny_migan_id)
+    result = inpaint(image, hole, model_id="lama.tiny", migan_id=tiny_migan_id)
     assert result.method == "migan" and result.notice == ""
     out = np.asarray(result.image)
     assert np.array_equal(out[~hole], np.asarray(image)[~hole])
     assert not np.array_equal(out[hole], np.asarray(image)[hole])
     box = result.box
     window = np.asarray(image)[box[1]:box[3], box[0]:box[2]]
-    alone = ip.run_migan(tiny_migan(), window, hole[box[1]:box[3], box[0]:box[2]])
+    alone = fills.run_migan(tiny_migan(), window, hole[box[1]:box[3], box[0]:box[2]])
     assert np.array_equal(out[box[1]:box[3], box[0]:box[2]], alone)
     # LaMa and the OpenCV methods stay on the menu.
-    assert ip.inpaint(image, hole, method="lama", model_id="lama.tiny", migan_id=tiny_migan_id).method == "lama"
-    assert ip.inpaint(image, hole, method="ns", migan_id=tiny_migan_id).method == "ns"
+    assert inpaint(image, hole, method="lama", model_id="lama.tiny", migan_id=tiny_migan_id).method == "lama"
+    assert inpaint(image, hole, method="ns", migan_id=tiny_migan_id).method == "ns"
 
 
 def test_whole_image_lama_has_a_size_limit(tiny_lama_id, monkeypatch):
     monkeypatch.setattr(ip, "FULL_MAX_PIXELS", 5000)
     with pytest.raises(ValueError, match="use the crop strategy"):
-        ip.inpaint(photo(), square_mask((96, 64), (3, 3, 9, 9)), method="lama", strategy="full",
+        inpaint(photo(), square_mask((96, 64), (3, 3, 9, 9)), method="lama", strategy="full",
                    model_id=tiny_lama_id)
 
 
@@ -258,7 +251,7 @@ def test_opencv_restores_scribbles_on_a_real_photo(method):
     hole = np.zeros((512, 512), dtype=bool)
     hole[300:304, 60:450] = True  # a 4-px line across face, suit and background
     hole[100:400, 250:253] = True
-    result = ip.inpaint(image, hole, method=method)
+    result = inpaint(image, hole, method=method)
     out = np.asarray(result.image).astype(np.int16)
     assert result.method == method and result.box == (0, 0, 512, 512)  # margin 128, clipped
     assert np.array_equal(out[~hole], original[~hole])
@@ -269,27 +262,27 @@ def test_opencv_restores_scribbles_on_a_real_photo(method):
 
 def test_empty_mask_returns_the_input_with_a_notice():
     image = photo()
-    result = ip.inpaint(image, np.zeros((64, 96), dtype=bool), method="lama")  # no model needed
+    result = inpaint(image, np.zeros((64, 96), dtype=bool), method="lama")  # no model needed
     assert result.method == "none" and "mask is empty" in result.notice
     assert result.image.tobytes() == image.tobytes()
 
 
 def test_full_mask_is_refused_with_a_clear_message():
     with pytest.raises(ValueError, match="covers the whole image"):
-        ip.inpaint(photo(), np.ones((64, 96), dtype=bool), method="telea")
+        inpaint(photo(), np.ones((64, 96), dtype=bool), method="telea")
     almost = np.ones((64, 96), dtype=bool)
     almost[30, 40] = False
     with pytest.raises(ValueError, match="lower the mask dilation"):
-        ip.inpaint(photo(), almost, method="telea", dilation=2)
+        inpaint(photo(), almost, method="telea", dilation=2)
 
 
 def test_bad_arguments_are_value_errors():
     with pytest.raises(ValueError, match="Unknown method"):
-        ip.inpaint(photo(), np.zeros((64, 96), bool), method="magic")
+        inpaint(photo(), np.zeros((64, 96), bool), method="magic")
     with pytest.raises(ValueError, match="Unknown strategy"):
-        ip.inpaint(photo(), np.zeros((64, 96), bool), strategy="tiles")
+        inpaint(photo(), np.zeros((64, 96), bool), strategy="tiles")
     with pytest.raises(ValueError, match="No mask"):
-        ip.inpaint(photo(), None)
+        inpaint(photo(), None)
 
 
 # --------------------------------------------------------------------------- masks as files, comparison
@@ -299,37 +292,39 @@ def test_paint_upload_and_selection_combine_as_a_union_then_dilation():
     painted = square_mask((40, 30), (2, 2, 6, 6))
     uploaded = Image.fromarray(square_mask((80, 60), (40, 40, 50, 50)).astype(np.uint8) * 255)  # 2x: scaled
     selected = square_mask((40, 30), (30, 5, 31, 6))
-    union = ip.combine_masks((40, 30), painted, None, uploaded, selected)
+    union = masks.combine_masks((40, 30), painted, None, uploaded, selected)
     assert np.array_equal(union, painted | square_mask((40, 30), (20, 20, 25, 25)) | selected)
-    grown = ip.combine_masks((40, 30), painted, uploaded, selected, dilation=2)
-    assert np.array_equal(grown, ip.dilate(union, 2))
-    assert not ip.combine_masks((40, 30)).any()
+    grown = masks.combine_masks((40, 30), painted, uploaded, selected, dilation=2)
+    assert np.array_equal(grown, masks.dilate(union, 2))
+    assert not masks.combine_masks((40, 30)).any()
 
 
 def test_a_mask_with_other_proportions_is_refused():
     with pytest.raises(ValueError, match="The mask is 30x10 but the photo is 40x30"):
-        ip.to_mask(np.zeros((10, 30), dtype=bool), (40, 30))
-    assert ip.to_mask(np.zeros((15, 21), dtype=bool), (40, 30)).shape == (30, 40)  # one pixel of rounding is fine
+        masks.to_mask(np.zeros((10, 30), dtype=bool), (40, 30))
+    assert masks.to_mask(np.zeros((15, 21), dtype=bool), (40, 30)).shape == (30, 40)  # one pixel of rounding is fine
 
 
 def test_the_mask_file_and_the_editor_round_trip():
     image = photo((40, 30))
     hole = square_mask((40, 30), (5, 6, 20, 12))
     hole[25, 35] = True
-    png = ip.mask_image(hole)
+    png = masks.mask_image(hole)
     assert png.mode == "L" and png.size == (40, 30)
-    assert np.array_equal(ip.to_mask(png), hole)  # downloaded, then uploaded again: the same mask
-    again_image, again_hole = ip.mask_from_editor(ip.editor_value(image, hole))
+    assert np.array_equal(masks.to_mask(png), hole)  # downloaded, then uploaded again: the same mask
+    again_image, again_hole = masks.mask_from_editor(masks.editor_value(image, hole))
     assert np.array_equal(again_hole, hole) and np.array_equal(np.asarray(again_image), np.asarray(image))
 
 
-def test_compare_methods_runs_each_once_on_the_same_mask(tiny_migan_id):
+def test_a_model_passed_in_is_used_and_the_details_hold_every_setting():
     image, hole = photo(), square_mask((96, 64), (30, 20, 50, 40))
-    runs = ip.compare_methods(image, hole, ["telea", "migan", "telea", "ns"], migan_id=tiny_migan_id)
-    assert [result.method for result, _ in runs] == ["telea", "migan", "ns"]
-    for result, seconds in runs:
-        assert seconds >= 0 and np.array_equal(np.asarray(result.image)[~hole], np.asarray(image)[~hole])
-    with pytest.raises(ValueError, match="at least one method"):
-        ip.compare_methods(image, hole, [])
-    with pytest.raises(ValueError, match="Unknown method 'magic'"):
-        ip.compare_methods(image, hole, ["telea", "magic"])
+    model = tiny_lama(3)
+    result = ip.run(image, hole, ip.Settings(method="lama", dilation=2.0, margin=16), model=model)
+    window = result.box
+    alone = fills.run_lama(model, np.asarray(image)[window[1]:window[3], window[0]:window[2]],
+                           result.mask[window[1]:window[3], window[0]:window[2]])
+    assert np.array_equal(np.asarray(result.image)[window[1]:window[3], window[0]:window[2]], alone)
+    assert {k: result.details[k] for k in ("method", "method_used", "dilation", "strategy", "margin", "working_size")} \
+        == {"method": "lama", "method_used": "lama", "dilation": 2, "strategy": "crop", "margin": 16,
+            "working_size": 768}
+    assert result.details["filled_pixels"] == int(result.mask.sum()) and result.details["seconds"] >= 0

@@ -1,4 +1,4 @@
-"""Season swap / sketch-to-photo procedures: full-resolution tiling, resize mode, paper mode, published files."""
+"""Season swap: full-resolution tiling, resize mode, the manifest's metadata, published files."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from skimage import data
 
 import core.models
+from core.images import to_pil, to_tensor
 from core.pipelines import translate as tr
 from core.weights import WeightsUnavailableError, load_model
 from tests.conftest import SPECS_DIR
@@ -23,7 +24,12 @@ UNET = dict(ngf=4, num_downs=6)
 
 def entry(arch, config, sources, size):
     return {"arch": arch, "config": config, "sources": sources, "title": "tiny", "license": "MIT",
-            "input": {"size": size, "range": [-1, 1], "channels": "RGB"}}
+            "input": {"size": size, "range": [-1, 1], "channels": "RGB"}, "apps": ["season", "sketch2photo"]}
+
+
+def translate_photo(model_id, image, mode="tiled", **kwargs) -> Image.Image:
+    return tr.run(image, tr.Settings(model_id, mode), **kwargs).image
+
 
 
 @pytest.fixture
@@ -55,7 +61,7 @@ def photo(size=(90, 60)) -> Image.Image:
 
 def test_full_resolution_keeps_size_and_matches_the_untiled_model_where_one_tile_suffices(tiny_models):
     image = photo((90, 60))
-    tiled = tr.translate_photo("cyclegan.tiny", image, mode="tiled")
+    tiled = translate_photo("cyclegan.tiny", image, mode="tiled")
     assert tiled.size == image.size
     # 90x60 with 32 px tiles = several tiles; with a tile as big as the image it is one plain pass
     model = load_model("cyclegan.tiny")
@@ -72,7 +78,7 @@ def test_resize_mode_keeps_the_aspect_ratio_and_returns_the_input_size(tiny_mode
     model = load_model("cyclegan.tiny")
     original = model.forward
     monkeypatch.setattr(model, "forward", lambda x: seen.append(tuple(x.shape[-2:])) or original(x))
-    out = tr.translate_photo("cyclegan.tiny", photo((150, 100)), mode="resize")
+    out = translate_photo("cyclegan.tiny", photo((150, 100)), mode="resize")
     assert out.size == (150, 100)
     assert seen == [(32, 48)]  # shorter side -> the training size (32), aspect ratio kept, multiple of 4
 
@@ -80,33 +86,15 @@ def test_resize_mode_keeps_the_aspect_ratio_and_returns_the_input_size(tiny_mode
 def test_size_cap_has_a_clear_message(tiny_models, monkeypatch):
     monkeypatch.setenv("GANHUB_TILED_MAX_PIXELS", "5000")
     with pytest.raises(ValueError, match=r"100x80 \(0.0 MP\).*'resize' mode"):
-        tr.translate_photo("cyclegan.tiny", photo((100, 80)), mode="tiled")
-    assert tr.translate_photo("cyclegan.tiny", photo((100, 80)), mode="resize").size == (100, 80)
+        translate_photo("cyclegan.tiny", photo((100, 80)), mode="tiled")
+    assert translate_photo("cyclegan.tiny", photo((100, 80)), mode="resize").size == (100, 80)
     with pytest.raises(ValueError, match="Unknown resolution mode"):
-        tr.translate_photo("cyclegan.tiny", photo(), mode="squash")
+        translate_photo("cyclegan.tiny", photo(), mode="squash")
 
 
 def test_missing_weights_say_what_to_do(tiny_models):
     with pytest.raises(WeightsUnavailableError, match="python -m core.weights fetch cyclegan.missing"):
-        tr.translate_photo("cyclegan.missing", photo())
-
-
-def test_sketch_paper_mode_variations_are_seeded_and_eval_mode_is_deterministic(tiny_models):
-    sketch = Image.fromarray(np.where(np.random.default_rng(0).random((256, 256)) < 0.05, 0, 255).astype(np.uint8))
-    a = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="paper", seed=3, variations=3)
-    b = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="paper", seed=3, variations=3)
-    assert [im.size for im in a] == [(64, 64)] * 3
-    arrays = [np.asarray(im, dtype=np.int16) for im in a]
-    assert all(np.array_equal(x, np.asarray(y)) for x, y in zip(arrays, b))
-    assert np.abs(arrays[0] - arrays[1]).max() > 0  # dropout makes each seed differ
-    e1 = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="eval", variations=3)
-    e2 = tr.sketch_to_photo("pix2pix.tiny", sketch, mode="eval")
-    assert len(e1) == 1 and np.array_equal(np.asarray(e1[0]), np.asarray(e2[0]))
-    assert np.abs(np.asarray(e1[0], dtype=np.int16) - arrays[0]).max() > 0
-    # a ResNet generator (instance norm, no dropout) gives one deterministic image in either mode
-    assert len(tr.sketch_to_photo("cyclegan.tiny", sketch, mode="paper", variations=4)) == 1
-    with pytest.raises(ValueError, match="variations"):
-        tr.sketch_to_photo("pix2pix.tiny", sketch, variations=20)
+        translate_photo("cyclegan.missing", photo())
 
 
 def test_published_cyclegan_pickle_from_the_hub_is_converted_and_loaded(local_hub, write_manifest):
@@ -127,7 +115,7 @@ def test_published_cyclegan_pickle_from_the_hub_is_converted_and_loaded(local_hu
     from core.cache import MODEL_CACHE
 
     MODEL_CACHE.clear()
-    out = tr.translate_photo("cyclegan.hub", photo((40, 28)))
+    out = translate_photo("cyclegan.hub", photo((40, 28)))
     assert out.size == (40, 28)
     MODEL_CACHE.clear()
 
@@ -137,8 +125,8 @@ def test_vintage_model_on_a_real_photo_desaturates_deterministically():
     from skimage.color import rgb2lab
 
     rocket = Image.fromarray(data.rocket()).resize((256, 171), Image.Resampling.LANCZOS)
-    first = tr.translate_photo("cyclegan.vintage", rocket, mode="tiled")
-    second = tr.translate_photo("cyclegan.vintage", rocket, mode="tiled")
+    first = translate_photo("cyclegan.vintage", rocket, mode="tiled")
+    second = translate_photo("cyclegan.vintage", rocket, mode="tiled")
     a, b = np.asarray(rocket, dtype=np.float64), np.asarray(first, dtype=np.float64)
     assert first.size == rocket.size
     assert np.array_equal(b, np.asarray(second))  # deterministic
@@ -157,7 +145,6 @@ def test_vintage_model_on_a_real_photo_desaturates_deterministically():
 def test_degenerate_shapes_are_bounded_or_refused_clearly():
     from PIL import Image
 
-    from core.pipelines.translate import translate_photo
 
     strip = translate_photo("cyclegan.vintage", Image.new("RGB", (2000, 10), (90, 120, 200)), mode="resize")
     assert strip.size == (2000, 10)  # processed at 2048x12, not 102400x512
@@ -173,40 +160,13 @@ def test_cpu_bfloat16_opt_in_runs_under_autocast_and_stays_close(tiny_models, mo
     # bench/RESULTS.md.)
     monkeypatch.setenv("GANHUB_CPU_BF16", setting)
     image = photo((64, 48))
-    fp32 = np.asarray(tr.translate_photo("cyclegan.tiny", image, mode="tiled")).astype(int)
-    opted = np.asarray(tr.translate_photo("cyclegan.tiny_bf16", image, mode="tiled")).astype(int)
+    fp32 = np.asarray(translate_photo("cyclegan.tiny", image, mode="tiled")).astype(int)
+    opted = np.asarray(translate_photo("cyclegan.tiny_bf16", image, mode="tiled")).astype(int)
     if setting == "0":
         assert np.array_equal(opted, fp32)
     else:
         diff = np.abs(opted - fp32)
         assert diff.max() > 0 and diff.max() <= 32 and diff.mean() < 2
-
-
-def test_cpu_channels_last_opt_in_changes_the_layout_not_the_result(tiny_models):
-    plain, nhwc = load_model("pix2pix.tiny"), load_model("pix2pix.tiny_nhwc")
-    weight = nhwc.model.model[0].weight
-    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-    assert plain.model.model[0].weight.is_contiguous()
-    sketch = Image.new("RGB", (64, 64), "white")
-    for mode in ("eval", "paper"):
-        a = tr.sketch_to_photo("pix2pix.tiny", sketch, mode=mode, seed=3)[0]
-        b = tr.sketch_to_photo("pix2pix.tiny_nhwc", sketch, mode=mode, seed=3)[0]
-        assert np.abs(np.asarray(a, float) - np.asarray(b, float)).max() <= 1  # rounding of the 8-bit output
-
-
-def test_variation_difference_is_the_mean_pairwise_difference_and_maps_the_range():
-    from core.pipelines.translate import DIFFERENCE_GAIN, variation_difference
-
-    base = np.zeros((4, 4, 3), np.uint8)
-    second = base.copy()
-    second[0, 0] = 40  # one pixel differs by 40 in every channel
-    mean, spread = variation_difference([Image.fromarray(base), Image.fromarray(base), Image.fromarray(second)])
-    # pairs: (0,1) 0, (0,2) and (1,2) 40/16 each
-    assert mean == pytest.approx((0 + 2.5 + 2.5) / 3)
-    spread = np.asarray(spread)
-    assert spread[0, 0].tolist() == [40 * DIFFERENCE_GAIN] * 3 and spread[1:].max() == 0
-    with pytest.raises(ValueError, match="at least two"):
-        variation_difference([Image.fromarray(base)])
 
 
 def test_a_time_budget_finishes_the_tiles_in_the_fast_mode(tiny_models):
@@ -221,12 +181,45 @@ def test_a_time_budget_finishes_the_tiles_in_the_fast_mode(tiny_models):
 
     image = photo((90, 60))
     budget = AfterTwoTiles(seconds=120)
-    out = tr.translate_photo("cyclegan.tiny", image, mode="tiled", budget=budget)
+    out = translate_photo("cyclegan.tiny", image, mode="tiled", budget=budget)
     assert out.size == image.size
     [note] = budget.notes
     assert "stopped after 2 of 12 tiles at full resolution; the rest of the photo comes from the fast mode" in note
-    full = np.asarray(tr.translate_photo("cyclegan.tiny", image, mode="tiled"), dtype=float)
-    fast = np.asarray(tr.translate_photo("cyclegan.tiny", image, mode="resize"), dtype=float)
+    full = np.asarray(translate_photo("cyclegan.tiny", image, mode="tiled"), dtype=float)
+    fast = np.asarray(translate_photo("cyclegan.tiny", image, mode="resize"), dtype=float)
     out = np.asarray(out, dtype=float)
     assert np.abs(out[:16, :16] - full[:16, :16]).max() <= 1  # the first tile: full resolution
     assert np.abs(out[-16:, -16:] - fast[-16:, -16:]).max() <= 1  # the last one: the fast mode
+
+
+def test_settings_refuse_unknown_models_and_modes(tiny_models):
+    with pytest.raises(ValueError, match=r"Unknown model 'nope'; choose one of cyclegan.tiny, pix2pix.tiny"):
+        tr.Settings("nope")
+    with pytest.raises(ValueError, match="Unknown resolution mode 'squash'"):
+        tr.Settings("cyclegan.tiny", "squash")
+    assert tr.Settings().model_id == "cyclegan.tiny"  # the first of the app's models in the manifest
+
+
+def test_a_model_passed_in_is_used_and_the_details_say_what_ran(tiny_models):
+    torch.manual_seed(5)
+    other = core.models.build("cyclegan_resnet", **RESNET).eval()
+    image = photo((40, 28))
+    result = tr.run(image, tr.Settings("cyclegan.tiny", "resize"), model=other)
+    expected = tr.translate_tensor(other, to_tensor(image), "resize", 32)
+    assert np.array_equal(np.asarray(result.image), np.asarray(to_pil(expected)))
+    assert not np.array_equal(np.asarray(result.image), np.asarray(translate_photo("cyclegan.tiny", image, "resize")))
+    assert {k: result.details[k] for k in ("model_id", "mode", "size", "tiles")} == {
+        "model_id": "cyclegan.tiny", "mode": "resize", "size": (40, 28), "tiles": (1, 1)}
+
+
+def test_the_value_range_comes_from_the_manifest(tiny_models, tmp_path, write_manifest):
+    import json
+
+    models = json.loads((tmp_path / "weights_manifest.json").read_text())["models"]
+    models["cyclegan.tiny"]["input"]["range"] = [0, 1]
+    write_manifest(models)
+    model = load_model("cyclegan.tiny")
+    image = photo((40, 28))
+    result = tr.run(image, tr.Settings("cyclegan.tiny", "resize"), model=model)
+    expected = tr.translate_tensor(model, to_tensor(image, (0.0, 1.0)), "resize", 32)
+    assert np.array_equal(np.asarray(result.image), np.asarray(to_pil(expected, (0.0, 1.0))))

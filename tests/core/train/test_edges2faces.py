@@ -88,7 +88,7 @@ def test_data_from_the_dcgan_and_evaluation(tmp_path):
 def test_shipped_edges2faces_model_beats_the_trivial_baselines_on_held_out_faces():
     """Faces from the held-out seed (1), sketched as in training: the model beats the mean face."""
     from core.images import to_pil, to_tensor
-    from core.sketch import face_sketch
+    from core.pipelines.sketch import face_sketch
     from core.weights import load_model
 
     dcgan, model = load_model("dcgan.faces64"), load_model("pix2pix.edges2faces64")

@@ -3,7 +3,7 @@ import torch
 
 import core.models
 from core.pipelines.translate import translate_tensor
-from core.tiling import run_tiled, tile_starts, window_1d
+from core.pipelines.tiling import run_tiled, tile_starts, window_1d
 
 
 def gradient(height: int, width: int) -> torch.Tensor:

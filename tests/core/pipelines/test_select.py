@@ -10,8 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from core import select
-from core.select import Prompts, add_click, iou, parse_prompts, select_object, validate
+from core.pipelines import select
+from core.pipelines.select import iou
+from core.pipelines.select_prompts import Prompts, add_click, parse_prompts, validate
+
+
+def select_object(image, prompts, method="auto", model_id=None) -> select.Selection:
+    return select.run(image, prompts, select.Settings(method, model_id))
 
 
 def test_text_and_json_formats_say_the_same():

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
+
+from core.images import pad_to_multiple, unpad
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -78,12 +79,8 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile:
             y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
             if should_stop is not None and fallback is not None and should_stop():
                 return _finish_with_fallback(fallback(x).float(), out, weight, window, ys, xs, tile, done)
-            patch = x[..., y0:y1, x0:x1]
-            ph, pw = (-(y1 - y0)) % multiple, (-(x1 - x0)) % multiple
-            if ph or pw:
-                mode = "reflect" if ph < y1 - y0 and pw < x1 - x0 else "replicate"
-                patch = F.pad(patch, (0, pw, 0, ph), mode=mode)
-            result = fn(patch)[..., : y1 - y0, : x1 - x0].float()
+            patch, size = pad_to_multiple(x[..., y0:y1, x0:x1], multiple)
+            result = unpad(fn(patch), size).float()
             if out is None:
                 out = torch.zeros(x.shape[0], result.shape[1], height, width, device=x.device, dtype=torch.float32)
             w = window(iy, ix)

@@ -8,23 +8,26 @@ thickening, black on white. :func:`prepare_sketch` turns a user drawing (any siz
 the model input the same way the training sketches were made.
 
 The edges -> faces model was trained on raw 64 px DCGAN faces sketched by :func:`face_sketch`.
-:func:`photo_to_face_sketch` frames a photo's face the same way (:data:`TRAINING_FACE_LAYOUT`, the
+:func:`photo_to_face_sketch` frames a photo's face the same way (:func:`training_face_layout`, the
 median landmark layout of those DCGAN faces) before sketching it with the same recipe, and
-:func:`pad_guide` draws that framing faintly for the drawing pad.
+:func:`pad_guide` draws that framing faintly for the drawing pad. :func:`run` is the app's
+"Photo -> sketch".
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from core.images import load_image
+from core.images import load_image, resize_max_side
 from core.weights import face_layout
 
-# The edges -> faces training crops are raw DCGAN samples; this layout is the median of 497
-# YuNet detections on such samples, so a face aligned to it is framed like a training crop.
-TRAINING_FACE_LAYOUT = face_layout("dcgan_faces64_symmetric")
+# The edges -> faces training crops are raw DCGAN samples; this layout is the median of 497 YuNet
+# detections on such samples, so a face aligned to it is framed like a training crop.
+TRAINING_FACE_LAYOUT_NAME = "dcgan_faces64_symmetric"
 TRAINING_FACE_SIZE = 64
 GUIDE_COLOUR = (190, 215, 245)  # light blue: visible on white, lighter than an "empty pad" (grey > 200)
 
@@ -110,12 +113,17 @@ def face_sketch(face: Image.Image, size: int, *, work_size: int = 256, detail: f
     return prepare_sketch(training_sketch(face, work_size=work_size, detail=detail, stroke=stroke), size)
 
 
+def training_face_layout() -> np.ndarray:
+    """The five-landmark layout (fractions of the side, 5x2) of the edges -> faces training crops."""
+    return face_layout(TRAINING_FACE_LAYOUT_NAME)
+
+
 def align_like_training_faces(photo, size: int = TRAINING_FACE_SIZE):
-    """The photo's one face (``core.faces``) aligned to :data:`TRAINING_FACE_LAYOUT` at ``size`` px."""
+    """The photo's one face (``core.faces``) aligned to :func:`training_face_layout` at ``size`` px."""
     from core.faces import align_face, single_face
 
     pil = load_image(photo)
-    return align_face(pil, single_face(pil, "the photo"), size, template=TRAINING_FACE_LAYOUT)
+    return align_face(pil, single_face(pil, "the photo"), size, template=training_face_layout())
 
 
 def photo_to_face_sketch(photo, *, detail: float = 0.4) -> tuple[Image.Image, Image.Image]:
@@ -125,21 +133,34 @@ def photo_to_face_sketch(photo, *, detail: float = 0.4) -> tuple[Image.Image, Im
     return training_sketch(face, detail=detail), face
 
 
-def sketch_of_photo(photo, *, detail: float = 0.4, frame_face: bool = True, max_side: int = 512) -> Image.Image:
-    """The app's "Photo -> sketch": the face framed like the training crops (256 px), or with
-    ``frame_face=False`` the whole photo (reduced to ``max_side`` px at most)."""
-    from core.images import resize_max_side
+@dataclass(frozen=True)
+class Settings:
+    """``detail`` in [0, 1] (more edges); ``frame_face``: frame the photo's one face like the training
+    crops (a 256 px sketch), else sketch the whole photo reduced to ``max_side`` px at most."""
 
-    if frame_face:
-        return photo_to_face_sketch(photo, detail=detail)[0]
-    return photo_to_sketch(resize_max_side(load_image(photo), max_side), detail=detail)
+    detail: float = 0.4
+    frame_face: bool = True
+    max_side: int = 512
+
+    def __post_init__(self):
+        object.__setattr__(self, "detail", float(self.detail))
+        object.__setattr__(self, "frame_face", bool(self.frame_face))
+        if not 0.0 <= self.detail <= 1.0:
+            raise ValueError(f"detail must be between 0 and 1, got {self.detail}.")
+
+
+def run(photo, settings: Settings = Settings()) -> Image.Image:
+    """The app's "Photo -> sketch" of ``photo`` (no model: OpenCV, and YuNet to frame a face)."""
+    if settings.frame_face:
+        return photo_to_face_sketch(photo, detail=settings.detail)[0]
+    return photo_to_sketch(resize_max_side(load_image(photo), settings.max_side), detail=settings.detail)
 
 
 def pad_guide(size: int = 256) -> Image.Image:
     """A white pad with a faint outline of where a face sits in the training crops: face oval,
-    eyes, nose and mouth at the mean landmark layout (:data:`TRAINING_FACE_LAYOUT`)."""
+    eyes, nose and mouth at the mean landmark layout (:func:`training_face_layout`)."""
     pad = np.full((size, size, 3), 255, np.uint8)
-    points = TRAINING_FACE_LAYOUT * size
+    points = training_face_layout() * size
     eye_distance = points[1, 0] - points[0, 0]
     centre = (int(round(size / 2)), int(round(points[0, 1] + 0.4 * eye_distance)))  # hairline to chin
     axes = (int(round(0.88 * eye_distance)), int(round(1.3 * eye_distance)))
