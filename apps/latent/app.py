@@ -29,7 +29,11 @@ DESCRIPTION = (
 )
 MODEL_IDS = models_for_app("latent")  # the generators, the encoder and the glasses classifier
 ui.preload_on_zero_gpu(MODEL_IDS, load=lab.load_float32)  # ZeroGPU only: models go on the GPU at start-up
-SHIPPED_DIRECTIONS = {"dcgan.faces64": Path(__file__).resolve().parent / "data" / "directions_dcgan_faces64.safetensors"}
+DATA = Path(__file__).resolve().parent / "data"
+# Attribute directions computed here and shipped with the app: data/directions_<family>_<tag>.safetensors.
+SHIPPED_DIRECTIONS = {model_id: path for model_id in lab.generator_ids()
+                      if (path := DATA / f"directions_{model_id.replace('.', '_')}.safetensors").is_file()}
+DEFAULT_GENERATOR = lab.default_generator()
 METHODS = [("Optimisation (pixel loss)", "optimise"), ("Encoder (one pass)", "encoder"),
            ("Encoder, then optimisation", "hybrid")]
 BLENDS = [("Add the edit's change (keeps the photo)", "residual"), ("Paste the generated face", "direct")]
@@ -140,7 +144,7 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
 
 
 @endpoint(1)
-def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
+def invert(photo, generator=DEFAULT_GENERATOR, method="hybrid", steps=100):
     """Back to z: find the latent of a face photo by optimisation, the trained encoder, or both.
     Args:
         photo: "Photo with one face", or a 64x64 aligned face (an http(s) URL or a base64 data URL when called as a tool).
@@ -158,7 +162,7 @@ def invert(photo, generator="dcgan.faces64", method="hybrid", steps=100):
 
 
 @endpoint(1)
-def edit(photo, generator="dcgan.faces64", latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
+def edit(photo, generator=DEFAULT_GENERATOR, latent_file=None, method="hybrid", attribute="eyeglasses", alpha=2.0,
          blend="residual", steps=100):
     """Edit a face photo through its latent: move it along an attribute direction and put the change back into the photo.
     Args:

@@ -19,7 +19,7 @@ import gradio as gr
 
 from core import ui
 from core.ui import reproduce
-from core.weights import models_for_app
+from core.weights import get_entry, models_for_app
 
 TITLE = "Season swap (CycleGAN)"
 DESCRIPTION = (
@@ -28,27 +28,14 @@ DESCRIPTION = (
     "the size and aspect ratio of your photo."
 )
 MODEL_IDS = models_for_app("season")
+DIRECTIONS = [(get_entry(model_id).choice_label, model_id) for model_id in MODEL_IDS]
 ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
-DIRECTIONS = [
-    ("Modern -> vintage look (not a season; works offline)", "cyclegan.vintage"),
-    ("Summer -> winter (Yosemite)", "cyclegan.summer2winter"),
-    ("Winter -> summer (Yosemite)", "cyclegan.winter2summer"),
-]
 MODES = [("Full resolution (overlapping tiles)", "tiled"),
          ("Fast: resize to the model's size and back (faster only for photos larger than that)", "resize")]
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 # Seconds on a 2-core CPU (bench/image_to_image.py): per megapixel in full resolution, per photo in
 # the fast mode; refined by the durations measured on this server (core.limits.JOB_CLOCK).
 SECONDS_PER_UNIT = {"tiled": 60.0, "resize": 2.0}
-
-
-def weights_status(model_id: str) -> str:
-    """One line under the dropdown: are this model's weights here, and if not, how to get them."""
-    from core.weights import availability
-
-    if availability(model_id)[0]:
-        return f"Weights of `{model_id}`: available here."
-    return "**Weights missing.** " + ui.missing_weights_message(model_id)
 
 
 @ui.user_errors
@@ -95,7 +82,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         with gr.Column():
             photo = ui.ImageInput(label="Photo", sources=["upload", "clipboard", "webcam"])
             model = gr.Dropdown(DIRECTIONS, value=MODEL_IDS[0], label="Direction / model")
-            status = gr.Markdown(weights_status(MODEL_IDS[0]))
+            status = gr.Markdown(ui.weights_status(MODEL_IDS[0]))
             mode = gr.Radio(MODES, value="tiled", label="Resolution")
             run = gr.Button("Translate", variant="primary")
             ui.reuse_settings("read_season_parameters", ("translate",), {"model_id": model, "mode": mode})
@@ -106,7 +93,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
             notes = gr.Markdown()
     run.click(translate, [photo, model, mode], [slider, result, notes], api_name="translate",
               **ui.HEAVY_EVENTS)
-    model.change(weights_status, model, status, api_visibility="private")
+    model.change(ui.weights_status, model, status, api_visibility="private")
     gr.Examples([[str(EXAMPLES / "rocket.jpg"), "cyclegan.vintage", "tiled"],
                  [str(EXAMPLES / "chelsea.jpg"), "cyclegan.vintage", "tiled"],
                  [str(EXAMPLES / "coffee.jpg"), "cyclegan.vintage", "resize"],

@@ -23,7 +23,7 @@ from core import ui
 from core.ui import reproduce
 from core.pipelines.sketch import pad_guide
 from core.pipelines.sketch_to_photo import DIFFERENCE_GAIN
-from core.weights import models_for_app
+from core.weights import get_entry, models_for_app
 
 TITLE = "Sketch to photo (pix2pix)"
 DESCRIPTION = (
@@ -31,27 +31,11 @@ DESCRIPTION = (
     "model was trained by this project on this CPU (64 px, works offline); the official edges -> shoes "
     "models and the other pix2pix tasks are downloaded on first use."
 )
-MODELS = [
-    ("Edges -> face, 64 px (trained here, offline)", "pix2pix.edges2faces64"),
-    ("Edges -> shoe (official U-Net)", "pix2pix.edges2shoes"),
-    ("Edges -> shoe (GAN Compression ResNet)", "pix2pix.edges2shoes_resnet"),
-    ("Facade labels -> photo (upload a label map)", "pix2pix.facades_label2photo"),
-    ("Map -> aerial photo (upload a map tile)", "pix2pix.map2sat"),
-    ("Aerial photo -> map (upload an aerial photo)", "pix2pix.sat2map"),
-    ("Day -> night (upload a photo)", "pix2pix.day2night"),
-]
 MODEL_IDS = models_for_app("sketch2photo")
+MODELS = [(get_entry(model_id).choice_label, model_id) for model_id in MODEL_IDS]
 ui.preload_on_zero_gpu(MODEL_IDS)  # ZeroGPU only: models go on the GPU at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
-DEFAULT_MODEL = MODELS[0][1]
-
-
-def weights_status(model_id: str) -> str:
-    from core.weights import availability
-
-    if availability(model_id)[0]:
-        return f"Weights of `{model_id}`: available here."
-    return "**Weights missing.** " + ui.missing_weights_message(model_id)
+DEFAULT_MODEL = MODEL_IDS[0]
 
 
 def job_cost(model_id) -> tuple[str, float]:
@@ -130,7 +114,7 @@ sketch_to_photo_pad.__doc__ = sketch_to_photo_pad.__doc__.rstrip() + SETTINGS_DO
 
 
 @ui.user_errors
-@ui.light  # OpenCV Canny (and YuNet to frame a face): no GAN, a fraction of a second
+@ui.light  # OpenCV Canny (and the face detector to frame a face): no GAN, a fraction of a second
 def photo_to_sketch(photo, detail=0.4, frame_face=True):
     """Thin black edges on white, like the edges pix2pix was trained on (OpenCV Canny, cleaned).
 
@@ -138,9 +122,7 @@ def photo_to_sketch(photo, detail=0.4, frame_face=True):
     (a 256 px sketch); otherwise the whole photo is sketched (512 px at most)."""
     from core.pipelines import sketch
 
-    if photo is None:
-        raise ValueError("Upload a photo first.")
-    return sketch.run(photo, sketch.Settings(detail, frame_face))
+    return sketch.run(photo, sketch.Settings(detail, frame_face)).sketch
 
 
 def difference_map(gallery):
@@ -177,7 +159,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
                     to_sketch = gr.Button("Photo -> sketch")
                     gr.Examples([[str(EXAMPLES / "astronaut.jpg")]], [photo], label="Example photo")
             model = gr.Dropdown(MODELS, value=DEFAULT_MODEL, label="Model")
-            status = gr.Markdown(weights_status(DEFAULT_MODEL))
+            status = gr.Markdown(ui.weights_status(DEFAULT_MODEL))
             paper_mode = gr.Checkbox(value=True, label="Paper mode (BatchNorm on the sketch's statistics, "
                                                        "dropout as noise, as in the paper); off = eval mode")
             with gr.Row():
@@ -199,7 +181,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         difference_map, gallery, spread, api_visibility="private")
     to_sketch.click(photo_to_sketch, [photo, detail, frame_face], sketch, api_name="photo_to_sketch",
                     **ui.JOB_EVENTS)
-    model.change(weights_status, model, status, api_visibility="private")
+    model.change(ui.weights_status, model, status, api_visibility="private")
     gr.Markdown("The faces model answers best to face-like sketches framed like its training faces (the pad's "
                 "faint guide: face outline, eyes, nose, mouth; add the hair around it), drawn with the thin brush; "
                 "the shoe models expect a shoe in side view.")

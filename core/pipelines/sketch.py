@@ -149,11 +149,22 @@ class Settings:
             raise ValueError(f"detail must be between 0 and 1, got {self.detail}.")
 
 
-def run(photo, settings: Settings = Settings()) -> Image.Image:
-    """The app's "Photo -> sketch" of ``photo`` (no model: OpenCV, and YuNet to frame a face)."""
+@dataclass(frozen=True)
+class Result:
+    sketch: Image.Image
+    details: dict
+
+
+def run(photo, settings: Settings = Settings()) -> Result:
+    """The app's "Photo -> sketch" of ``photo`` (no GAN: OpenCV edges, and the face detector to frame
+    a face)."""
+    if photo is None:
+        raise ValueError("Upload a photo first.")
     if settings.frame_face:
-        return photo_to_face_sketch(photo, detail=settings.detail)[0]
-    return photo_to_sketch(resize_max_side(load_image(photo), settings.max_side), detail=settings.detail)
+        sketch = photo_to_face_sketch(photo, detail=settings.detail)[0]
+    else:
+        sketch = photo_to_sketch(resize_max_side(load_image(photo), settings.max_side), detail=settings.detail)
+    return Result(sketch, {"detail": settings.detail, "frame_face": settings.frame_face, "size": list(sketch.size)})
 
 
 def pad_guide(size: int = 256) -> Image.Image:

@@ -69,6 +69,11 @@ class ModelEntry:
         return self.info.get("title", self.id)
 
     @property
+    def choice_label(self) -> str:
+        """How an app's model menu names this model (its title when the manifest gives no label)."""
+        return self.info.get("choice_label", self.title)
+
+    @property
     def license(self) -> str:
         return self.info.get("license", "unknown")
 

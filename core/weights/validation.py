@@ -70,6 +70,8 @@ def _model_problems(model_id: str, raw: dict[str, Any]) -> list[str]:
         problems.append(f"{where} cuda_dtype must be one of {', '.join(CUDA_DTYPES)} (or absent for float32)")
     if not isinstance(raw.get("cpu_channels_last", False), bool):
         problems.append(f"{where} cpu_channels_last must be true or false")
+    if not isinstance(raw.get("choice_label", ""), str):
+        problems.append(f"{where} choice_label must be text (what the app's model menu shows)")
     problems += cpu_backend_problems(where, raw.get("cpu_backend"))
     multiple = raw.get("input", {}).get("multiple_of", 1)
     if not (isinstance(multiple, int) and multiple >= 1):

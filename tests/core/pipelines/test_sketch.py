@@ -98,3 +98,16 @@ def test_pad_guide_is_faint_and_never_part_of_the_drawing():
     assert drawing[np.ones((256, 256), bool) & (layer[..., 3] == 0)].min() == 255  # the guide is gone
     with pytest.raises(ValueError, match="empty"):
         sketch_from_editor({"background": guide, "layers": [np.zeros((256, 256, 4), np.uint8)], "composite": None})
+
+
+def test_run_returns_the_sketch_and_the_settings_it_used():
+    from core.pipelines import sketch
+
+    photo = Image.fromarray(data.astronaut()).resize((900, 600))
+    result = sketch.run(photo, sketch.Settings(detail=0.5, frame_face=False))
+    assert result.sketch.size == (512, 341)  # reduced to max_side, aspect kept
+    assert result.details == {"detail": 0.5, "frame_face": False, "size": [512, 341]}
+    pixels = np.asarray(result.sketch.convert("L"))
+    assert (pixels < 128).any() and (pixels > 128).mean() > 0.9  # dark lines on white
+    with pytest.raises(ValueError, match="Upload a photo first"):
+        sketch.run(None)

@@ -44,3 +44,13 @@ def test_validator_refuses_a_role_in_an_app_the_model_is_not_listed_under(tmp_pa
     path.write_text(json.dumps(data))
     assert weights.validate_manifest(path) == [
         "cyclegan.vintage: roles must map apps it is listed under to a role name"]
+
+
+def test_a_choice_label_must_be_text(write_manifest):
+    from core.weights import get_entry, validate_manifest
+
+    path = write_manifest({"dcgan.x": {"arch": "dcgan", "config": {}, "sources": [], "apps": ["pulse"],
+                                       "title": "A DCGAN", "choice_label": 3}})
+    assert any("choice_label must be text" in p for p in validate_manifest(path))
+    write_manifest({"dcgan.y": {"arch": "dcgan", "config": {}, "sources": [], "apps": ["pulse"], "title": "A DCGAN"}})
+    assert get_entry("dcgan.y").choice_label == "A DCGAN"  # no label: the menu shows the title
