@@ -48,7 +48,7 @@ def test_a_batch_is_half_clean_faces_half_faces_with_rendered_glasses(faces):
     assert 0 <= augmented.min() and augmented.max() <= 255 and not torch.equal(augmented, x)
 
 
-def test_a_short_run_lowers_the_loss_and_predict_gives_probabilities(faces):
+def test_a_short_run_lowers_the_loss_and_tells_glasses_apart(faces):
     images, landmarks = faces
     x, y = trainer.make_batch(images, landmarks, np.random.default_rng(99), 32, augment=False)
     torch.manual_seed(5)
@@ -57,11 +57,11 @@ def test_a_short_run_lowers_the_loss_and_predict_gives_probabilities(faces):
     with torch.no_grad():
         before = F.binary_cross_entropy_with_logits(untrained(x), y).item()
         after = F.binary_cross_entropy_with_logits(model(x), y).item()
+        probabilities = model.probability(x)
     assert after < 0.6 * before  # from chance (ln 2) towards telling them apart
-    probabilities = trainer.predict(model, images[:5])
-    assert probabilities.shape == (5,) and ((0 <= probabilities) & (probabilities <= 1)).all()
-    expected = model.probability(torch.from_numpy(images[:5]).permute(0, 3, 1, 2).float()).numpy()
-    np.testing.assert_allclose(probabilities, expected, rtol=1e-6)
+    assert probabilities.shape == (32,) and ((0 <= probabilities) & (probabilities <= 1)).all()
+    glasses = y.flatten() > 0.5
+    assert probabilities[glasses].mean() > probabilities[~glasses].mean() + 0.2  # P(glasses) higher with glasses
 
 
 def test_the_command_line_writes_a_checkpoint_the_registry_loads(faces, tmp_path, capsys):
