@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import core.models
@@ -39,3 +40,29 @@ def in_distribution_target(adapter, size: int, seed: int = 123) -> torch.Tensor:
     with torch.no_grad():
         state = adapter.init_state(1, torch.Generator().manual_seed(seed))
         return downscale(adapter.render(state, final=True), size).clamp(0, 1)
+
+
+# Fixtures shared by the PULSE test modules (import them by these names; pytest uses the ``name=``).
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one intra-op thread is faster than two fighting over a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", name="tiny_dcgan")
+def tiny_dcgan_adapter():
+    from core.pipelines.pulse_adapters import DCGANAdapter
+
+    return DCGANAdapter(tiny_dcgan())
+
+
+@pytest.fixture(scope="module", name="tiny_sg2")
+def tiny_sg2_with_fit():
+    """The tiny StyleGAN2 and its Gaussian fit (the PULSE prior)."""
+    from core.pipelines.pulse_adapters import gaussian_fit
+
+    model = tiny_stylegan2()
+    return model, gaussian_fit(model, samples=3000, batch=1000)

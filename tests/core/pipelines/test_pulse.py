@@ -14,14 +14,7 @@ from core.pipelines.pulse_search import downscale
 from core.pipelines.streaming import Progress, drain
 from core.weights import face_layout
 from tests.support import tiny_pulse
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.support.tiny_pulse import one_thread  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")

@@ -12,26 +12,7 @@ from core.pipelines import pulse_adapters as A
 from core.pipelines import pulse_search as S
 from core.pipelines.streaming import Stop
 from tests.support import tiny_pulse as tiny
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread is faster than two fighting over a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_dcgan():
-    return A.DCGANAdapter(tiny.tiny_dcgan())
-
-
-@pytest.fixture(scope="module")
-def tiny_sg2():
-    model = tiny.tiny_stylegan2()
-    return model, A.gaussian_fit(model, samples=3000, batch=1000)
+from tests.support.tiny_pulse import one_thread, tiny_dcgan_adapter, tiny_sg2_with_fit  # noqa: F401  (fixtures)
 
 
 def keys_cubic(x):
