@@ -143,11 +143,9 @@ def case_unet() -> None:
     emit(case="peak_end", gflops=round(conv_peak(3)[0], 1))
 
 
-def case_compile() -> None:
-    """torch.compile (inductor) variants, compile time included; run twice with one cache dir to see caching."""
-    import torch._inductor.config as inductor_config
-
-    mode = os.environ["T2I_COMPILE_MODE"]
+def eager_reference():
+    """The same run's conv peak, the real-size UNet and its inputs, its FLOPs, the PSNR check seeded with
+    eager fp32, and one eager timing: what every backend case compares itself with."""
     peak, _ = conv_peak(3)
     unet = build_unet()
     x, t, ctx, sample = turbo_inputs()
@@ -156,6 +154,16 @@ def case_compile() -> None:
         flops = count_flops(lambda: unet(x, t, encoder_hidden_states=ctx).sample)
         check.psnr(unet(x, t, encoder_hidden_states=ctx).sample)
         eager = best_of(lambda: unet(x, t, encoder_hidden_states=ctx).sample, repeats=1)
+    return peak, unet, (x, t, ctx), check, flops, eager
+
+
+def case_compile() -> None:
+    """torch.compile (inductor) variants, compile time included; run twice with one cache dir to see caching."""
+    import torch._inductor.config as inductor_config
+
+    mode = os.environ["T2I_COMPILE_MODE"]
+    peak, unet, (x, t, ctx), check, flops, eager = eager_reference()
+    with torch.inference_mode():
         if "cl" in mode:
             unet.to(memory_format=torch.channels_last)
             x = x.to(memory_format=torch.channels_last)
@@ -178,14 +186,7 @@ def case_openvino() -> None:
     except ImportError:
         raise SystemExit("The openvino case needs OpenVINO: pip install -r bench/requirements-openvino.txt") from None
 
-    peak, _ = conv_peak(3)
-    unet = build_unet()
-    x, t, ctx, sample = turbo_inputs()
-    check = ImageCheck(sample)
-    with torch.inference_mode():
-        flops = count_flops(lambda: unet(x, t, encoder_hidden_states=ctx).sample)
-        check.psnr(unet(x, t, encoder_hidden_states=ctx).sample)
-        eager = best_of(lambda: unet(x, t, encoder_hidden_states=ctx).sample, repeats=1)
+    peak, unet, (x, t, ctx), check, flops, eager = eager_reference()
     start = time.perf_counter()
     model = ov.convert_model(_Eps(unet), example_input=(x, t, ctx))
     convert_s = time.perf_counter() - start

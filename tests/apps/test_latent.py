@@ -8,15 +8,12 @@ The real offline DCGAN, the shipped encoder and classifier serve the DCGAN tests
 from __future__ import annotations
 
 import importlib
-import io
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -34,37 +31,13 @@ REAL = ("dcgan.faces64", "latent.encoder_dcgan64", "genegan.glasses_classifier64
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    import huggingface_hub.constants as hf_constants
-
-    import core.models
-    from core import weights
     from core.cache import MODEL_CACHE
-    from tests.support.live import live_client
-    from tests.support.local_servers import LocalHub
+    from tests.support.live import isolated_app_world, live_client, upload_tiny_stylegan2
 
     root = tmp_path_factory.mktemp("latent")
-    (root / "override").mkdir()
-    for model_id in ("dcgan.faces64", *detector_ids()):  # real entries the test manifest keeps, as overrides
-        if weights.availability(model_id)[0]:
-            shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
-    manifest = json.loads(weights.manifest_path().read_text())
-    real, layouts = {k: v for k, v in manifest["models"].items() if k in REAL}, manifest["face_layouts"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
-    with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
-        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub", "GANHUB_CACHE": root / "c",
-                            "HF_ENDPOINT": hub.url, "GANHUB_MANIFEST": root / "manifest.json",
-                            "GANHUB_WEIGHTS_DIR": root / "override", "GRADIO_TEMP_DIR": root / "gradio",
-                            "GANHUB_DEVICE": "cpu"}.items():
-            mp.setenv(name, str(value))
-        for name in ("HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
-            mp.delenv(name, raising=False)
-        mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-        torch.manual_seed(0)
-        buffer = io.BytesIO()
-        torch.save({"g_ema": core.models.build("stylegan2", **TINY_SG2).state_dict()}, buffer)
-        revision = hub.add_file("tests/tiny-stylegan2", "g.pt", buffer.getvalue())
+    overrides = ("dcgan.faces64", *detector_ids())  # the shipped encoder and classifier load from the repo
+    with isolated_app_world(root, REAL, overrides, GANHUB_DEVICE="cpu") as (hub, real, layouts):
+        revision = upload_tiny_stylegan2(hub, TINY_SG2)
         tiny = {"arch": "stylegan2", "config": TINY_SG2, "title": "tiny StyleGAN2", "license": "test",
                 "apps": ["latent"], "roles": {"latent": "generator"},
                 "sources": [{"kind": "hf", "repo_id": "tests/tiny-stylegan2", "filename": "g.pt", "revision": revision,
@@ -77,8 +50,6 @@ def client(tmp_path_factory):
         with live_client(module.demo) as c:
             yield c
         MODEL_CACHE.clear()
-    torch.set_num_threads(threads)
-
 
 def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB")).astype(np.int16)

@@ -8,17 +8,14 @@ then to a tiny random rosinality checkpoint on the local Hub (the working path).
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from core.faces import detector_ids
@@ -31,37 +28,12 @@ DETECTOR = pytest.mark.real_weights(*detector_ids())
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    import huggingface_hub.constants as hf_constants
-
-    import core.models
-    from core import weights
     from core.cache import MODEL_CACHE
-    from tests.support.live import live_client
-    from tests.support.local_servers import LocalHub
+    from tests.support.live import isolated_app_world, live_client, upload_tiny_stylegan2
 
     root = tmp_path_factory.mktemp("pulse")
-    (root / "override").mkdir()
-    kept = ("dcgan.faces64", *detector_ids())  # real entries the test manifest keeps, served as overrides
-    for model_id in kept:
-        if weights.availability(model_id)[0]:
-            shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
-    manifest = json.loads(weights.manifest_path().read_text())
-    real = {k: v for k, v in manifest["models"].items() if k in kept}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models on a shared CPU: one thread is fastest
-    with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
-        for name, value in {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub", "GANHUB_CACHE": root / "c",
-                            "HF_ENDPOINT": hub.url, "GANHUB_MANIFEST": root / "manifest.json",
-                            "GANHUB_WEIGHTS_DIR": root / "override", "GRADIO_TEMP_DIR": root / "gradio"}.items():
-            mp.setenv(name, str(value))
-        for name in ("HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
-            mp.delenv(name, raising=False)
-        mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
-        mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-        torch.manual_seed(0)
-        buffer = io.BytesIO()
-        torch.save({"g_ema": core.models.build("stylegan2", **TINY_SG2).state_dict()}, buffer)
-        revision = hub.add_file("tests/tiny-stylegan2", "g.pt", buffer.getvalue())
+    with isolated_app_world(root, keep=("dcgan.faces64", *detector_ids())) as (hub, real, layouts):
+        revision = upload_tiny_stylegan2(hub, TINY_SG2)
 
         def write_manifest(stylegan_repo: str) -> None:
             entry = {"arch": "stylegan2", "config": TINY_SG2, "title": "tiny StyleGAN2", "license": "test",
@@ -70,7 +42,6 @@ def app(tmp_path_factory):
                                   "format": {"type": "torch_pickle", "key": "g_ema"}}]}
             models = {"stylegan2.ffhq1024": entry, **real}
             path = root / "manifest.json"
-            layouts = manifest["face_layouts"]
             path.write_text(json.dumps({"schema_version": 1, "face_layouts": layouts, "models": models}))
             stamp = time.time() + len(stylegan_repo)  # a new mtime: the manifest is re-read
             os.utime(path, (stamp, stamp))
@@ -82,8 +53,6 @@ def app(tmp_path_factory):
         with live_client(module.demo) as client:
             yield module, client, write_manifest
         MODEL_CACHE.clear()
-    torch.set_num_threads(threads)
-
 
 def upsample(client, image, **kwargs):
     from gradio_client import handle_file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import tempfile
 
@@ -80,3 +81,56 @@ def mcp_session(url: str, work):
             return await work(session)
 
     return asyncio.run(main())
+
+
+@contextlib.contextmanager
+def isolated_app_world(root, keep: tuple[str, ...], overrides: tuple[str, ...] | None = None, **extra_env):
+    """A local Hub plus an environment whose caches, manifest (``root/manifest.json``), overrides and
+    gradio files all live under ``root``. The test manifest keeps the real entries ``keep``; those of
+    ``overrides`` (default: all of ``keep``) are served as overrides when their weights are on this machine. Yields ``(hub, real_entries, face_layouts)``; one torch thread meanwhile
+    (small models on a shared CPU)."""
+    import json
+
+    import huggingface_hub.constants as hf_constants
+    import pytest
+    import torch
+
+    from core import weights
+    from tests.support.local_servers import LocalHub
+
+    (root / "override").mkdir(exist_ok=True)
+    for model_id in keep if overrides is None else overrides:
+        if weights.availability(model_id)[0]:
+            shutil.copy(weights.resolve(model_id, download=False), root / "override" / f"{model_id}.safetensors")
+    manifest = json.loads(weights.manifest_path().read_text())
+    real = {k: v for k, v in manifest["models"].items() if k in keep}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp, LocalHub() as hub:
+            env = {"HF_HOME": root / "hf", "HF_HUB_CACHE": root / "hf" / "hub", "GANHUB_CACHE": root / "c",
+                   "HF_ENDPOINT": hub.url, "GANHUB_MANIFEST": root / "manifest.json",
+                   "GANHUB_WEIGHTS_DIR": root / "override", "GRADIO_TEMP_DIR": root / "gradio", **extra_env}
+            for name, value in env.items():
+                mp.setenv(name, str(value))
+            for name in ("HF_HUB_OFFLINE", "GANHUB_OFFLINE"):
+                mp.delenv(name, raising=False)
+            mp.setattr(hf_constants, "HF_HUB_CACHE", str(root / "hf" / "hub"))
+            mp.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+            yield hub, real, manifest["face_layouts"]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def upload_tiny_stylegan2(hub, config: dict, repo: str = "tests/tiny-stylegan2") -> str:
+    """A tiny StyleGAN2 (seed 0) as the official ``g_ema`` pickle on the local Hub; returns its revision."""
+    import io
+
+    import torch
+
+    import core.models
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save({"g_ema": core.models.build("stylegan2", **config).state_dict()}, buffer)
+    return hub.add_file(repo, "g.pt", buffer.getvalue())
