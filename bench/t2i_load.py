@@ -85,7 +85,7 @@ def case_load(folder: Path, prefetch: bool = False) -> dict:
             fd = os.open(path, os.O_RDONLY)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
             os.close(fd)
-    from core.pipelines import text_to_image as t2i
+    from core.pipelines import text_to_image_loading as t2i
 
     imported = time.perf_counter() - start
     pipe = t2i.load_pipeline(MODEL_ID, torch.device("cpu"), torch.float32, download=False)
