@@ -184,7 +184,7 @@ def case_openvino() -> None:
     try:
         import openvino as ov
     except ImportError:
-        raise SystemExit("The openvino case needs OpenVINO: pip install -r bench/requirements-openvino.txt") from None
+        raise SystemExit("The openvino case needs OpenVINO (requirements.txt, Linux/Windows x86_64)") from None
 
     peak, unet, (x, t, ctx), check, flops, eager = eager_reference()
     start = time.perf_counter()

@@ -20,6 +20,7 @@ the CPU computes it natively). CUDA and MPS pipelines are never touched.
 from __future__ import annotations
 
 import os
+import platform
 import re
 from pathlib import Path
 
@@ -79,13 +80,16 @@ def chosen_levers(field: dict | None, cpu_flags: str | None = None) -> dict:
 
 def unet_backend(field: dict | None, device: torch.device, dtype: torch.dtype) -> str:
     """``"openvino"`` or ``"torch"``: the manifest's choice for this CPU, or ``GANHUB_T2I_BACKEND``'s.
-    Always torch off the CPU and for reduced-precision pipelines (OpenVINO is measured in float32)."""
+    Always torch off the CPU and for reduced-precision pipelines (OpenVINO is measured in float32);
+    the manifest's rows are x86 measurements, so other CPUs (ARM) use torch unless overridden."""
     setting = os.environ.get(BACKEND_VARIABLE, "").strip().lower()
     if setting not in ("", "auto", *UNET_BACKENDS):
         raise ValueError(f"{BACKEND_VARIABLE} must be torch, openvino or auto (got {setting!r}).")
     if torch.device(device).type != "cpu" or dtype != torch.float32:
         return "torch"
-    return setting if setting in UNET_BACKENDS else chosen_levers(field)["unet"]
+    if setting in UNET_BACKENDS:
+        return setting
+    return chosen_levers(field)["unet"] if platform.machine().lower() in ("x86_64", "amd64") else "torch"
 
 
 def configure(pipe, field: dict | None, device: torch.device):

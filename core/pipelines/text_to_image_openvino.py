@@ -16,6 +16,7 @@ torch UNet does for such sides) and is right for every side.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -82,6 +83,24 @@ def cached_ir(unet_folder: Path) -> Path | None:
     return done if done and done.is_file() and done.with_suffix(".bin").is_file() else None
 
 
+@contextlib.contextmanager
+def _telemetry_declined():
+    """OpenVINO's converter sends usage statistics to Google Analytics unless the machine's user
+    opted out (``opt_in_out --opt_out``); a server converting a model must not phone home, so the
+    consent check answers "declined" while the conversion runs (nothing sent, no file written)."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # no telemetry package: OpenVINO uses its no-op stub
+        yield
+        return
+    original = OptInChecker.check
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    try:
+        yield
+    finally:
+        OptInChecker.check = original
+
+
 class _NoiseFunction(torch.nn.Module):
     """The UNet as a function of three tensors (what the exporter traces)."""
 
@@ -111,7 +130,7 @@ def convert(unet, unet_folder: Path) -> Path:
                torch.randn(1, 77, cfg.cross_attention_dim))
     shapes = [ov.PartialShape([-1, cfg.in_channels, -1, -1]), ov.PartialShape([-1]),
               ov.PartialShape([-1, -1, cfg.cross_attention_dim])]
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _telemetry_declined():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape checks traced as constants (module doc)
         model = ov.convert_model(_NoiseFunction(unet), example_input=example, input=shapes)
     conversions += 1

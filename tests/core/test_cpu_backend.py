@@ -78,6 +78,9 @@ def test_the_unet_backend_is_the_manifest_row_on_float32_cpus_unless_overridden(
     monkeypatch.delenv(cpu_backend.BACKEND_VARIABLE, raising=False)
     cpu, f32 = torch.device("cpu"), torch.float32
     monkeypatch.setattr(cpu_backend, "feature_set", lambda flags=None: "avx2")
+    monkeypatch.setattr(cpu_backend.platform, "machine", lambda: "aarch64")
+    assert cpu_backend.unet_backend(FIELD, cpu, f32) == "torch"  # the rows are x86 measurements
+    monkeypatch.setattr(cpu_backend.platform, "machine", lambda: "x86_64")
     assert cpu_backend.unet_backend(FIELD, cpu, f32) == "openvino"
     assert cpu_backend.unet_backend(FIELD, cpu, torch.bfloat16) == "torch"  # OpenVINO is measured in float32
     assert cpu_backend.unet_backend(FIELD, torch.device("cuda"), f32) == "torch"

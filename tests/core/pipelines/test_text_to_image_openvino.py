@@ -38,6 +38,8 @@ def first_load(hub):
         served_first = type(pipe.unet).__name__
         pipe._ganhub_openvino.join(timeout=300)
         assert ov_unet.conversions == conversions + 1
+        telemetry = pytest.importorskip("openvino_telemetry")
+        assert telemetry.Telemetry().consent is False, "the conversion must not send usage statistics"
         yield pipe, served_first
         MODEL_CACHE.clear()
 
