@@ -58,9 +58,22 @@ def openvino_version() -> str | None:
 
 
 def weights_sha256(path: Path) -> str:
-    """The sha256 of a safetensors file: the name of the Hub blob it links to, else hashed."""
-    name = Path(os.path.realpath(path)).name
-    return name if re.fullmatch(r"[0-9a-f]{64}", name) else sha256_of(path)
+    """The sha256 of a safetensors file: the name of the Hub blob it links to; else (a copied
+    snapshot, Windows without symlinks) hashed once and remembered for its path, size and mtime."""
+    real = Path(os.path.realpath(path))
+    if re.fullmatch(r"[0-9a-f]{64}", real.name):
+        return real.name
+    stat = real.stat()
+    memo = cache_dir() / "openvino" / "sha256" / hashlib.sha256(
+        f"{real}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    if memo.is_file():
+        return memo.read_text().strip()
+    digest = sha256_of(real)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_sibling(memo)
+    partial.write_text(digest)
+    partial.replace(memo)
+    return digest
 
 
 def ir_folder(unet_folder: Path) -> Path | None:

@@ -7,6 +7,7 @@ module (the first load), and every later check reuses that IR.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,10 +100,14 @@ def test_a_cached_ir_is_reused_without_converting_or_building_the_torch_unet(fir
 
     original = UNet2DConditionModel.__init__
     monkeypatch.setattr(UNet2DConditionModel, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    read = []
+    monkeypatch.setattr(loading, "read_ahead", lambda files: read.extend(files))
     pipe = loading.load_pipeline("diffusers.tiny")
     assert isinstance(pipe.unet, ov_unet.OpenVINOUNet) and not hasattr(pipe, "_ganhub_openvino")
     assert ov_unet.conversions == conversions and built == []
     assert pipe.unet.ir == first_load[0].unet.ir
+    # What is read ahead: the safetensors it maps, and the IR's weights instead of the torch UNet's.
+    assert sorted(p.parent.name for p in read[:-1]) == ["text_encoder", "vae"] and read[-1] == pipe.unet.ir.with_suffix(".bin")
 
 
 def test_the_cache_key_follows_the_weights_the_version_and_the_settings(tmp_path, monkeypatch):
@@ -122,18 +127,26 @@ def test_the_cache_key_follows_the_weights_the_version_and_the_settings(tmp_path
     assert ov_unet.ir_folder(folder) not in (first, second)
 
 
-def test_a_hub_blob_names_its_own_hash(tmp_path):
+def test_a_hub_blob_names_its_own_hash_and_a_plain_file_is_hashed_once(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    monkeypatch.setenv("GANHUB_CACHE", str(tmp_path / "cache"))
     blob = tmp_path / "blobs" / ("ab" * 32)
     blob.parent.mkdir()
     blob.write_bytes(b"not hashed")
     link = tmp_path / "model.safetensors"
     link.symlink_to(blob)
-    assert ov_unet.weights_sha256(link) == "ab" * 32
+    hashed = []
+    monkeypatch.setattr(ov_unet, "sha256_of", lambda p: hashed.append(p) or hashlib.sha256(Path(p).read_bytes()).hexdigest())
+    assert ov_unet.weights_sha256(link) == "ab" * 32 and hashed == []
     plain = tmp_path / "plain.safetensors"
     plain.write_bytes(b"hashed")
-    import hashlib
-
     assert ov_unet.weights_sha256(plain) == hashlib.sha256(b"hashed").hexdigest()
+    assert ov_unet.weights_sha256(plain) == hashlib.sha256(b"hashed").hexdigest() and len(hashed) == 1
+    plain.write_bytes(b"changed")
+    os.utime(plain, ns=(1, 1))  # a new mtime (and size): hashed again
+    assert ov_unet.weights_sha256(plain) == hashlib.sha256(b"changed").hexdigest() and len(hashed) == 2
 
 
 def test_a_failed_conversion_leaves_torch_serving_and_says_so_once(first_load, monkeypatch, caplog):
