@@ -39,7 +39,8 @@ def test_every_text_to_image_entry_records_its_cpu_choice():
 
 @pytest.mark.parametrize(("field", "problem"), [
     ({"avx2": FIELD["avx2"]}, "cpu_backend must map each of avx2, avx512, avx512_bf16 to its levers"),
-    ({**FIELD, "avx2": {**FIELD["avx2"], "channels_last": "yes"}}, "cpu_backend.avx2.channels_last must be true or false"),
+    ({**FIELD, "avx2": {**FIELD["avx2"], "channels_last": "yes"}},
+     "cpu_backend.avx2.channels_last must be true or false"),
     ({**FIELD, "avx512": {**FIELD["avx512"], "attention": "xformers"}},
      "cpu_backend.avx512.attention must be one of default, flash, math"),
     ({**FIELD, "avx2": {"channels_last": True}}, "cpu_backend.avx2 must set exactly channels_last, attention, unet"),

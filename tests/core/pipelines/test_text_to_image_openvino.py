@@ -99,7 +99,8 @@ def test_a_cached_ir_is_reused_without_converting_or_building_the_torch_unet(fir
     from diffusers import UNet2DConditionModel
 
     original = UNet2DConditionModel.__init__
-    monkeypatch.setattr(UNet2DConditionModel, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(UNet2DConditionModel, "__init__",
+                        lambda self, *a, **k: built.append(1) or original(self, *a, **k))
     read = []
     monkeypatch.setattr(loading, "read_ahead", lambda files: read.extend(files))
     pipe = loading.load_pipeline("diffusers.tiny")
@@ -107,7 +108,8 @@ def test_a_cached_ir_is_reused_without_converting_or_building_the_torch_unet(fir
     assert ov_unet.conversions == conversions and built == []
     assert pipe.unet.ir == first_load[0].unet.ir
     # What is read ahead: the safetensors it maps, and the IR's weights instead of the torch UNet's.
-    assert sorted(p.parent.name for p in read[:-1]) == ["text_encoder", "vae"] and read[-1] == pipe.unet.ir.with_suffix(".bin")
+    assert sorted(p.parent.name for p in read[:-1]) == ["text_encoder", "vae"]
+    assert read[-1] == pipe.unet.ir.with_suffix(".bin")
 
 
 def test_the_cache_key_follows_the_weights_the_version_and_the_settings(tmp_path, monkeypatch):
@@ -138,7 +140,8 @@ def test_a_hub_blob_names_its_own_hash_and_a_plain_file_is_hashed_once(tmp_path,
     link = tmp_path / "model.safetensors"
     link.symlink_to(blob)
     hashed = []
-    monkeypatch.setattr(ov_unet, "sha256_of", lambda p: hashed.append(p) or hashlib.sha256(Path(p).read_bytes()).hexdigest())
+    monkeypatch.setattr(ov_unet, "sha256_of",
+                        lambda p: hashed.append(p) or hashlib.sha256(Path(p).read_bytes()).hexdigest())
     assert ov_unet.weights_sha256(link) == "ab" * 32 and hashed == []
     plain = tmp_path / "plain.safetensors"
     plain.write_bytes(b"hashed")
