@@ -7,6 +7,7 @@ module (the first load), and every later check reuses that IR.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -156,20 +157,28 @@ def test_a_failed_conversion_leaves_torch_serving_and_says_so_once(first_load, m
     monkeypatch.setenv(cpu_backend.BACKEND_VARIABLE, "openvino")
     monkeypatch.setattr(ov_unet, "cached_ir", lambda folder: None)
 
+    release = threading.Event()
+
     def broken(unet, folder):
+        release.wait(timeout=60)
         raise RuntimeError("no frontend for this op")
 
     monkeypatch.setattr(ov_unet, "convert", broken)
     with caplog.at_level(logging.WARNING, logger=ov_unet.__name__):
-        for _ in range(2):
+        for attempt in range(2):
             MODEL_CACHE.clear()
             pipe = loading.load_pipeline("diffusers.tiny")
+            if attempt == 0:  # the conversion is still running: torch serves, and the user is told
+                during = t2i.run("a dog", t2i.Settings("diffusers.tiny", steps=1, seed=1), model=pipe)
+                assert len(during.images) == 1
+                assert any("converted for OpenVINO in the background" in n for n in during.notes)
+                release.set()
             pipe._ganhub_openvino.join(timeout=60)
             assert type(pipe.unet).__name__ == "UNet2DConditionModel"
     failures = [r for r in caplog.records if "no frontend for this op" in r.getMessage()]
     assert len(failures) == 1 and "using torch" in failures[0].getMessage()
-    result = t2i.run("a dog", t2i.Settings("diffusers.tiny", steps=1, seed=1), model=pipe)
-    assert len(result.images) == 1
+    after = t2i.run("a dog", t2i.Settings("diffusers.tiny", steps=1, seed=1), model=pipe)
+    assert len(after.images) == 1 and not any("OpenVINO" in n for n in after.notes)
 
 
 def test_a_damaged_cached_ir_falls_back_to_torch(first_load, tmp_path, monkeypatch, caplog):
