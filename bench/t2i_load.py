@@ -193,7 +193,8 @@ def case_convert(pipe, load_s: float) -> dict:
                    psnr_db=check.psnr(eps_ov), max_abs_err=float((eps_ov - eps).abs().max()))
     core = ov.Core()
     model = core.read_model(str(pipe.unet.ir))
-    model.reshape({0: [1, 4, 64, 64], 1: [1], 2: [1, 77, 1024]})
+    shapes = ([1, 4, 64, 64], [1], [1, 77, 1024])
+    model.reshape({port: ov.PartialShape(shape) for port, shape in zip(model.inputs, shapes)})
     compile_s, compiled = timed(lambda: core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": torch.get_num_threads()}))
