@@ -232,6 +232,30 @@ def compile_cached(unet_folder: Path) -> OpenVINOUNet | None:
         return None
 
 
+def _at_lower_priority(fn, niceness: int = 10):
+    """``fn()`` in a thread of its own at ``niceness`` (Linux threads have their own nice value;
+    raising it back would need privileges, so the caller's thread keeps its priority)."""
+    result = {}
+
+    def work():
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+        except (AttributeError, OSError):
+            pass
+        try:
+            result["value"] = fn()
+        except BaseException as error:  # handed back to the caller
+            result["error"] = error
+
+    thread = threading.Thread(target=work, name="openvino-convert", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def switch_in_background(pipe, unet_folder: Path, lock: threading.Lock) -> threading.Thread:
     """Convert ``pipe.unet`` (torch) in a low-priority thread, cache the IR, compile it and put it in
     the pipeline between two generations (under ``lock``). Eager torch serves meanwhile; a failure
@@ -239,15 +263,11 @@ def switch_in_background(pipe, unet_folder: Path, lock: threading.Lock) -> threa
 
     def work():
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: this thread only
-        except (AttributeError, OSError):
-            pass
-        try:
             started = time.perf_counter()
             log.warning("Converting the UNet to OpenVINO in the background (first start with these weights, "
                         "a few minutes); torch serves until then.")
-            ir = convert(pipe.unet, unet_folder)
-            unet = OpenVINOUNet(ir, pipe.unet.config)
+            ir = _at_lower_priority(lambda: convert(pipe.unet, unet_folder))
+            unet = OpenVINOUNet(ir, pipe.unet.config)  # compiled at normal priority: its threads serve later
             with lock:
                 pipe.register_modules(unet=unet)
             log.warning("The UNet now runs on OpenVINO (converted and compiled in %.0f s; IR cached in %s).",
