@@ -8,9 +8,8 @@ as safetensors). Then each case runs in a fresh process with every weight file (
 OpenVINO IR) evicted from the page cache (``posix_fadvise(DONTNEED)``, no root needed):
 
 - ``read``: the raw read of every file (64 MB ``readinto``);
-- ``load``: ``load_pipeline`` on CPU, fp32, offline, in three configurations: ``before`` (eager
-  torch UNet, no read-ahead: the app before this change), ``torch`` (eager, weight files read ahead
-  in a thread) and ``openvino`` (the UNet from the cached IR, the torch UNet never built). diffusers
+- ``load``: ``load_pipeline`` on CPU, fp32, offline, with the eager ``torch`` UNet or the
+  ``openvino`` one (from the cached IR, the torch UNet never built). diffusers
   leaves the weights memory-mapped, so a load that returns has not read them yet: each load is
   followed by either ``touch`` (one read per 4 KB page of every parameter and buffer: ready to
   generate) or ``unet`` (two UNet evaluations at 512 px: the first one after the cold load pays the
@@ -35,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MODEL_ID = "diffusers.sd_turbo"
-CONFIGS = {"before": "torch", "torch": "torch", "openvino": "openvino"}
+CONFIGS = {"torch": "torch", "openvino": "openvino"}
 
 
 def snapshot_folder(root: Path) -> Path:
@@ -139,8 +138,6 @@ def case_load(config: str, then: str) -> dict:
     cpu_start = time.process_time()
     from core.pipelines import text_to_image_loading as loading
 
-    if config == "before":  # the app before this change: nothing read ahead
-        loading.read_ahead = lambda files: None
     imports_s, _ = timed(_import_diffusers)
     load_s, pipe = timed(lambda: loading.load_pipeline(MODEL_ID, torch.device("cpu"), torch.float32, download=False))
     row = {"case": f"{config}/{then}", "imports_s": round(imports_s, 2), "load_s": round(load_s, 2),

@@ -8,8 +8,7 @@ diffusers is imported lazily: importing this module stays cheap (:func:`import_i
 imports it ahead when a model's weights are here). On CPUs whose manifest row says so, the UNet
 runs on OpenVINO (:mod:`core.pipelines.text_to_image_openvino`): from its cached IR without
 building the torch UNet, or, on the first start with these weights, eager torch serves while the
-IR is converted in the background. While a pipeline loads, its weight files are read ahead in
-a thread, so the pages the memory-mapped weights fault in later are already in the page cache.
+IR is converted in the background.
 """
 
 from __future__ import annotations
@@ -100,30 +99,6 @@ def _pipeline_bytes(pipe) -> int:
                if isinstance(m, torch.nn.Module))
 
 
-def read_ahead(files: list[Path]) -> threading.Thread:
-    """Read ``files`` once, sequentially, in a thread, so that the pages the memory-mapped weights
-    fault in during the first generation are page-cache hits rather than small random disk reads."""
-
-    def work():
-        buffer = bytearray(16 << 20)
-        for path in files:
-            try:
-                with open(path, "rb", buffering=0) as f:
-                    while f.readinto(buffer):
-                        pass
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=work, name="read-ahead", daemon=True)
-    thread.start()
-    return thread
-
-
-def _weight_files(folder: Path, skip_unet: bool) -> list[Path]:
-    files = sorted(folder.glob("*/*.safetensors"))
-    return [f for f in files if not (skip_unet and f.parent.name == "unet")]
-
-
 def import_in_background(model_ids) -> threading.Thread | None:
     """Import diffusers' pipeline machinery (and transformers) in a thread when one of ``model_ids``
     has its weights here, so the first generation does not wait for the imports (~7 s)."""
@@ -170,8 +145,6 @@ def load_pipeline(model_id: str, device: torch.device | None = None, dtype: torc
 def _from_pretrained(folder: Path, entry, dtype: torch.dtype, compiled_unet=None):
     """The pipeline of the snapshot in ``folder`` with the manifest's scheduler; with
     ``compiled_unet`` (OpenVINO) in place of the torch UNet, which is then never built."""
-    reader = read_ahead(_weight_files(folder, skip_unet=compiled_unet is not None)
-                        + ([compiled_unet.ir.with_suffix(".bin")] if compiled_unet is not None else []))
     import diffusers
 
     pipeline_class = getattr(diffusers, entry.config["pipeline"])
@@ -189,7 +162,6 @@ def _from_pretrained(folder: Path, entry, dtype: torch.dtype, compiled_unet=None
             raise ValueError(f"{entry.id}: unknown scheduler {wanted!r} in the manifest.")
         pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
-    pipe._ganhub_read_ahead = reader
     return pipe
 
 
