@@ -1,13 +1,14 @@
 """The Stable Diffusion UNet on OpenVINO's CPU plugin, behind the interface diffusers calls.
 
 Measured on a 2-core AVX2 CPU (bench/RESULTS.md, issue 20): images 143.5 dB from eager torch in
-float32; 4.8x faster than eager at 256 px, but not faster at 512 px on the loaded machine of that
-session, so the manifest's rows keep torch and ``GANHUB_T2I_BACKEND=openvino`` turns this on.
+float32; 1.17x faster than eager at 512 px and 1.41x at 256 px (interleaved run), with a slower
+load, so the manifest's rows keep torch and ``GANHUB_T2I_BACKEND=openvino`` turns this on.
 The weights still come only from the resolver's safetensors: the torch UNet diffusers loaded
 from them is converted with ``openvino.convert_model`` and the result is kept as a *derived*
-cache (OpenVINO IR, rebuildable, never a source of weights) under ``$GANHUB_CACHE/openvino/<key>/``.
-The key hashes the content of the UNet's safetensors (in a Hugging Face snapshot the file is a link to ``blobs/<sha256>``, so
-the hash is free), its config, the OpenVINO version and the conversion settings; any change misses.
+cache (OpenVINO IR, rebuildable, never a source of weights) under
+``$GANHUB_CACHE/openvino/<key>/``. The key hashes the content of the UNet's safetensors (in a
+Hugging Face snapshot the file is a link to ``blobs/<sha256>``, so the hash is free), its
+config, the OpenVINO version and the conversion settings; any change misses.
 
 One IR serves every batch size and image size: the batch and the latent's height and width are
 dynamic, and the trace is taken at a latent side that is not a multiple of the UNet's total
