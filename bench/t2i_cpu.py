@@ -1,6 +1,6 @@
 """Issue 20: where the SD-Turbo UNet and the 256 px pix2pix U-Net lose the CPU's peak, and the levers.
 
-    python bench/t2i_cpu.py [--threads 2] [--case unet|compile|openvino|pix2pix] > out.jsonl
+    python bench/t2i_cpu.py [--threads 2] [--case unet|compile|openvino|openvino_ir|pix2pix] > out.jsonl
 
 Random weights of the real size (the cost is the same as with the trained ones). Each case runs in
 its own process and prints JSON lines; the parent runs them in order. Every case measures the
@@ -184,7 +184,7 @@ def case_openvino() -> None:
     try:
         import openvino as ov
     except ImportError:
-        raise SystemExit("The openvino case needs OpenVINO: pip install -r bench/requirements-openvino.txt") from None
+        raise SystemExit("The openvino case needs OpenVINO (requirements.txt, Linux/Windows x86_64)") from None
 
     peak, unet, (x, t, ctx), check, flops, eager = eager_reference()
     start = time.perf_counter()
@@ -206,6 +206,34 @@ def case_openvino() -> None:
         emit(case="openvino", precision=hint, convert_s=round(convert_s, 1), compile_s=round(compile_s, 1),
              seconds=round(seconds, 2), eager_same_process_s=round(eager, 2),
              pct_peak=round(100 * flops / seconds / 1e9 / peak, 1), psnr_db=check.psnr(run()), version=ov.__version__)
+
+
+def case_openvino_ir() -> None:
+    """The app's OpenVINO UNet (its cached dynamic-shape IR) against eager torch on the same snapshot
+    weights, alternating eager / OpenVINO twice per latent side (``T2I_SIDES``, default 64,32), so
+    the load's drift shows in the repeats. ``T2I_SNAPSHOT``: the snapshot folder (bench/t2i_load.py's);
+    its IR must be cached under ``GANHUB_CACHE`` (bench/t2i_load.py converts it)."""
+    from diffusers import UNet2DConditionModel
+
+    from core.pipelines import text_to_image_openvino as ov_unet
+
+    folder = Path(os.environ["T2I_SNAPSHOT"]) / "unet"
+    compiled = ov_unet.compile_cached(folder)
+    if compiled is None:
+        raise SystemExit(f"No cached IR for {folder}: run bench/t2i_load.py first.")
+    unet = UNet2DConditionModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)
+    for side in (int(v) for v in os.environ.get("T2I_SIDES", "64,32").split(",")):
+        g = torch.Generator().manual_seed(side)
+        x, t, ctx = torch.randn(1, 4, side, side, generator=g), torch.tensor(999), torch.randn(1, 77, 1024, generator=g)
+        compiled(x, t, encoder_hidden_states=ctx)  # first call at this shape (set-up)
+        with torch.inference_mode():
+            unet(x, t, encoder_hidden_states=ctx)
+            for round_ in range(2):
+                for name, fn in (("eager", unet), ("openvino", compiled)):
+                    start = time.perf_counter()
+                    fn(x, t, encoder_hidden_states=ctx)
+                    emit(case="openvino_ir", latent=side, round=round_, engine=name,
+                         seconds=round(time.perf_counter() - start, 2), load_avg=round(os.getloadavg()[0], 1))
 
 
 class _Eps(torch.nn.Module):
@@ -276,7 +304,8 @@ def case_pix2pix() -> None:
                  first_call_s=round(first, 1) if freeze is not None else None)
 
 
-CASES = {"unet": case_unet, "compile": case_compile, "openvino": case_openvino, "pix2pix": case_pix2pix}
+CASES = {"unet": case_unet, "compile": case_compile, "openvino": case_openvino, "openvino_ir": case_openvino_ir,
+         "pix2pix": case_pix2pix}
 
 
 def main() -> None:

@@ -263,6 +263,10 @@ def stream(prompt: str, settings: Settings, *, model=None, cancel: threading.Eve
     seed = settings.seed if settings.seed is not None else random.SystemRandom().randrange(MAX_SEED + 1)
     pipe = model if model is not None else loading.load_pipeline(settings.model_id)
     decoders, notes = _decoders(settings, pipe, previews, taesd)
+    converting = getattr(pipe, "_ganhub_openvino", None)
+    if converting is not None and converting.is_alive():
+        notes.append("The model is being converted for OpenVINO in the background (first start with these weights, "
+                     "a few minutes); until then images come from eager torch, more slowly.")
     cancel = cancel if cancel is not None else threading.Event()
     run = _Run(prompt, settings, seed, pipe, decoders, previews, notes, Stop(cancel, budget or Budget()))
     try:

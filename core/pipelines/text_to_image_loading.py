@@ -4,7 +4,11 @@ A pipeline is loaded once per process (``core.cache.MODEL_CACHE``) from the snap
 manifest pins (``core.weights.resolve_snapshot``: safetensors only, no remote code), in the
 dtype :func:`pipeline_dtype` picks for the device. Previews are decoded with TAESD
 (``diffusers.taesd``) when it is on this machine, otherwise with a linear latent->RGB map.
-diffusers is imported lazily: importing this module stays cheap.
+diffusers is imported lazily: importing this module stays cheap (:func:`import_in_background`
+imports it ahead when a model's weights are here). On CPUs whose manifest row says so, the UNet
+runs on OpenVINO (:mod:`core.pipelines.text_to_image_openvino`): from its cached IR without
+building the torch UNet, or, on the first start with these weights, eager torch serves while the
+IR is converted in the background.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from PIL import Image
 
 from core import cpu_backend
+from core.pipelines import text_to_image_openvino as openvino_unet
 from core.cache import MODEL_CACHE, module_bytes
 from core.device import cpu_bfloat16, get_device
 from core.weights import WeightsUnavailableError, dtype_for, get_entry, resolve_snapshot, sha256_of
@@ -90,7 +95,25 @@ def _cache_key(kind: str, model_id: str, device: torch.device, dtype: torch.dtyp
 
 
 def _pipeline_bytes(pipe) -> int:
-    return sum(module_bytes(m) for m in pipe.components.values() if isinstance(m, torch.nn.Module))
+    return sum(module_bytes(m) + getattr(m, "weight_bytes", 0) for m in pipe.components.values()
+               if isinstance(m, torch.nn.Module))
+
+
+def import_in_background(model_ids) -> threading.Thread | None:
+    """Import diffusers' pipeline machinery (and transformers) in a thread when one of ``model_ids``
+    has its weights here, so the first generation does not wait for the imports (~7 s)."""
+    from core.weights import weights_present
+
+    if not any(weights_present(m) for m in model_ids):
+        return None
+
+    def work():
+        from diffusers import StableDiffusionPipeline  # noqa: F401  (the import is the point)
+        from transformers import CLIPTextModel  # noqa: F401
+
+    thread = threading.Thread(target=work, name="import-diffusers", daemon=True)
+    thread.start()
+    return thread
 
 
 def load_pipeline(model_id: str, device: torch.device | None = None, dtype: torch.dtype | None = None,
@@ -102,25 +125,44 @@ def load_pipeline(model_id: str, device: torch.device | None = None, dtype: torc
     model_defaults(model_id)  # refuses unsupported pipeline classes
 
     def load():
-        import diffusers
-
         folder = _snapshot(model_id, download)
-        pipeline_class = getattr(diffusers, entry.config["pipeline"])
-        pipe = pipeline_class.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True, dtype=dtype,
-            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-        )
-        wanted = entry.config.get("scheduler")
-        if wanted and type(pipe.scheduler).__name__ != wanted:
-            scheduler_class = getattr(diffusers, wanted, None)
-            if scheduler_class is None or not issubclass(scheduler_class, diffusers.SchedulerMixin):
-                raise ValueError(f"{model_id}: unknown scheduler {wanted!r} in the manifest.")
-            pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
-        pipe.set_progress_bar_config(disable=True)
-        pipe._ganhub_lock = threading.Lock()  # one generation at a time per pipeline object
-        return cpu_backend.configure(pipe.to(device), entry.info.get("cpu_backend"), device)
+        backend = cpu_backend.unet_backend(entry.info.get("cpu_backend"), device, dtype)
+        compiled = openvino_unet.compile_cached(folder / "unet") if backend == "openvino" else None
+        pipe = _from_pretrained(folder, entry, dtype, compiled)
+        lock = pipe._ganhub_lock = threading.Lock()  # one generation at a time per pipeline object
+        pipe = cpu_backend.configure(pipe.to(device), entry.info.get("cpu_backend"), device)
+        if backend == "openvino" and compiled is None:
+            if openvino_unet.openvino_version() is None:
+                openvino_unet.report_once("OpenVINO is not installed (pip install -r requirements.txt); the "
+                                          "UNet runs on eager torch.")
+            else:
+                pipe._ganhub_openvino = openvino_unet.switch_in_background(pipe, folder / "unet", lock)
+        return pipe
 
     return MODEL_CACHE.get_or_load(_cache_key("pipeline", model_id, device, dtype), load, size=_pipeline_bytes)
+
+
+def _from_pretrained(folder: Path, entry, dtype: torch.dtype, compiled_unet=None):
+    """The pipeline of the snapshot in ``folder`` with the manifest's scheduler; with
+    ``compiled_unet`` (OpenVINO) in place of the torch UNet, which is then never built."""
+    import diffusers
+
+    pipeline_class = getattr(diffusers, entry.config["pipeline"])
+    unet = {"unet": None} if compiled_unet is not None else {}
+    pipe = pipeline_class.from_pretrained(
+        folder, use_safetensors=True, local_files_only=True, dtype=dtype,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False, **unet,
+    )
+    if compiled_unet is not None:
+        pipe.register_modules(unet=compiled_unet)
+    wanted = entry.config.get("scheduler")
+    if wanted and type(pipe.scheduler).__name__ != wanted:
+        scheduler_class = getattr(diffusers, wanted, None)
+        if scheduler_class is None or not issubclass(scheduler_class, diffusers.SchedulerMixin):
+            raise ValueError(f"{entry.id}: unknown scheduler {wanted!r} in the manifest.")
+        pipe.scheduler = scheduler_class.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def load_taesd(device: torch.device | None = None, dtype: torch.dtype | None = None, download: bool = False):

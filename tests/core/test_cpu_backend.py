@@ -5,9 +5,9 @@ import torch
 
 from core import cpu_backend, weights
 
-FIELD = {"avx2": {"channels_last": True, "attention": "default"},
-         "avx512": {"channels_last": True, "attention": "flash"},
-         "avx512_bf16": {"channels_last": False, "attention": "math"}}
+FIELD = {"avx2": {"channels_last": True, "attention": "default", "unet": "openvino"},
+         "avx512": {"channels_last": True, "attention": "flash", "unet": "torch"},
+         "avx512_bf16": {"channels_last": False, "attention": "math", "unet": "torch"}}
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
@@ -26,7 +26,8 @@ def test_the_manifest_row_of_the_cpu_is_chosen():
     assert cpu_backend.chosen_levers(FIELD, "flags : avx2") == FIELD["avx2"]
     assert cpu_backend.chosen_levers(FIELD, "flags : avx512f") == FIELD["avx512"]
     assert cpu_backend.chosen_levers(FIELD, "flags : avx512f amx_bf16") == FIELD["avx512_bf16"]
-    assert cpu_backend.chosen_levers(None, "flags : avx2") == {"channels_last": False, "attention": "default"}
+    assert cpu_backend.chosen_levers(None, "flags : avx2") == {"channels_last": False, "attention": "default",
+                                                               "unet": "torch"}
 
 
 def test_every_text_to_image_entry_records_its_cpu_choice():
@@ -38,10 +39,12 @@ def test_every_text_to_image_entry_records_its_cpu_choice():
 
 @pytest.mark.parametrize(("field", "problem"), [
     ({"avx2": FIELD["avx2"]}, "cpu_backend must map each of avx2, avx512, avx512_bf16 to its levers"),
-    ({**FIELD, "avx2": {"channels_last": "yes", "attention": "flash"}}, "cpu_backend.avx2.channels_last must be true or false"),
-    ({**FIELD, "avx512": {"channels_last": True, "attention": "xformers"}},
+    ({**FIELD, "avx2": {**FIELD["avx2"], "channels_last": "yes"}},
+     "cpu_backend.avx2.channels_last must be true or false"),
+    ({**FIELD, "avx512": {**FIELD["avx512"], "attention": "xformers"}},
      "cpu_backend.avx512.attention must be one of default, flash, math"),
-    ({**FIELD, "avx2": {"channels_last": True}}, "cpu_backend.avx2 must set exactly channels_last, attention"),
+    ({**FIELD, "avx2": {"channels_last": True}}, "cpu_backend.avx2 must set exactly channels_last, attention, unet"),
+    ({**FIELD, "avx2": {**FIELD["avx2"], "unet": "onnx"}}, "cpu_backend.avx2.unet must be one of torch, openvino"),
 ])
 def test_validator_refuses_a_bad_cpu_backend(tmp_path, field, problem):
     data = json.loads(weights.MANIFEST_PATH.read_text())
@@ -70,3 +73,26 @@ def test_configure_applies_the_levers_on_cpu_only(monkeypatch):
     assert {type(p).__name__ for p in unet.attn_processors.values()} == {"_FixedBackendProcessor"}
     with torch.inference_mode():
         torch.testing.assert_close(unet(x, 10, encoder_hidden_states=ctx).sample, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_the_unet_backend_is_the_manifest_row_on_float32_cpus_unless_overridden(monkeypatch):
+    monkeypatch.delenv(cpu_backend.BACKEND_VARIABLE, raising=False)
+    cpu, f32 = torch.device("cpu"), torch.float32
+    monkeypatch.setattr(cpu_backend, "feature_set", lambda flags=None: "avx2")
+    monkeypatch.setattr(cpu_backend.platform, "machine", lambda: "aarch64")
+    assert cpu_backend.unet_backend(FIELD, cpu, f32) == "torch"  # the rows are x86 measurements
+    monkeypatch.setattr(cpu_backend.platform, "machine", lambda: "x86_64")
+    assert cpu_backend.unet_backend(FIELD, cpu, f32) == "openvino"
+    assert cpu_backend.unet_backend(FIELD, cpu, torch.bfloat16) == "torch"  # OpenVINO is measured in float32
+    assert cpu_backend.unet_backend(FIELD, torch.device("cuda"), f32) == "torch"
+    monkeypatch.setattr(cpu_backend, "feature_set", lambda flags=None: "avx512")
+    assert cpu_backend.unet_backend(FIELD, cpu, f32) == "torch"
+    monkeypatch.setenv(cpu_backend.BACKEND_VARIABLE, "openvino")
+    assert cpu_backend.unet_backend(FIELD, cpu, f32) == "openvino"
+    assert cpu_backend.unet_backend(FIELD, torch.device("cuda"), f32) == "torch"  # never on a GPU
+    monkeypatch.setattr(cpu_backend, "feature_set", lambda flags=None: "avx2")
+    monkeypatch.setenv(cpu_backend.BACKEND_VARIABLE, "torch")
+    assert cpu_backend.unet_backend(FIELD, cpu, f32) == "torch"
+    monkeypatch.setenv(cpu_backend.BACKEND_VARIABLE, "onnx")
+    with pytest.raises(ValueError, match="GANHUB_T2I_BACKEND must be torch, openvino or auto"):
+        cpu_backend.unet_backend(FIELD, cpu, f32)

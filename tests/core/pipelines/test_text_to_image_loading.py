@@ -66,3 +66,11 @@ def test_the_dtype_comes_from_the_manifest_on_cuda_and_the_cpu_policy_elsewhere(
     monkeypatch.setenv("GANHUB_CPU_BF16", "half")
     with pytest.raises(ValueError, match="GANHUB_CPU_BF16 must be 0, 1 or auto"):
         loading.pipeline_dtype("diffusers.tiny", cpu)
+
+
+def test_diffusers_is_imported_ahead_only_when_weights_are_here(hub):
+    assert loading.import_in_background(["diffusers.absent"]) is None
+    loading.load_pipeline("diffusers.tiny")  # its snapshot is now in the Hugging Face cache
+    thread = loading.import_in_background(["diffusers.absent", "diffusers.tiny"])
+    thread.join(timeout=120)
+    assert not thread.is_alive()
