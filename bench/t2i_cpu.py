@@ -1,6 +1,6 @@
 """Issue 20: where the SD-Turbo UNet and the 256 px pix2pix U-Net lose the CPU's peak, and the levers.
 
-    python bench/t2i_cpu.py [--threads 2] [--case unet|compile|openvino|openvino_ir|pix2pix] > out.jsonl
+    python bench/t2i_cpu.py [--threads 2] [--case unet|compile|openvino|openvino_ir|openvino_ab|pix2pix] > out.jsonl
 
 Random weights of the real size (the cost is the same as with the trained ones). Each case runs in
 its own process and prints JSON lines; the parent runs them in order. Every case measures the
@@ -104,6 +104,36 @@ def profile_shares(fn) -> dict:
             "top_ops_ms": {e.key: round(e.self_cpu_time_total / 1e3) for e in top}}
 
 
+def family_rates(fn, attention_flops: float, peak: float) -> dict:
+    """GFLOP/s of the convolutions, the linear layers and attention in one evaluation: FLOPs from
+    FlopCounterMode (it has no formula for the CPU flash-attention kernel, so attention's FLOPs are
+    the math backend's, passed in), time from the profiler's self CPU time per op family."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    families = {"convolution": ("convolution",), "linear": ("addmm", "mm", "bmm"), "attention": ("scaled_dot_product",)}
+
+    def family(op: str) -> str:
+        return next((k for k, keys in families.items() if any(key in op.lower() for key in keys)), "other")
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    flops = {k: 0.0 for k in (*families, "other")}
+    for op, n in counter.get_flop_counts()["Global"].items():
+        flops[family(str(op))] += n
+    flops["attention"] += attention_flops
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    seconds = {k: 0.0 for k in flops}
+    for ev in prof.key_averages():
+        seconds[family(ev.key)] += ev.self_cpu_time_total / 1e6
+    total = sum(seconds.values())
+    return {k: {"gflop": round(flops[k] / 1e9, 1), "share_%": round(100 * seconds[k] / total, 1),
+                "pct_peak": round(100 * flops[k] / 1e9 / seconds[k] / peak, 1) if flops[k] else None}
+            for k in flops}
+
+
 def case_unet() -> None:
     """Eager levers side by side: layout, SDPA backend; profile; FLOPs; peak."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -115,8 +145,11 @@ def case_unet() -> None:
     check = ImageCheck(sample)
     with torch.inference_mode():
         flops = count_flops(lambda: unet(x, t, encoder_hidden_states=ctx).sample)
-        emit(case="flops", unet_gflop=round(flops / 1e9, 1))
+        with sdpa_kernel([SDPBackend.MATH]):  # the math backend's bmms count attention's FLOPs
+            all_flops = count_flops(lambda: unet(x, t, encoder_hidden_states=ctx).sample)
+        emit(case="flops", unet_gflop=round(flops / 1e9, 1), attention_gflop=round((all_flops - flops) / 1e9, 1))
         ref = unet(x, t, encoder_hidden_states=ctx).sample
+        emit(case="families", **family_rates(lambda: unet(x, t, encoder_hidden_states=ctx), all_flops - flops, peak))
         emit(case="profile_nchw", **profile_shares(lambda: unet(x, t, encoder_hidden_states=ctx)))
         levers = [("eager fp32 (default SDPA)", torch.contiguous_format, None),
                   ("eager, SDPA math", torch.contiguous_format, SDPBackend.MATH),
@@ -137,7 +170,7 @@ def case_unet() -> None:
 
             seconds = best_of(run)
             emit(case="lever", lever=name, seconds=round(seconds, 2), pct_peak=round(100 * flops / seconds / 1e9 / peak, 1),
-                 psnr_db=check.psnr(run()))
+                 pct_peak_with_attention=round(100 * all_flops / seconds / 1e9 / peak, 1), psnr_db=check.psnr(run()))
         emit(case="profile_channels_last", **profile_shares(lambda: unet(x.to(memory_format=torch.channels_last), t,
                                                                          encoder_hidden_states=ctx)))
     emit(case="peak_end", gflops=round(conv_peak(3)[0], 1))
@@ -256,6 +289,37 @@ def stream_bandwidth(n_bytes: int = 1 << 30) -> dict:
     return {"copy_GBps": round(2 * n * 4 / copy / 1e9, 1), "triad_GBps": round(3 * n * 4 / triad / 1e9, 1)}
 
 
+def case_openvino_ab() -> None:
+    """OpenVINO against eager torch on the same inputs, alternating (eager, OpenVINO, eager, ...) three
+    times at 512 and 256 px, best of each: load drift hits both sides alike."""
+    import openvino as ov
+
+    peak, unet, (x, t, ctx), check, flops, _ = eager_reference()
+    start = time.perf_counter()
+    model = ov.convert_model(_Eps(unet), example_input=(x, t, ctx))
+    emit(case="openvino_ab_convert", seconds=round(time.perf_counter() - start, 1))
+    for side in (64, 32):
+        xs = x if side == x.shape[-1] else torch.randn(1, 4, side, side, generator=torch.Generator().manual_seed(1))
+        model.reshape({0: [1, 4, side, side], 1: [1], 2: [1, 77, 1024]})
+        request = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                         "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+                                          ).create_infer_request()
+        runs = {"eager": lambda: unet(xs, t, encoder_hidden_states=ctx).sample,
+                "openvino": lambda: torch.from_numpy(request.infer([xs.numpy(), t.numpy(), ctx.numpy()])[0].copy())}
+        times = {k: [] for k in runs}
+        with torch.inference_mode():
+            err = (runs["openvino"]() - runs["eager"]()).abs().max().item()
+            for _ in range(3):
+                for name, fn in runs.items():
+                    begin = time.perf_counter()
+                    fn()
+                    times[name].append(round(time.perf_counter() - begin, 2))
+        emit(case="openvino_ab", latent_side=side, seconds=times, speedup=round(min(times["eager"]) / min(times["openvino"]), 2),
+             openvino_pct_peak=round(100 * flops / min(times["openvino"]) / 1e9 / peak, 1) if side == x.shape[-1] else None,
+             eps_max_abs_err=err)
+    emit(case="peak_end", gflops=round(conv_peak(3)[0], 1))
+
+
 def case_pix2pix() -> None:
     """pix2pix U-Net 256 at batch 1: roofline limit (per layer: max(FLOPs/peak, bytes/bandwidth)) and levers."""
     import torch._inductor.config as inductor_config
@@ -305,7 +369,7 @@ def case_pix2pix() -> None:
 
 
 CASES = {"unet": case_unet, "compile": case_compile, "openvino": case_openvino, "openvino_ir": case_openvino_ir,
-         "pix2pix": case_pix2pix}
+         "openvino_ab": case_openvino_ab, "pix2pix": case_pix2pix}
 
 
 def main() -> None:
