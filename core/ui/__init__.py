@@ -44,6 +44,8 @@ from core.ui.outputs import (
     encode_image,
     install_atomic_image_cache,
     preview,
+    preview_file,
+    sees_previews,
 )
 from core.ui.page import model_card, model_card_markdown
 from core.ui.reproduce import reuse_settings, stamp_result
@@ -71,6 +73,6 @@ __all__ = [
     "LAUNCH_KWARGS", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput",
     "MaskInput", "Number", "Radio", "Sketchpad", "Slider", "app_kwargs", "encode_image", "fetch_command", "gpu",
     "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",
-    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "reproduce", "reuse_settings",
-    "seed_field", "stamp_result", "user_errors", "weights_notice", "weights_status",
+    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "preview_file", "reproduce", "reuse_settings",
+    "seed_field", "sees_previews", "stamp_result", "user_errors", "weights_notice", "weights_status",
 ]
