@@ -5,7 +5,8 @@ postprocessing, streaming diffs, summed over a streaming handler's yields), the 
 into gradio's cache (how many, their format, the seconds spent encoding, hashing and writing them)
 and the SSE messages sent, by kind. Client side (``gradio_client``, in this process): the uploads,
 the downloads (count, bytes, seconds) and the streamed outputs it processed. Usage:
-``python bench/round_trip_breakdown.py [--only pulse glasses]`` (the cases of bench/round_trip.py).
+``python bench/round_trip_breakdown.py [--only pulse glasses] [--as-page] [--one-context]`` (the cases
+of bench/round_trip.py; ``--as-page`` calls as the app's page does, which streaming handlers send previews).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.round_trip import _arguments, _drain, _handler, cases  # noqa: E402
+from bench.round_trip import _arguments, _drain, _handler, cases, one_context_client  # noqa: E402
 
 
 class Meter:
@@ -92,7 +93,7 @@ def server_phases(fn_name: str) -> str:
             f"{t['postprocess_ms']:.0f}, streaming diff {t['streaming_diff_ms']:.0f} ms, {t['n_iterations']} yields")
 
 
-def breakdown(only: tuple[str, ...] = (), headers: dict | None = None) -> list[str]:
+def breakdown(only: tuple[str, ...] = (), headers: dict | None = None, one_context: bool = False) -> list[str]:
     from gradio.profiling import collector
     from gradio_client import handle_file
 
@@ -109,9 +110,9 @@ def breakdown(only: tuple[str, ...] = (), headers: dict | None = None) -> list[s
         arguments = _arguments(demo, api_name, given)
         files = [k for k, v in arguments.items() if isinstance(v, Path)]
         handler = _handler(demo, api_name)
-        with live_client(demo) as client:
-            if headers:
-                client.headers.update(headers)
+        with live_client(demo) as default_client, one_context_client(default_client.src) as quick_client:
+            client = quick_client if one_context else default_client
+            client.headers.update(headers or {})
             sent = {k: handle_file(str(v)) if k in files else v for k, v in arguments.items()}
             decoded = {k: load_image(v, keep_alpha=(k == "mask")) if k in files else v for k, v in arguments.items()}
             client.predict(**sent, api_name=api_name)  # warm-up
@@ -143,5 +144,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=(), help="run the cases whose label contains one of these")
     parser.add_argument("--as-page", action="store_true", help="call as the app's page does (x-gradio-user: app)")
+    parser.add_argument("--one-context", action="store_true", help="a client with one TLS context (the README's tip)")
     args = parser.parse_args()
-    breakdown(tuple(args.only), {"x-gradio-user": "app"} if args.as_page else None)
+    breakdown(tuple(args.only), {"x-gradio-user": "app"} if args.as_page else None, args.one_context)
