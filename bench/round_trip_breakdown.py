@@ -93,7 +93,8 @@ def server_phases(fn_name: str) -> str:
             f"{t['postprocess_ms']:.0f}, streaming diff {t['streaming_diff_ms']:.0f} ms, {t['n_iterations']} yields")
 
 
-def breakdown(only: tuple[str, ...] = (), headers: dict | None = None, one_context: bool = False) -> list[str]:
+def breakdown(only: tuple[str, ...] = (), headers: dict | None = None, one_context: bool = False,
+              preview_interval: float | None = None) -> list[str]:
     from gradio.profiling import collector
     from gradio_client import handle_file
 
@@ -106,7 +107,10 @@ def breakdown(only: tuple[str, ...] = (), headers: dict | None = None, one_conte
     for label, app, api_name, given, model_id in cases():
         if (only and not any(o in label for o in only)) or (model_id and not availability(model_id)[0]):
             continue
-        demo = importlib.import_module(f"apps.{app}.app").demo
+        module = importlib.import_module(f"apps.{app}.app")
+        if preview_interval is not None and hasattr(module, "PREVIEW_INTERVAL"):
+            module.PREVIEW_INTERVAL = preview_interval
+        demo = module.demo
         arguments = _arguments(demo, api_name, given)
         files = [k for k, v in arguments.items() if isinstance(v, Path)]
         handler = _handler(demo, api_name)
@@ -145,5 +149,7 @@ if __name__ == "__main__":
     parser.add_argument("--only", nargs="*", default=(), help="run the cases whose label contains one of these")
     parser.add_argument("--as-page", action="store_true", help="call as the app's page does (x-gradio-user: app)")
     parser.add_argument("--one-context", action="store_true", help="a client with one TLS context (the README's tip)")
+    parser.add_argument("--preview-interval", type=float, help="seconds between PULSE's previews")
     args = parser.parse_args()
-    breakdown(tuple(args.only), {"x-gradio-user": "app"} if args.as_page else None, args.one_context)
+    breakdown(tuple(args.only), {"x-gradio-user": "app"} if args.as_page else None, args.one_context,
+              args.preview_interval)
