@@ -1,11 +1,11 @@
 """Eyeglasses transfer from a script. Start the app first: python apps/glasses/app.py"""
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from _common import APPS, server_url
+from _common import APPS, connect
 
 examples = APPS / "glasses" / "examples"
-client = Client(server_url())
+client = connect()
 b_with_glasses, a_without, crops, notes = client.predict(
     handle_file(str(examples / "a_photo_glasses.jpg")),  # A: wears the glasses to transfer
     handle_file(str(examples / "b_photo.jpg")),  # B: no glasses

@@ -1,13 +1,13 @@
 """Inpainting from a script: a mask file, "remove the thing at (x, y)", a method comparison and an
 extended canvas. Start the app first: python apps/inpaint/app.py"""
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from _common import APPS, server_url
+from _common import APPS, connect
 
 examples = APPS / "inpaint" / "examples"
 photo = handle_file(str(examples / "coffee.jpg"))
-client = Client(server_url())
+client = connect()
 
 # 1. A mask file (white = hole): MI-GAN if downloaded, else LaMa if downloaded, else OpenCV Telea.
 result, before_after, mask_used, notes = client.predict(

@@ -1,11 +1,11 @@
 """Latent lab from a script: sample, walk, slide along a direction, invert a photo and edit it.
 Start the app first: python apps/latent/app.py"""
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from _common import APPS, server_url
+from _common import APPS, connect
 
-client = Client(server_url())
+client = connect()
 samples, latents, notes = client.predict("dcgan.faces64", 0, 4, 0.7, api_name="/sample")  # seeds 0-3
 print(notes, "latent of seed 0:", latents[0])
 animation, strip, smoothness, details = client.predict(

@@ -1,10 +1,10 @@
 """Season swap from a script. Start the app first: python apps/season/app.py"""
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from _common import APPS, server_url
+from _common import APPS, connect
 
-client = Client(server_url())
+client = connect()
 before_after, result, notes = client.predict(
     handle_file(str(APPS / "season" / "examples" / "rocket.jpg")),
     model_id="cyclegan.vintage",  # or cyclegan.summer2winter / cyclegan.winter2summer when downloaded

@@ -1,10 +1,10 @@
 """Sketch to photo from a script. Start the app first: python apps/sketch2photo/app.py"""
 
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
-from _common import APPS, server_url
+from _common import APPS, connect
 
-client = Client(server_url())
+client = connect()
 sketch = client.predict(handle_file(str(APPS / "sketch2photo" / "examples" / "astronaut.jpg")), detail=0.4,
                         api_name="/photo_to_sketch")
 print("edges drawn from the photo:", sketch)

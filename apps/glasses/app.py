@@ -62,7 +62,7 @@ def swap(image_a, image_b, strength, blend, passes=2):
     result = glasses.run(image_a, image_b, settings)
     crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
              (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
-    crops += result.previews
+    crops += [(ui.preview_file(image), caption) for image, caption in result.previews]  # photo crops: JPEG
     call = reproduce.Call("/swap", {**reproduce.files("image_a", "image_b"), "strength": float(strength),
                                     "blend": blend, "passes": int(passes)})
     notes = ("\n".join(f"- {n}" for n in result.notes) or "Done.") + "\n\n" + call.markdown()
@@ -86,7 +86,7 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         b_with = gr.Image(label="B with A's glasses", format="png", type="pil")
         a_without = gr.Image(label="A without glasses", format="png", type="pil")
     crops = gr.Gallery(label="Aligned 64x64 crops (model input and result), and the masks used", columns=4,
-                       format="png", height=240)
+                       format="png", height=240)  # the crops' pixels stay sharp; the masks come as JPEG files
     notes = gr.Markdown()
     run.click(swap, [image_a, image_b, strength, blend, passes], [b_with, a_without, crops, notes], api_name="swap",
               **ui.JOB_EVENTS)

@@ -172,7 +172,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
         with gr.Column():
             result = gr.Image(label="Result (full resolution PNG)", format="png", type="pil",
                               buttons=["download", "fullscreen"], elem_id="result")
-            slider = gr.ImageSlider(label="Before / after (compare: first / second method)", type="pil", format="png")
+            slider = gr.ImageSlider(label="Before / after (compare: first / second method)", type="pil",
+                                    format=ui.PREVIEW_FORMAT)
             used = gr.Image(label="Mask used (PNG of the photo's size, white = hole)", format="png", type="pil",
                             image_mode="L", buttons=["download"], interactive=False, elem_id="mask_used")
             gallery = gr.Gallery(label="Methods compared", format="png", columns=2)

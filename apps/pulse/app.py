@@ -36,7 +36,9 @@ GENERATORS = pulse.generators()
 MODEL_IDS = GENERATORS
 LABELS = {"dcgan": "DCGAN 64 px faces (offline)", "stylegan2": "StyleGAN2 FFHQ 1024 px"}  # by architecture
 EXAMPLES = Path(__file__).parent / "examples"
-PREVIEW_INTERVAL = 0.25  # seconds between streamed previews (the first one is shown at once)
+# The page's previews of the leading face: two a second (the first at once) show the face forming while the
+# progress bar counts every step; each one costs the search CPU time (bench/RESULTS.md, "PULSE previews").
+PREVIEW_INTERVAL, PREVIEW_SIDE = 0.5, 512  # seconds; px (the box is 280 px tall)
 EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
 SEARCH_LABELS = [("256 px, then 1024 px for the last 10% of the steps", "256+1024"),
                  ("256 px only, render 1024 px once (fastest)", "256"), ("1024 px all the way (slowest)", "1024")]
@@ -112,14 +114,15 @@ def upsample(image, generator=GENERATORS[0], size=16, steps=100, eps=pulse.EPS_D
     settings = pulse.Settings(generator, size, steps, eps, samples, seed, face, stylegan2_search)
     first_use = "" if availability(generator)[0] else " (first use: downloading its weights)"
     progress(0, desc=f"Loading the generator{first_use}")
-    shown_at = -PREVIEW_INTERVAL
+    shown_at, watched = -PREVIEW_INTERVAL, ui.sees_previews(request)  # scripts and agents get the notes only
     with cancels.running(request) as cancel:
         for event in pulse.upsample(image, settings, cancel=cancel):
             if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Searching", unit="steps")
-                if time.monotonic() - shown_at >= PREVIEW_INTERVAL:  # a few previews per second are enough
+                if time.monotonic() - shown_at >= PREVIEW_INTERVAL:
                     shown_at = time.monotonic()
-                    yield event.preview, gr.skip(), gr.skip(), event.note, gr.skip(), gr.skip()
+                    face = ui.preview_file(event.preview, PREVIEW_SIDE) if watched else gr.skip()
+                    yield face, gr.skip(), gr.skip(), event.note, gr.skip(), gr.skip()
     result, d = event, event.details
     call = reproduce.Call("/upsample", {**reproduce.files("image"), "generator": d["generator"], "size": d["size"],
                                         "steps": settings.steps, "eps": settings.eps, "samples": settings.samples,

@@ -93,12 +93,14 @@ def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=51
     """
     settings = t2i.Settings(model, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
     progress(0, desc="Loading the model (the first run downloads or reads it)")
+    watched = ui.sees_previews(request)  # the page gets the previews (JPEG); scripts and agents the notes only
     with cancels.running(request) as cancel:
         for event in t2i.stream(prompt, settings, cancel=cancel):
             if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Denoising", unit="steps")
                 if event.preview:
-                    previews = [(im, f"preview, step {event.step}/{event.total}") for im in event.preview]
+                    caption = f"preview, step {event.step}/{event.total}"
+                    previews = [(ui.preview_file(im), caption) for im in event.preview] if watched else gr.skip()
                     yield previews, gr.skip(), event.note
     result, d = event, event.details
     notes = "\n".join(f"Note: {n}" for n in result.notes)

@@ -4,7 +4,8 @@
 - ``errors``: ``user_errors``, what a user reads when a job fails (bad input, weights, GPU memory).
 - ``cancels``: ``Cancels``, the one registry of running streaming jobs that Stop buttons cancel.
 - ``jobs``: where a job runs (``in_lane`` / ``heavy`` / ``light``, ``JOB_EVENTS``) and ``gpu`` on ZeroGPU.
-- ``outputs``: how output images are encoded and shipped (``encode_image``, ``preview``).
+- ``outputs``: how output images are encoded and shipped (``encode_image``, ``preview``; streamed
+  previews: ``preview_file``, only where ``sees_previews``).
 - ``page`` and ``weights_notice``: the model card and the one "weights missing" wording.
 - ``reproduce``: the ``gradio_client`` call that reproduces a result, in its notes and PNGs.
 - ``health``: ``GET /health`` and the hub's status page data; ``serving``: launch flags and defaults.
@@ -44,6 +45,8 @@ from core.ui.outputs import (
     encode_image,
     install_atomic_image_cache,
     preview,
+    preview_file,
+    sees_previews,
 )
 from core.ui.page import model_card, model_card_markdown
 from core.ui.reproduce import reuse_settings, stamp_result
@@ -71,6 +74,6 @@ __all__ = [
     "LAUNCH_KWARGS", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput",
     "MaskInput", "Number", "Radio", "Sketchpad", "Slider", "app_kwargs", "encode_image", "fetch_command", "gpu",
     "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",
-    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "reproduce", "reuse_settings",
-    "seed_field", "stamp_result", "user_errors", "weights_notice", "weights_status",
+    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "preview_file", "reproduce",
+    "reuse_settings", "seed_field", "sees_previews", "stamp_result", "user_errors", "weights_notice", "weights_status",
 ]

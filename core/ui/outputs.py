@@ -1,5 +1,6 @@
-"""How output images are shipped: the encodings gradio serves, display-size previews, and a
-race-free write into gradio's file cache (installed when ``core.ui`` is imported)."""
+"""How output images are shipped: the encodings gradio serves, display-size previews, streamed
+previews only for the page that shows them, and a race-free write into gradio's file cache
+(installed when ``core.ui`` is imported)."""
 
 from __future__ import annotations
 
@@ -34,11 +35,30 @@ def encode_image(img, format: str = "png") -> bytes:
         return out.getvalue()
 
 
-def preview(image):
-    """``image`` at display size (at most :data:`PREVIEW_SIDE` px), for outputs in :data:`PREVIEW_FORMAT`."""
+def preview(image, side: int = PREVIEW_SIDE):
+    """``image`` at display size (at most ``side`` px), for outputs in :data:`PREVIEW_FORMAT`."""
     from core.images import resize_max_side
 
-    return resize_max_side(image, PREVIEW_SIDE)
+    return resize_max_side(image, side)
+
+
+def preview_file(image, side: int = PREVIEW_SIDE) -> str:
+    """A streamed preview as a JPEG at display size in gradio's cache; yield its path to an image
+    or gallery output. gradio serves a cached file as it is, so the component's own format (PNG,
+    for the final result) is not spent on previews."""
+    from gradio.utils import get_upload_folder
+
+    return save_pil_to_cache_atomically(preview(image, side), get_upload_folder(), "preview", PREVIEW_FORMAT)
+
+
+def sees_previews(request) -> bool:
+    """Whether a streaming handler's previews reach someone who looks at them: the app's own page
+    (gradio's frontend sends ``x-gradio-user: app`` with each job). ``gradio_client`` scripts
+    (``api``), MCP agents (``mcp``), raw HTTP callers and in-process calls take the final result;
+    gradio_client downloads every streamed file, each costing it a new HTTP connection and TLS
+    context (bench/RESULTS.md), so those callers get the progress notes without the images."""
+    headers = getattr(request, "headers", None)
+    return headers is not None and headers.get("x-gradio-user") == "app"
 
 
 def save_pil_to_cache_atomically(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:

@@ -68,7 +68,10 @@ def test_photo_mode_changes_only_the_frames_of_real_portraits(client):
         out, src = np.asarray(Image.open(out).convert("RGB")), np.asarray(Image.open(EXAMPLES / src).convert("RGB"))
         assert out.shape == src.shape
         assert 0.002 < (out != src).any(-1).mean() < 0.05  # frames only, not the eye band
-    assert len(crops) == 6  # the four 64 px crops and the two masks
+    assert len(crops) == 6  # the four 64 px crops (lossless, enlarged x3) and the two masks over the photos (JPEG)
+    assert [Image.open(c["image"]).format for c in crops] == ["PNG"] * 4 + ["JPEG"] * 2
+    assert all(Image.open(c["image"]).size == (192, 192) for c in crops[:4])
+    assert Image.open(b_with).info["gradio_client"].startswith("client.predict(image_a=handle_file('image_a.png')")
     assert "Classifier" in notes and "after removal" in notes
 
 

@@ -78,8 +78,9 @@ def test_auto_without_weights_uses_telea_and_says_so(client, env):
     assert not np.array_equal(out[hole], photo[hole])
     assert "OpenCV Telea" in notes and "MI-GAN 512 (Places2) (`migan.places2_512`) would be used" in notes
     assert "python -m core.weights fetch migan.places2_512" in notes
-    before, after = slider
-    assert np.array_equal(read(before), photo) and np.array_equal(read(after), out)
+    before, after = slider  # a quick JPEG preview of the photo and of the full PNG result: close, not bit-identical
+    assert Image.open(after).format == "JPEG" and Image.open(after).size == Image.open(result).size
+    assert np.abs(read(before).astype(int) - photo).mean() < 6 and np.abs(read(after).astype(int) - out).mean() < 6
     mask_png = Image.open(used)
     assert mask_png.size == SIZE and np.array_equal(np.asarray(mask_png.convert("L")) > 127, hole)  # white = hole
 
@@ -203,7 +204,7 @@ def test_compare_methods_gallery_and_slider(client, env, monkeypatch):
                                                 api_name="/compare_methods")
     assert [item["caption"].split(":")[0] for item in gallery] == ["OpenCV Telea", "MI-GAN 512", "OpenCV Navier-Stokes"]
     images = [read(item["image"]) for item in gallery]
-    assert np.array_equal(read(pair[0]), images[0]) and np.array_equal(read(pair[1]), images[1])
+    assert all(np.abs(read(p).astype(int) - image).mean() < 6 for p, image in zip(pair, images))  # JPEG previews
     for image in images:
         assert np.array_equal(image[~env["hole"]], env["photo"][~env["hole"]])
     assert not np.array_equal(images[0], images[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,34 @@ def test_progress_streams_before_the_result_and_cancel_ends_the_search(app):
     while len(module.cancels) and time.time() < deadline:
         time.sleep(0.05)
     assert not len(module.cancels), "the search generator was closed"
+
+
+@DCGAN
+def test_the_page_gets_jpeg_previews_and_scripts_the_notes_only(app, monkeypatch):
+    from gradio_client import handle_file
+
+    from tests.support.live import page_client
+
+    module, client, _ = app
+    monkeypatch.setattr(module, "PREVIEW_INTERVAL", 0.0)  # a preview at each progress event (every 5th step)
+    args = (handle_file(str(APP_DIR / "examples" / "dcgan_face_16.png")), "dcgan.faces64", 16, 15, 2e-3, 2, 1, 0,
+            "256")
+    with page_client(client) as page:
+        job = page.submit(*args, api_name="/upsample")
+        best = job.result(timeout=120)[0]
+        previews = [output[0] for output in job.outputs()[:-1]]
+        assert len(previews) == 3  # steps 5, 10, 15
+        for path in previews:  # the leading face as the search sees it, quick to encode
+            assert Image.open(path).format == "JPEG" and Image.open(path).size == (64, 64)
+        assert Image.open(best).format == "PNG" and Image.open(best).size == (64, 64)  # the result stays lossless
+        assert Image.open(best).info["gradio_client"].startswith(
+            "client.predict(image=handle_file('image.png'), generator='dcgan.faces64', size=16, steps=15,")
+    job = client.submit(*args, api_name="/upsample")  # a script: every note, no preview file to download
+    job.result(timeout=120)
+    streamed = job.outputs()[:-1]
+    notes = [re.search(r"Step \d+ of 15", output[3])[0] for output in streamed]
+    assert notes == [f"Step {n} of 15" for n in (5, 10, 15)]
+    assert not any(isinstance(output[0], str) for output in streamed)
 
 
 @DETECTOR

@@ -99,15 +99,25 @@ def test_generate_gives_pngs_with_parameters_reproducibly(app):
 
 
 def test_previews_stream_then_final_images(app):
+    from tests.support.live import page_client
+
     _, client, _ = app
     settings = dict(model=TURBO, prompt="a red dog", negative_prompt="", steps=4, guidance=5.0, width=64, height=64,
                     seed=1, num_images=1, fast_decode=True)
-    job = client.submit(**settings, api_name="/generate")
-    final_gallery, _, text = job.result(timeout=120)
-    outputs = job.outputs()
-    assert len(outputs) >= 3, "previews are streamed before the final images"
-    assert all("preview, step" in (item["caption"] or "") for item in outputs[0][0])
+    with page_client(client) as page:  # the page: previews as quick JPEGs, then the PNGs with their parameters
+        job = page.submit(**settings, api_name="/generate")
+        final_gallery, _, text = job.result(timeout=120)
+        outputs = job.outputs()
+        assert len(outputs) >= 3, "previews are streamed before the final images"
+        assert all("preview, step" in (item["caption"] or "") for item in outputs[0][0])
+        assert Image.open(outputs[0][0][0]["image"]).format == "JPEG"
+        final = Image.open(final_gallery[0]["image"])
+        assert final.format == "PNG" and "Steps: 4" in final.info["parameters"]
     assert final_gallery[0]["caption"] == "seed 1" and "Decoder: TAESD" in text
+    job = client.submit(**settings, api_name="/generate")  # a script: the notes stream, no preview files
+    job.result(timeout=120)
+    streamed = job.outputs()[:-1]
+    assert len(streamed) >= 2 and all(output[2] and not isinstance(output[0], list) for output in streamed)
 
 
 def test_read_parameters_restores_the_settings(app):

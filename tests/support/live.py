@@ -34,6 +34,21 @@ def live_client(demo, max_size: int = 16):
 
 
 @contextlib.contextmanager
+def page_client(client):
+    """Another client of ``client``'s app that calls as the app's page does (``x-gradio-user: app``,
+    which gradio's frontend sends): streaming handlers then send it their previews."""
+    from gradio_client import Client
+
+    with tempfile.TemporaryDirectory() as downloads:
+        page = Client(client.src, verbose=False, download_files=downloads, analytics_enabled=False,
+                      headers={"x-gradio-user": "app"})
+        try:
+            yield page
+        finally:
+            page.close()
+
+
+@contextlib.contextmanager
 def live_hub(modules: dict[str, str]):
     """Serve ``apps.hub.create_app(modules)`` on a free loopback port (uvicorn in a thread); yield its URL."""
     import threading

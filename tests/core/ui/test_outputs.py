@@ -59,3 +59,41 @@ def test_image_outputs_are_written_to_gradio_cache_atomically(tmp_path):
         t.join()
     assert short_reads == []
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_streamed_previews_are_jpeg_files_at_display_size_in_gradio_cache(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from core.ui import preview_file
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    photo = Image.new("RGB", (2048, 1024), (200, 40, 40))
+    photo.info["parameters"] = "not in a preview"
+    path = preview_file(photo, side=512)
+    assert path.startswith(str(tmp_path)) and path.endswith(".jpeg")  # gradio serves a cached file as it is
+    shown = Image.open(path)
+    assert shown.format == "JPEG" and shown.size == (512, 256)
+    assert Image.open(preview_file(Image.new("RGB", (64, 64)))).size == (64, 64)  # never enlarged
+
+
+def test_only_the_apps_page_is_sent_previews():
+    from types import SimpleNamespace
+
+    from core.ui import sees_previews
+
+    # gradio's frontend sends x-gradio-user "app"; gradio_client "api"; its MCP server "mcp"
+    assert sees_previews(SimpleNamespace(headers={"x-gradio-user": "app"}))
+    for caller in ({"x-gradio-user": "api"}, {"x-gradio-user": "mcp"}, {}):
+        assert not sees_previews(SimpleNamespace(headers=caller))
+    assert not sees_previews(None)  # an in-process call takes the final result
+
+
+def test_gradios_frontend_still_sends_the_header_that_marks_its_page():
+    import re
+    from pathlib import Path
+
+    import gradio
+
+    assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
+    marked = [p.name for p in assets.glob("*.js") if re.search(r"\"x-gradio-user\":\W?app\W", p.read_text("utf-8"))]
+    assert marked, "gradio's page no longer sends x-gradio-user: app; core.ui.sees_previews must learn its new mark"
