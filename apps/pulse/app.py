@@ -114,7 +114,7 @@ def upsample(image, generator=GENERATORS[0], size=16, steps=100, eps=pulse.EPS_D
     progress(0, desc=f"Loading the generator{first_use}")
     shown_at = -PREVIEW_INTERVAL
     with cancels.running(request) as cancel:
-        for event in pulse.upsample(image, settings, cancel=cancel):
+        for event in ui.offload_stream(pulse.upsample, image, settings, cancel=cancel):
             if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Searching", unit="steps")
                 if time.monotonic() - shown_at >= PREVIEW_INTERVAL:  # a few previews per second are enough

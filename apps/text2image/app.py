@@ -92,7 +92,7 @@ def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=51
     settings = t2i.Settings(model, negative_prompt, steps, guidance, width, height, seed, num_images, fast_decode)
     progress(0, desc="Loading the model (the first run downloads or reads it)")
     with cancels.running(request) as cancel:
-        for event in t2i.stream(prompt, settings, cancel=cancel):
+        for event in ui.offload_stream(t2i.stream, prompt, settings, cancel=cancel):
             if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Denoising", unit="steps")
                 if event.preview:
