@@ -23,8 +23,9 @@ server's own threads first.
   threads as this process; when one of the variables that choose weights, caches and devices
   (:data:`ENV_PREFIXES`) changes, or the torch thread count, the next job gets a fresh worker.
 
-It is a fresh interpreter (``python -c``), not ``multiprocessing``'s "spawn", which imports the
-parent's ``__main__`` module in the child: the whole hub with every app.
+The worker's end is :mod:`core.model_worker_process`, run in a fresh interpreter (``python -c``)
+rather than by ``multiprocessing``'s "spawn", which would import the parent's ``__main__`` module
+in the child: the whole hub with every app.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ import socket
 import subprocess
 import sys
 import threading
-import traceback
 import types
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+from core.model_worker_process import CallbackStandIn, EventStandIn, send_message
 
 ENV_PREFIXES = ("GANHUB_", "HF_", "HUGGINGFACE_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "CUDA_", "GRADIO_TEMP_DIR",
                 "HOME", "XDG_CACHE_HOME", "TMPDIR")
@@ -64,20 +66,6 @@ class RemoteTraceback(Exception):
         return self.args[0]
 
 
-class _Event:
-    """Stand-in for a :class:`threading.Event` argument: the worker's copy is set when the caller's is."""
-
-    def __init__(self, index: int):
-        self.index = index
-
-
-class _Callback:
-    """Stand-in for a callable argument: the worker's calls of it are replayed in the caller's process."""
-
-    def __init__(self, index: int):
-        self.index = index
-
-
 CALLBACK_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)
 
 
@@ -88,10 +76,10 @@ def _stand_ins(args: tuple, kwargs: dict) -> tuple[tuple, dict, list, list]:
     def swap(value):
         if isinstance(value, threading.Event):
             events.append(value)
-            return _Event(len(events) - 1)
+            return EventStandIn(len(events) - 1)
         if isinstance(value, CALLBACK_TYPES):
             callbacks.append(value)
-            return _Callback(len(callbacks) - 1)
+            return CallbackStandIn(len(callbacks) - 1)
         return value
 
     return tuple(map(swap, args)), {k: swap(v) for k, v in kwargs.items()}, events, callbacks
@@ -110,7 +98,10 @@ def _exit_reason(code: int | None) -> str:
     if code < 0:
         import signal
 
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         hint = " (often the system running out of memory)" if name == "SIGKILL" else ""
         return f"was killed by {name}{hint}"
     return f"exited with code {code}"
@@ -122,7 +113,7 @@ class Worker:
     def __init__(self, device_type: str):
         self.device_type, self.key = device_type, environment_key()
         ours, theirs = socket.socketpair()
-        command = f"import core.model_worker as w; w.serve({theirs.fileno()})"
+        command = f"import core.model_worker_process as w; w.serve({theirs.fileno()})"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen([sys.executable, "-c", command], pass_fds=[theirs.fileno()], env=env,
                                         stdin=subprocess.DEVNULL)
@@ -141,7 +132,7 @@ class Worker:
                 raise WorkerStoppedError(f"The model worker did not start within {START_SECONDS:g} s; try again.")
             self._conn.recv_bytes()  # "ready"
         except (EOFError, OSError):
-            self.process.wait(10)
+            self.close()
             raise WorkerStoppedError(f"The model worker {_exit_reason(self.process.returncode)} while starting; "
                                      "try again.") from None
         threading.Thread(target=self._read, name=f"model-worker-{self.pid}", daemon=True).start()
@@ -155,7 +146,7 @@ class Worker:
             return bool(self._jobs)
 
     def _send(self, kind: str, job: int, body=None) -> None:
-        _send(self._conn, self._send_lock, kind, job, body)
+        send_message(self._conn, self._send_lock, kind, job, body)
 
     def _read(self) -> None:
         """Hand each message to its job; when the worker is gone, tell every running job why."""
@@ -267,14 +258,6 @@ class Worker:
                     self.process.kill()
 
 
-def _send(conn: Connection, lock: threading.Lock, kind: str, job: int, body) -> None:
-    """One message: ``(kind, job, pickled body)``; the body is unpickled by the job's own thread, so a
-    body that cannot be read fails that job only."""
-    data = pickle.dumps((kind, job, pickle.dumps(body, pickle.HIGHEST_PROTOCOL)), pickle.HIGHEST_PROTOCOL)
-    with lock:
-        conn.send_bytes(data)
-
-
 _workers: dict[str, Worker] = {}
 _retired: list[Worker] = []
 _workers_lock = threading.Lock()
@@ -284,14 +267,17 @@ def worker(device_type: str) -> Worker:
     """The live model worker of ``device_type`` for this environment: started, or restarted, as needed.
     A worker left behind by a change of environment is closed once its running jobs have ended."""
     with _workers_lock:
+        for old in [w for w in _retired if not w.busy()]:
+            _retired.remove(old)
+            old.close()
         current = _workers.get(device_type)
         if current is not None and current.alive and current.key == environment_key():
             return current
         if current is not None:
-            _retired.append(current)
-        for old in [w for w in _retired if not w.busy()]:
-            _retired.remove(old)
-            old.close()
+            if current.busy():
+                _retired.append(current)
+            else:
+                current.close()
         _workers[device_type] = Worker(device_type)
         return _workers[device_type]
 
@@ -327,120 +313,3 @@ def shutdown() -> None:
         _retired.clear()
 
 
-# --- the worker process -------------------------------------------------------------------------
-
-
-def _rebuilt_error(cls: type, args: tuple, state: dict) -> BaseException:
-    """An exception of ``cls`` with ``args`` and attributes ``state``, without calling its ``__init__``
-    (whose parameters may differ from ``args``, as ``WeightsUnavailableError(model_id, message)``'s do)."""
-    error = cls.__new__(cls, *args)
-    error.args = args
-    error.__dict__.update(state)
-    return error
-
-
-def _sendable_error(e: BaseException):
-    """What tells the caller about ``e``: ``e`` itself if it survives pickling, else the recipe of
-    :func:`_rebuilt_error` (same type, message and attributes), else a RuntimeError that names it."""
-    for candidate in (e, (_rebuilt_error, type(e), e.args, dict(getattr(e, "__dict__", {})))):
-        try:
-            copy = pickle.loads(pickle.dumps(candidate))
-            if isinstance(copy, tuple):
-                copy[0](*copy[1:])
-            return candidate
-        except Exception:
-            continue
-    return RuntimeError(f"{type(e).__name__}: {e}")
-
-
-class _Served:
-    """The worker's end: runs each job in its own thread and sends back what it yields or returns."""
-
-    def __init__(self, conn: Connection):
-        self.conn, self.send_lock = conn, threading.Lock()
-        self.jobs: dict[int, tuple[list[threading.Event], threading.Event]] = {}
-
-    def send(self, kind: str, job: int, body=None) -> None:
-        _send(self.conn, self.send_lock, kind, job, body)
-
-    def start(self, job: int, body: bytes) -> None:
-        events, closed = [], threading.Event()
-        self.jobs[job] = (events, closed)
-        threading.Thread(target=self.work, args=(job, body, events, closed), daemon=True).start()
-
-    def work(self, job: int, body: bytes, events: list[threading.Event], closed: threading.Event) -> None:
-        def local(value):
-            if isinstance(value, _Event):
-                events.append(threading.Event())
-                return events[-1]
-            if isinstance(value, _Callback):
-                return lambda *a, **k: self.send("callback", job, (value.index, a, k))
-            return value
-
-        try:
-            fn, args, kwargs, streaming = pickle.loads(body)  # imports fn's module
-            args, kwargs = tuple(map(local, args)), {k: local(v) for k, v in kwargs.items()}
-            if closed.is_set():
-                for event in events:
-                    event.set()
-            if streaming:
-                items = fn(*args, **kwargs)
-                try:
-                    for item in items:
-                        self.send("item", job, item)
-                        if closed.is_set():
-                            break
-                finally:
-                    items.close()
-                result = None
-            else:
-                result = fn(*args, **kwargs)
-            self.send("done", job, result)
-        except BaseException as e:
-            text = "".join(traceback.format_exception(e))
-            self.send("error", job, (_sendable_error(e), f"\nIn the model worker:\n{text}"))
-        finally:
-            self.jobs.pop(job, None)
-
-    def on_message(self, kind: str, job: int, body: bytes) -> None:
-        if kind == "call":
-            self.start(job, body)
-            return
-        events, closed = self.jobs.get(job, ([], None))
-        if kind == "set":
-            index = pickle.loads(body)
-            if index < len(events):
-                events[index].set()
-        elif kind == "close" and closed is not None:
-            closed.set()
-            for event in events:
-                event.set()
-
-
-def serve(fd: int) -> None:
-    """The model worker's main loop (run by :class:`Worker` in a fresh interpreter): lower its CPU
-    priority, set up like the server, then serve jobs until the server's end of the connection closes."""
-    conn = Connection(fd)
-    path, threads = pickle.loads(pickle.loads(conn.recv_bytes())[2])
-    sys.path[:] = path
-    os.nice(int(os.environ.get("GANHUB_MODEL_WORKER_NICE", "").strip() or 10))
-    import torch
-
-    from core.device import tune_allocator
-    from core.limits import JOB_CLOCK
-
-    tune_allocator()
-    if threads:
-        torch.set_num_threads(threads)
-    served = _Served(conn)
-    JOB_CLOCK.on_record = lambda kind, units, seconds: served.send("clock", 0, (kind, units, seconds))
-    served.send("ready", 0, os.getpid())
-    while True:
-        try:
-            kind, job, body = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            os._exit(0)
-        try:
-            served.on_message(kind, job, body)
-        except Exception:  # a malformed message must not take the worker down
-            traceback.print_exc()
