@@ -13,7 +13,7 @@ server's own threads first.
   that is set when this one is, and a function whose calls are replayed here (results ignored).
 - :func:`stream` runs a generator function and yields its items as they come. Closing the
   stream (a handler cancelled by gradio) sets the job's events, closes the generator in the
-  worker and waits for it to end, so one device slot never holds two running jobs.
+  worker; the next job starts once it has ended, so one device slot never holds two running jobs.
 - An exception raised in the worker is raised here with its type and message (its traceback
   chained as the cause). If the worker dies (killed for memory, a crash), the job raises
   :class:`WorkerStoppedError` and the next job starts a fresh worker.
@@ -121,6 +121,8 @@ class Worker:
         self._conn = Connection(ours.detach())
         self._send_lock, self._jobs_lock = threading.Lock(), threading.Lock()
         self._jobs: dict[int, queue.Queue] = {}
+        self._closing: set[int] = set()  # jobs their callers left, still ending in the worker
+        self._closed_all = threading.Condition(self._jobs_lock)
         self._ids = itertools.count()
         self.stopped: str | None = None  # why the worker is gone, once it is
         self.jobs_done = 0
@@ -174,12 +176,14 @@ class Worker:
         with self._jobs_lock:
             for inbox in self._jobs.values():
                 inbox.put(("stopped", None))
+            self._closed_all.notify_all()
 
     def run(self, fn: Callable, args: tuple, kwargs: dict, streaming: bool) -> Iterator[tuple[str, Any]]:
         """The job's ``("item", value)`` as they come (streaming), then ``("done", its result)``."""
         args, kwargs, events, callbacks = _stand_ins(args, kwargs)
         job, inbox = next(self._ids), queue.Queue()
-        with self._jobs_lock:
+        with self._jobs_lock:  # a job left by its caller ends before the next one starts (one job per slot)
+            self._closed_all.wait_for(lambda: not self._closing or self.stopped, timeout=CLOSE_SECONDS + 10)
             self._jobs[job] = inbox
         sent_events, started, finished = set(), False, False
         try:
@@ -222,18 +226,34 @@ class Worker:
         finally:
             if started and not finished and self.alive:
                 self._close_job(job, inbox)
-            with self._jobs_lock:
-                del self._jobs[job]
+            else:
+                with self._jobs_lock:
+                    del self._jobs[job]
 
     def _close_job(self, job: int, inbox: queue.Queue) -> None:
-        """Stop a job its caller left (its cancel flags set, its generator closed) and wait until it has
-        ended; a job still running :data:`CLOSE_SECONDS` later takes the worker down with it."""
+        """Stop a job its caller left (a stream closed early): its cancel flags are set and its generator
+        closed in the worker. This returns at once (gradio closes a cancelled handler's generator on its
+        event loop); the next job waits until this one has ended, and a job still running
+        :data:`CLOSE_SECONDS` later takes the worker down with it."""
+        with self._jobs_lock:
+            self._closing.add(job)
         try:
             self._send("close", job)
+        except OSError:
+            pass
+        threading.Thread(target=self._end_closed_job, args=(job, inbox), daemon=True).start()
+
+    def _end_closed_job(self, job: int, inbox: queue.Queue) -> None:
+        try:
             while inbox.get(timeout=CLOSE_SECONDS)[0] not in ("done", "error", "stopped"):
                 pass
-        except (OSError, queue.Empty):
+        except queue.Empty:
             self.close()
+        finally:
+            with self._jobs_lock:
+                del self._jobs[job]
+                self._closing.discard(job)
+                self._closed_all.notify_all()
 
     def call(self, fn: Callable, *args, **kwargs) -> Any:
         """``fn(*args, **kwargs)`` in this worker (see the module docstring)."""

@@ -17,8 +17,9 @@ from core.model_worker import RemoteTraceback, WorkerStoppedError
 from tests.support.worker_jobs import squares, where
 
 
-def until_cancelled(cancel, finished_file):
-    """Yield step numbers until ``cancel`` is set, then a last item saying so (a streaming pipeline's protocol)."""
+def until_cancelled(cancel, finished_file, linger=0.0):
+    """Yield step numbers until ``cancel`` is set, then a last item saying so (a streaming pipeline's
+    protocol); ``linger`` seconds later, write how far it got to ``finished_file``."""
     step = 0
     try:
         while not cancel.is_set():
@@ -27,6 +28,7 @@ def until_cancelled(cancel, finished_file):
             time.sleep(0.02)
         yield ("cancelled after", step)
     finally:
+        time.sleep(linger)
         with open(finished_file, "w") as out:
             out.write(str(step))
 
@@ -110,11 +112,15 @@ def test_a_cancel_here_stops_the_streamed_job_in_the_worker(tmp_path):
 
 def test_leaving_a_stream_early_stops_its_job_before_the_next_one(tmp_path):
     finished = tmp_path / "finished"
-    for item in model_worker.stream(until_cancelled, threading.Event(), str(finished)):
+    items = model_worker.stream(until_cancelled, threading.Event(), str(finished), linger=1.0)
+    for item in items:
         if item == 2:
-            break  # closes the stream, as gradio does with a cancelled handler
-    assert finished.exists()  # the worker's generator ended before close() returned
-    assert list(model_worker.stream(squares, 3)) == [0, 1, 4]
+            break
+    started = time.monotonic()
+    items.close()  # what gradio does with a cancelled handler, on its event loop: it must not wait
+    assert time.monotonic() - started < 0.5 and not finished.exists()
+    assert model_worker.call(where)["pid"] != os.getpid()
+    assert finished.exists()  # the next job started only once the left one had ended in the worker
 
 
 def test_a_killed_worker_fails_its_job_clearly_and_the_next_job_gets_a_fresh_one():
