@@ -319,9 +319,9 @@ def stream(fn: Callable, *args, **kwargs) -> Iterator:
 
 
 def status() -> dict[str, Any]:
-    """device type -> the worker's process id, whether it is alive and the jobs it finished."""
-    with _workers_lock:
-        return {d: {"pid": w.pid, "alive": w.alive, "jobs_done": w.jobs_done} for d, w in _workers.items()}
+    """device type -> the worker's process id, whether it is alive and the jobs it finished (without
+    waiting for a worker that is starting)."""
+    return {d: {"pid": w.pid, "alive": w.alive, "jobs_done": w.jobs_done} for d, w in list(_workers.items())}
 
 
 def shutdown() -> None:
