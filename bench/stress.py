@@ -43,7 +43,8 @@ def requests_for(handle_file):
 
 
 class Sampler(threading.Thread):
-    """Peak RSS of a process, of its children (the model worker) and of both together, sampled until stopped."""
+    """Peak RSS of a process, of its children (the model worker) and of both together, and the CPU
+    seconds each used, sampled until stopped."""
 
     def __init__(self, pid: int, interval: float = 0.25):
         super().__init__(daemon=True)
@@ -52,15 +53,21 @@ class Sampler(threading.Thread):
 
         self.process = psutil.Process(pid)
         self.peak = self.peak_process = self.peak_children = 0
+        self.cpu_start = sum(self.process.cpu_times()[:2])
+        self.cpu_process, self.cpu_children = 0.0, {}  # child pid -> CPU seconds seen last
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             try:
                 own = self.process.memory_info().rss
-                children = sum(c.memory_info().rss for c in self.process.children(True))
+                children = 0
+                for child in self.process.children(True):
+                    children += child.memory_info().rss
+                    self.cpu_children[child.pid] = sum(child.cpu_times()[:2])
                 self.peak_process, self.peak_children = max(self.peak_process, own), max(self.peak_children, children)
                 self.peak = max(self.peak, own + children)
+                self.cpu_process = sum(self.process.cpu_times()[:2]) - self.cpu_start
             except Exception:
                 pass
             self.stop.wait(self.interval)
@@ -160,7 +167,8 @@ def main() -> None:
     queue_full = sum(1 for _, o, _ in results if o == "queue_full")
     memory = "" if sampler is None else (
         f"; peak RSS: hub {sampler.peak_process / 2**20:.0f} MB, model worker {sampler.peak_children / 2**20:.0f} MB, "
-        f"both together {sampler.peak / 2**20:.0f} MB")
+        f"both together {sampler.peak / 2**20:.0f} MB; CPU time: hub {sampler.cpu_process:.0f} s, model worker "
+        f"{sum(sampler.cpu_children.values()):.0f} s")
     lines = [
         "## Load test", "",
         f"`python bench/stress.py --users {args.users} --seconds {args.seconds:g}`: {len(results)} requests in "
