@@ -5,9 +5,10 @@
 Starts the hub on a free 127.0.0.1 port (or uses --url), then each user loops over the apps that
 work offline (season swap, photo -> sketch, sketch -> photo, inpainting, PULSE), sending real
 requests through gradio_client until the time or the request budget runs out. Reports failures
-(documented queue-full rejections counted apart), p50/p95 latency per endpoint, and the hub's peak
-memory (RSS of the server process, sampled every 0.25 s). Appends a section to bench/RESULTS.md
-with --write.
+(documented queue-full rejections counted apart), p50/p95 latency per endpoint, the peak memory of
+the hub process and of its model worker (RSS, sampled every 0.25 s) and, from the hub's
+``/health``, where its heavy jobs ran (``GANHUB_MODEL_WORKER``) and how many the worker finished.
+Appends a section to bench/RESULTS.md with --write.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def requests_for(handle_file):
 
 
 class Sampler(threading.Thread):
-    """Peak RSS of a process (and its children), sampled until stopped."""
+    """Peak RSS of a process, of its children (the model worker) and of both together, and the CPU
+    seconds each used, sampled until stopped."""
 
     def __init__(self, pid: int, interval: float = 0.25):
         super().__init__(daemon=True)
@@ -50,14 +52,22 @@ class Sampler(threading.Thread):
         import psutil
 
         self.process = psutil.Process(pid)
-        self.peak = 0
+        self.peak = self.peak_process = self.peak_children = 0
+        self.cpu_start = sum(self.process.cpu_times()[:2])
+        self.cpu_process, self.cpu_children = 0.0, {}  # child pid -> CPU seconds seen last
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             try:
-                rss = self.process.memory_info().rss + sum(c.memory_info().rss for c in self.process.children(True))
-                self.peak = max(self.peak, rss)
+                own = self.process.memory_info().rss
+                children = 0
+                for child in self.process.children(True):
+                    children += child.memory_info().rss
+                    self.cpu_children[child.pid] = sum(child.cpu_times()[:2])
+                self.peak_process, self.peak_children = max(self.peak_process, own), max(self.peak_children, children)
+                self.peak = max(self.peak, own + children)
+                self.cpu_process = sum(self.process.cpu_times()[:2]) - self.cpu_start
             except Exception:
                 pass
             self.stop.wait(self.interval)
@@ -122,10 +132,21 @@ def main() -> None:
         elapsed = time.time() - start
         if sampler:
             sampler.stop.set()
-        return results, elapsed, (sampler.peak if sampler else 0)
+        return results, elapsed, sampler
+
+    def worker_state(url: str) -> str:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{url}/health", timeout=30) as response:
+            state = json.load(response).get("model_worker", {})
+        workers = state.get("workers", {})
+        done = ", ".join(f"{d}: {w['jobs_done']} jobs" for d, w in workers.items()) or "none started"
+        return f"heavy jobs ran {'in the model worker' if state.get('mode') == 'process' else 'in the hub'} ({done})"
 
     if args.url:
-        results, elapsed, peak = run(args.url.rstrip("/"), None)
+        results, elapsed, sampler = run(args.url.rstrip("/"), None)
+        where = worker_state(args.url.rstrip("/"))
     else:
         import psutil
 
@@ -133,7 +154,8 @@ def main() -> None:
             port = int(url.rsplit(":", 1)[1])
             pid = next(c.pid for c in psutil.net_connections("tcp")
                        if c.laddr and c.laddr.port == port and c.status == "LISTEN")
-            results, elapsed, peak = run(url, pid)
+            results, elapsed, sampler = run(url, pid)
+            where = worker_state(url)
 
     by_endpoint = defaultdict(list)
     failures = []
@@ -143,11 +165,15 @@ def main() -> None:
         elif outcome != "queue_full":
             failures.append((endpoint, outcome))
     queue_full = sum(1 for _, o, _ in results if o == "queue_full")
+    memory = "" if sampler is None else (
+        f"; peak RSS: hub {sampler.peak_process / 2**20:.0f} MB, model worker {sampler.peak_children / 2**20:.0f} MB, "
+        f"both together {sampler.peak / 2**20:.0f} MB; CPU time: hub {sampler.cpu_process:.0f} s, model worker "
+        f"{sum(sampler.cpu_children.values()):.0f} s")
     lines = [
         "## Load test", "",
         f"`python bench/stress.py --users {args.users} --seconds {args.seconds:g}`: {len(results)} requests in "
         f"{elapsed:.0f} s against the hub on 127.0.0.1; {len(failures)} failed, {queue_full} rejected as queue full "
-        f"(documented back-pressure); hub peak RSS {peak / 2**20:.0f} MB.", "",
+        f"(documented back-pressure); {where}{memory}.", "",
         "| endpoint | ok | p50 | p95 |", "|---|---|---|---|",
     ]
     for endpoint, seconds in sorted(by_endpoint.items()):

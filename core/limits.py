@@ -92,8 +92,11 @@ class JobClock:
 
     def __init__(self):
         self._rates: dict[str, float] = {}
+        self.on_record = None  # called with each record (the model worker reports its records to the server)
 
     def record(self, kind: str, units: float, seconds: float) -> None:
+        if self.on_record is not None:
+            self.on_record(kind, units, seconds)
         if units > 0:
             rate = seconds / units
             self._rates[kind] = rate if kind not in self._rates else 0.7 * self._rates[kind] + 0.3 * rate

@@ -14,6 +14,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Handlers run their model work in this process, where tests patch models and pipelines; the tests of
+# core.model_worker and the live worker test of tests/apps turn the worker process on themselves.
+os.environ.setdefault("GANHUB_MODEL_WORKER", "inline")
 
 
 def pytest_configure(config):

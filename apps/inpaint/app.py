@@ -48,8 +48,8 @@ MADE_HERE = ("inpaint", "inpaint_editor", "remove_object", "compare_methods", "e
 def inpaint(image, mask, method="auto", dilation=0, strategy="crop", working_size=768, margin=128,
             progress=gr.Progress()):
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return ui.stamp_result("/inpaint", api.inpaint_outputs(image, mask, notify=gr.Warning, **settings),
-                           png_at=(0, 2), image=image, mask=mask, **settings)
+    outputs = ui.offload(api.inpaint_outputs, image, mask, notify=gr.Warning, **settings)
+    return ui.stamp_result("/inpaint", outputs, png_at=(0, 2), image=image, mask=mask, **settings)
 
 
 inpaint.__doc__ = api.INPAINT_DOC  # the MCP tool's description, argument by argument
@@ -62,8 +62,8 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
                    progress=gr.Progress()):
     """Inpaint the editor's photo where it was painted (the alpha of its layers)."""
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return ui.stamp_result("/inpaint_editor", api.editor_outputs(editor, notify=gr.Warning, **settings),
-                           png_at=(0, 2), editor=editor, **settings)
+    outputs = ui.offload(api.editor_outputs, editor, notify=gr.Warning, **settings)
+    return ui.stamp_result("/inpaint_editor", outputs, png_at=(0, 2), editor=editor, **settings)
 
 
 @ui.user_errors
@@ -71,8 +71,9 @@ def inpaint_editor(editor, method="auto", dilation=0, strategy="crop", working_s
 @ui.gpu(duration=60)
 def select_mask(image, prompts, selector="auto", dilation=0):
     """The object under ``prompts`` (``+x,y``, ``-x,y``, ``box l,t,r,b`` or JSON) as a mask PNG of the photo's size."""
-    return ui.stamp_result("/select_mask", api.select_outputs(image, prompts, selector, dilation), png_at=(0, 1),
-                           image=image, prompts=prompts, selector=selector, dilation=dilation)
+    outputs = ui.offload(api.select_outputs, image, prompts, selector, dilation)
+    return ui.stamp_result("/select_mask", outputs, png_at=(0, 1), image=image, prompts=prompts, selector=selector,
+                           dilation=dilation)
 
 
 @ui.user_errors
@@ -82,8 +83,9 @@ def remove_object(image, prompts, selector="auto", mask=None, method="auto", dil
                   working_size=768, margin=128):
     """Select the object under ``prompts`` (union with ``mask`` if given), dilate, inpaint: one call."""
     settings = dict(method=method, dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return ui.stamp_result("/remove_object", api.remove_outputs(image, prompts, selector, mask, gr.Warning, **settings),
-                           png_at=(0, 2), image=image, prompts=prompts, selector=selector, mask=mask, **settings)
+    outputs = ui.offload(api.remove_outputs, image, prompts, selector, mask, gr.Warning, **settings)
+    return ui.stamp_result("/remove_object", outputs, png_at=(0, 2), image=image, prompts=prompts, selector=selector,
+                           mask=mask, **settings)
 
 
 @ui.user_errors
@@ -93,8 +95,9 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
                     margin=128):
     """The same mask filled by each method: a gallery, and a slider between the first two."""
     settings = dict(dilation=dilation, strategy=strategy, working_size=working_size, margin=margin)
-    return ui.stamp_result("/compare_methods", api.compare_outputs(image, mask, methods, **settings),
-                           png_at=(0, 2), image=image, mask=mask, methods=list(methods or []), **settings)
+    outputs = ui.offload(api.compare_outputs, image, mask, methods, **settings)
+    return ui.stamp_result("/compare_methods", outputs, png_at=(0, 2), image=image, mask=mask,
+                           methods=list(methods or []), **settings)
 
 
 @ui.user_errors
@@ -102,8 +105,9 @@ def compare_methods(image, mask, methods=("telea", "migan"), dilation=0, strateg
 @ui.gpu(duration=60)
 def extend_canvas(image, left=0, top=0, right=0, bottom=0, method="auto"):
     """Grow the photo by the given pixels on each side; the new area is filled by ``method``."""
-    return ui.stamp_result("/extend_canvas", api.extend_outputs(image, left, top, right, bottom, method), png_at=(0, 1),
-                           image=image, left=left, top=top, right=right, bottom=bottom, method=method)
+    outputs = ui.offload(api.extend_outputs, image, left, top, right, bottom, method)
+    return ui.stamp_result("/extend_canvas", outputs, png_at=(0, 1), image=image, left=left, top=top, right=right,
+                           bottom=bottom, method=method)
 
 
 def brush(size):

@@ -70,7 +70,7 @@ def sample(generator, seed, count=8, psi=0.7):
     """
     from core.pipelines.latent import sample as task
 
-    result = task.run(task.Settings(generator, int(seed), int(count), float(psi)))
+    result = ui.offload(task.run, task.Settings(generator, int(seed), int(count), float(psi)))
     return [(image, f"seed {s}") for image, s in zip(result.images, result.seeds)], result.latent_files, result.notes
 
 
@@ -93,8 +93,8 @@ def interpolate(generator, seed_a, file_a, seed_b, file_b, space="z", method="sl
     """
     from core.pipelines.latent import walk as task
 
-    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
-                      task.Settings(generator, space, method, int(frames), float(psi)))
+    result = ui.offload(task.run, lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
+                        task.Settings(generator, space, method, int(frames), float(psi)))
     return result.animation, result.strip, result.notes, {k: result.details[k] for k in ("from", "to", "smoothness")}
 
 
@@ -117,7 +117,7 @@ def direction(generator, seed_a, file_a, attribute="eyeglasses", alpha=2.0, step
     from core.pipelines.latent import direction as task
 
     settings = task.Settings(generator, attribute, float(alpha), int(steps), space, float(psi))
-    result = task.run(lab.LatentSource(seed_a, file_a), settings, shipped=SHIPPED_DIRECTIONS)
+    result = ui.offload(task.run, lab.LatentSource(seed_a, file_a), settings, shipped=SHIPPED_DIRECTIONS)
     return list(zip(result.images, result.captions)), result.notes
 
 
@@ -138,8 +138,8 @@ def mix(generator, seed_a, file_a, seed_b, file_b, layers="coarse", psi=0.7):
     """
     from core.pipelines.latent import mix as task
 
-    result = task.run(lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
-                      task.Settings(generator, layers, float(psi)))
+    result = ui.offload(task.run, lab.LatentSource(seed_a, file_a), lab.LatentSource(seed_b, file_b),
+                        task.Settings(generator, layers, float(psi)))
     return list(zip(result.images, result.captions)), result.notes
 
 
@@ -157,7 +157,7 @@ def invert(photo, generator=DEFAULT_GENERATOR, method="hybrid", steps=100):
     """
     from core.pipelines.latent import invert as task
 
-    result = task.run(photo, task.Settings(generator, method, int(steps)))
+    result = ui.offload(task.run, photo, task.Settings(generator, method, int(steps)))
     return result.aligned.image, result.reconstruction, result.latent_file, result.notes
 
 
@@ -181,7 +181,7 @@ def edit(photo, generator=DEFAULT_GENERATOR, latent_file=None, method="hybrid", 
     from core.pipelines.latent import edit as task
 
     settings = task.Settings(generator, method, attribute, float(alpha), blend, int(steps))
-    result = task.run(photo, latent_file, settings, shipped=SHIPPED_DIRECTIONS)
+    result = ui.offload(task.run, photo, latent_file, settings, shipped=SHIPPED_DIRECTIONS)
     return result.image, result.steps, result.notes
 
 

@@ -116,7 +116,7 @@ def upsample(image, generator=GENERATORS[0], size=16, steps=100, eps=pulse.EPS_D
     progress(0, desc=f"Loading the generator{first_use}")
     shown_at, watched = -PREVIEW_INTERVAL, ui.sees_previews(request)  # scripts and agents get the notes only
     with cancels.running(request) as cancel:
-        for event in pulse.upsample(image, settings, cancel=cancel):
+        for event in ui.offload_stream(pulse.upsample, image, settings, cancel=cancel):
             if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Searching", unit="steps")
                 if time.monotonic() - shown_at >= PREVIEW_INTERVAL:

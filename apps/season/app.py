@@ -64,8 +64,8 @@ def translate(image, model_id: str = MODEL_IDS[0], mode: str = "tiled", progress
     kind = f"translate:{model_id}:{mode}"
     progress(0, desc=f"Translating: expected time "
                      f"{expected_time_text(JOB_CLOCK.estimate(kind, units, SECONDS_PER_UNIT[mode]))}")
-    result = pipeline.run(photo, settings, budget=Budget(),
-                          progress=lambda done, total: progress((done, total), desc="Translating", unit="tiles"))
+    result = ui.offload(pipeline.run, photo, settings, budget=Budget(),
+                        progress=lambda done, total: progress((done, total), desc="Translating", unit="tiles"))
     seconds = result.details["seconds"]
     JOB_CLOCK.record(kind, units, seconds)
     call = reproduce.Call("/translate", {**reproduce.files("image"), "model_id": model_id, "mode": mode})

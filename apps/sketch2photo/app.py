@@ -50,7 +50,7 @@ def _run(call, sketch, model_id, paper_mode, variations, seed):
     from core.pipelines import sketch_to_photo as pipeline
 
     settings = pipeline.Settings(model_id, paper_mode, variations, seed)
-    result = pipeline.run(sketch, settings)
+    result = ui.offload(pipeline.run, sketch, settings)  # the 256 px models: the model worker on a CPU
     details = result.details
     notes = (f"`{model_id}`, {details['mode']} mode, {len(result.images)} image(s) of {details['size']} px, seed "
              f"{settings.seed}: {details['seconds']:.1f} s.")

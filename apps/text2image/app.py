@@ -16,6 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
+from core.device import get_device
 from core.ui import reproduce
 from core.pipelines import text_to_image as t2i
 from core.pipelines.streaming import Progress
@@ -40,7 +41,8 @@ cancels = ui.Cancels()  # Stop ends the session's run after its running step
 # GPU seconds per denoising step of one 512x512 image on a ZeroGPU slice (estimate; guidance doubles it).
 GPU_SECONDS_PER_STEP = 0.1
 ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: load_pipeline(m) if m in GENERATORS else load_taesd())
-import_in_background(GENERATORS)  # the first generation then does not wait ~7 s for diffusers' imports
+if not ui.uses_model_worker(get_device().type):  # with the model worker, generations (and diffusers) live there
+    import_in_background(GENERATORS)  # the first generation then does not wait ~7 s for diffusers' imports
 
 
 def gpu_seconds(model, prompt="", negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,
@@ -95,7 +97,7 @@ def generate(model, prompt, negative_prompt="", steps=25, guidance=7.5, width=51
     progress(0, desc="Loading the model (the first run downloads or reads it)")
     watched = ui.sees_previews(request)  # the page gets the previews (JPEG); scripts and agents the notes only
     with cancels.running(request) as cancel:
-        for event in t2i.stream(prompt, settings, cancel=cancel):
+        for event in ui.offload_stream(t2i.stream, prompt, settings, cancel=cancel):
             if isinstance(event, Progress):
                 progress((event.step, event.total), desc="Denoising", unit="steps")
                 if event.preview:

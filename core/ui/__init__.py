@@ -3,7 +3,8 @@
 - ``components``: inputs that refuse bad images and numbers with a clear message, before any work.
 - ``errors``: ``user_errors``, what a user reads when a job fails (bad input, weights, GPU memory).
 - ``cancels``: ``Cancels``, the one registry of running streaming jobs that Stop buttons cancel.
-- ``jobs``: where a job runs (``in_lane`` / ``heavy`` / ``light``, ``JOB_EVENTS``) and ``gpu`` on ZeroGPU.
+- ``jobs``: where a job runs (``in_lane`` / ``heavy`` / ``light``, ``JOB_EVENTS``), where its model work
+  runs (``offload``: the model worker process on a CPU) and ``gpu`` on ZeroGPU.
 - ``outputs``: how output images are encoded and shipped (``encode_image``, ``preview``; streamed
   previews: ``preview_file``, only where ``sees_previews``).
 - ``page`` and ``weights_notice``: the model card and the one "weights missing" wording.
@@ -36,7 +37,10 @@ from core.ui.jobs import (
     heavy,
     in_lane,
     light,
+    offload,
+    offload_stream,
     preload_on_zero_gpu,
+    uses_model_worker,
 )
 from core.ui.outputs import (
     JPEG_QUALITY,
@@ -74,6 +78,7 @@ __all__ = [
     "LAUNCH_KWARGS", "PNG_COMPRESS_LEVEL", "PREVIEW_FORMAT", "QUEUE_MAX_SIZE", "ImageEditor", "ImageInput",
     "MaskInput", "Number", "Radio", "Sketchpad", "Slider", "app_kwargs", "encode_image", "fetch_command", "gpu",
     "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",
-    "model_card_markdown", "parse_launch_args", "preload_on_zero_gpu", "preview", "preview_file", "reproduce",
-    "reuse_settings", "seed_field", "sees_previews", "stamp_result", "user_errors", "weights_notice", "weights_status",
+    "model_card_markdown", "offload", "offload_stream", "parse_launch_args", "preload_on_zero_gpu", "preview",
+    "preview_file", "reproduce", "reuse_settings", "seed_field", "sees_previews", "stamp_result", "user_errors",
+    "uses_model_worker", "weights_notice", "weights_status",
 ]

@@ -1,6 +1,7 @@
-"""What a user reads when a job fails: bad input, missing weights and GPU out-of-memory become
-``gr.Error`` (a message in the page, an error with that message for API and MCP clients, no
-traceback in the log); every other exception is a bug and is raised as it is."""
+"""What a user reads when a job fails: bad input, missing weights, GPU out-of-memory and a model
+worker that stopped (``core.model_worker``) become ``gr.Error`` (a message in the page, an error with
+that message for API and MCP clients, no traceback in the log); every other exception is a bug and
+is raised as it is."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from core.model_worker import WorkerStoppedError
 from core.weights import WeightsUnavailableError
 
 
@@ -44,6 +46,8 @@ def as_user_error(e: Exception) -> gr.Error | None:
         return gr.Error(str(e), title="Weights not available", print_exception=False)
     if isinstance(e, ValueError):
         return gr.Error(str(e), title="Invalid input", print_exception=False)
+    if isinstance(e, WorkerStoppedError):
+        return gr.Error(str(e), title="Model worker stopped", print_exception=False)
     if isinstance(e, RuntimeError) and _is_out_of_memory(e):
         return gr.Error(out_of_memory_message(), title="Out of GPU memory", print_exception=False)
     return None

@@ -78,8 +78,17 @@ def report(apps: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "cpu_native_bfloat16": cpu_has_native_bfloat16(),
             "cpu_bfloat16_autocast": os.environ.get("GANHUB_CPU_BF16", "auto"),
         },
+        "model_worker": model_worker_state(device.type),
         "apps": apps,
     }
+
+
+def model_worker_state(device_type: str) -> dict[str, Any]:
+    """Where heavy jobs run (``process``: the model worker, ``inline``: the server) and the workers started."""
+    from core import model_worker
+    from core.ui.jobs import uses_model_worker
+
+    return {"mode": "process" if uses_model_worker(device_type) else "inline", "workers": model_worker.status()}
 
 
 def app_kwargs(demo) -> dict:

@@ -6,16 +6,21 @@ a quick job never waits in gradio's queue behind a long one of the same app; one
 device for handlers that are always heavy. Decorate a handler as
 ``@ui.user_errors`` / ``@ui.in_lane(cost)`` (or ``@ui.heavy``) / ``@ui.gpu(...)``, in that order,
 and register it with ``**ui.JOB_EVENTS`` (or ``**ui.HEAVY_EVENTS``).
+
+Inside a heavy-lane job, the handler runs its pipeline with ``ui.offload(pipeline.run, ...)`` (or
+``ui.offload_stream(pipeline.stream, ...)``): on a CPU that is the model worker process
+(``core.model_worker``), so the server's own threads and the light lane keep the CPU and the GIL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import gradio as gr
 
@@ -26,6 +31,11 @@ HEAVY_PRIOR_SECONDS = 30.0  # the wait announced for a heavy job of a kind not m
 # The longest GPU window a handler asks ZeroGPU for; longer requests are refused by ZeroGPU's scheduler
 # and eat into visitors' daily quota, so long jobs are bounded by their own settings instead.
 GPU_SECONDS_MAX = 180
+
+
+# The device type of the heavy lane the current job holds a slot of (None outside a heavy lane).
+_HEAVY_LANE_DEVICE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ganhub_heavy_lane", default=None)
+MODEL_WORKER_VARIABLE = "GANHUB_MODEL_WORKER"
 
 
 def _progress_of(args, kwargs) -> gr.Progress | None:
@@ -39,7 +49,8 @@ def _lane_slot(cost: Callable[..., tuple[str, float]], args, kwargs):
     from core.limits import JOB_CLOCK
 
     kind, expected = cost(*args, **kwargs)
-    chosen = lane(lane_for(expected))
+    lane_kind = lane_for(expected)
+    chosen = lane(lane_kind)
     progress = _progress_of(args, kwargs)
 
     def on_wait(position: int, seconds: float) -> None:
@@ -51,7 +62,15 @@ def _lane_slot(cost: Callable[..., tuple[str, float]], args, kwargs):
         job = f"job:{kind}"  # seconds per job (apps may measure their own units under ``kind``)
         with chosen.enter(JOB_CLOCK.estimate(job, 1, prior=expected), on_wait):
             started = time.monotonic()
-            yield
+            outer = _HEAVY_LANE_DEVICE.get()
+            if lane_kind == "heavy":
+                from core.device import get_device
+
+                _HEAVY_LANE_DEVICE.set(get_device().type)
+            try:
+                yield
+            finally:
+                _HEAVY_LANE_DEVICE.set(outer)  # set, not reset: a generator's steps may run in other contexts
             JOB_CLOCK.record(job, 1, time.monotonic() - started)
     except LaneFullError as e:
         raise gr.Error(str(e), title="Server busy", print_exception=False) from None
@@ -93,6 +112,49 @@ def heavy(fn: Callable) -> Callable:
 def light(fn: Callable) -> Callable:
     """Run a handler that always takes well under a second (no model, a tiny one) in the light lane."""
     return in_lane(lambda *args, **kwargs: (fn.__qualname__, 0.0))(fn)
+
+
+def uses_model_worker(device_type: str) -> bool:
+    """Whether heavy jobs on ``device_type`` run in the model worker process: by default on a CPU only
+    (an accelerator does the work itself, the server's CPU stays free); ``GANHUB_MODEL_WORKER=process``
+    or ``inline`` decides for every device. Never on ZeroGPU, whose ``spaces.GPU`` attaches the GPU to
+    the handler's own process, nor outside POSIX."""
+    setting = os.environ.get(MODEL_WORKER_VARIABLE, "").strip().lower() or "auto"
+    if setting not in ("auto", "process", "inline"):
+        raise ValueError(f"{MODEL_WORKER_VARIABLE} must be process, inline or auto (got {setting!r}).")
+    if on_zero_gpu() or os.name != "posix":
+        return False
+    return device_type == "cpu" if setting == "auto" else setting == "process"
+
+
+def _worker_device() -> str | None:
+    """The device whose model worker this job's model work goes to, or None to run it here."""
+    device_type = _HEAVY_LANE_DEVICE.get()
+    return device_type if device_type is not None and uses_model_worker(device_type) else None
+
+
+def offload(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` where the job's model work belongs: in the model worker process when the
+    job holds a heavy-lane slot and :func:`uses_model_worker` says so, else here. ``fn`` must be a
+    module-level function; arguments and result must pickle (``threading.Event`` and function arguments
+    stay here, see ``core.model_worker``); a ``model=`` object is never sent (the worker loads its own).
+    Call it from the handler's body, inside its lane."""
+    from core import model_worker
+
+    device_type = _worker_device()
+    if device_type is None:
+        return fn(*args, **kwargs)
+    return model_worker.worker(device_type).call(fn, *args, **kwargs)
+
+
+def offload_stream(fn: Callable, *args, **kwargs) -> Iterator:
+    """:func:`offload` for a generator function (``pipeline.stream``): its items, as they come."""
+    from core import model_worker
+
+    device_type = _worker_device()
+    if device_type is None:
+        return fn(*args, **kwargs)
+    return model_worker.worker(device_type).stream(fn, *args, **kwargs)
 
 
 def on_zero_gpu() -> bool:

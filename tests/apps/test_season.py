@@ -104,3 +104,28 @@ def test_size_cap_and_bad_input_messages(client, tmp_path):
 def test_api_contract(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert [p["parameter_name"] for p in info["/translate"]["parameters"]] == ["image", "model_id", "mode"]
+
+
+def test_translate_in_the_model_worker_process_gives_the_same_result(client, photo_file, monkeypatch):
+    """On a CPU the hub runs /translate in the model worker (core.model_worker): same pixels, same errors."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from core import model_worker
+
+    def translate():
+        _, result, notes = client.predict(handle_file(str(photo_file)), "cyclegan.vintage", "tiled",
+                                          api_name="/translate")
+        return np.asarray(Image.open(result).convert("RGB"), int), notes
+
+    inline, _ = translate()
+    monkeypatch.setenv("GANHUB_MODEL_WORKER", "process")
+    model_worker.shutdown()
+    try:
+        in_worker, notes = translate()
+        assert model_worker.status()["cpu"]["jobs_done"] == 1  # it ran there
+        assert np.abs(in_worker - inline).max() <= 1 and "90x61" in notes
+        with pytest.raises(AppError, match="python -m core.weights fetch cyclegan.summer2winter"):
+            client.predict(handle_file(str(photo_file)), "cyclegan.summer2winter", "tiled", api_name="/translate")
+    finally:
+        model_worker.shutdown()

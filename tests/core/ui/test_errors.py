@@ -29,6 +29,18 @@ def test_generator_handlers_are_wrapped_too():
         next(gen)
 
 
+def test_a_stopped_model_worker_is_a_clear_message():
+    from core.model_worker import WorkerStoppedError
+
+    @ui.user_errors
+    def handler():
+        raise WorkerStoppedError("The model worker (process 7) was killed by SIGKILL while running this job; try again.")
+
+    with pytest.raises(gr.Error, match="killed by SIGKILL while running this job; try again") as err:
+        handler()
+    assert err.value.title == "Model worker stopped"
+
+
 def test_other_exceptions_are_not_hidden():
     @ui.user_errors
     def broken():

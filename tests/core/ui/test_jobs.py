@@ -55,3 +55,48 @@ def test_models_are_preloaded_on_zero_gpu_only_and_only_when_their_weights_are_h
     assert ui.preload_on_zero_gpu(["cyclegan.vintage", "cyclegan.summer2winter"], load=loaded.append) == [
         "cyclegan.vintage"]
     assert loaded == ["cyclegan.vintage"]
+
+
+def test_model_work_goes_to_the_worker_process_only_inside_a_heavy_lane(monkeypatch):
+    import os
+
+    from core import model_worker
+    from tests.support.worker_jobs import squares, where
+
+    monkeypatch.setenv("GANHUB_MODEL_WORKER", "process")
+
+    @ui.heavy
+    def heavy_job():
+        return ui.offload(where, 1)["pid"]
+
+    @ui.heavy
+    def heavy_stream():
+        yield from ui.offload_stream(squares, 3)
+
+    @ui.light
+    def light_job():
+        return ui.offload(where)["pid"]
+
+    try:
+        assert heavy_job() != os.getpid()
+        assert list(heavy_stream()) == [0, 1, 4]
+        assert light_job() == os.getpid() and ui.offload(where)["pid"] == os.getpid()
+        monkeypatch.setenv("GANHUB_MODEL_WORKER", "inline")
+        assert heavy_job() == os.getpid()
+    finally:
+        model_worker.shutdown()
+
+
+def test_the_model_worker_is_used_on_a_cpu_by_default_and_never_on_zero_gpu(monkeypatch):
+    import pytest
+
+    monkeypatch.delenv("GANHUB_MODEL_WORKER")
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert ui.uses_model_worker("cpu") and not ui.uses_model_worker("cuda") and not ui.uses_model_worker("mps")
+    monkeypatch.setenv("GANHUB_MODEL_WORKER", "process")
+    assert ui.uses_model_worker("cuda")
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    assert not ui.uses_model_worker("cuda") and not ui.uses_model_worker("cpu")
+    monkeypatch.setenv("GANHUB_MODEL_WORKER", "threads")
+    with pytest.raises(ValueError, match="GANHUB_MODEL_WORKER must be process, inline or auto"):
+        ui.uses_model_worker("cpu")
