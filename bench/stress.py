@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import ssl
 import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+
+import certifi
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -73,7 +76,8 @@ class Sampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def user(url: str, deadline: float, budget: list[int], lock: threading.Lock, results: list, offset: int) -> None:
+def user(url: str, deadline: float, budget: list[int], lock: threading.Lock, results: list, offset: int,
+         ssl_context=None) -> None:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -89,7 +93,8 @@ def user(url: str, deadline: float, budget: list[int], lock: threading.Lock, res
             app, api_name, args, kwargs = workload[i % len(workload)]
             i += 1
             client = clients.get(app) or clients.setdefault(
-                app, Client(f"{url}/{app}/", verbose=False, analytics_enabled=False))
+                app, Client(f"{url}/{app}/", verbose=False, analytics_enabled=False,
+                            **({"ssl_verify": ssl_context} if ssl_context is not None else {})))
             start = time.perf_counter()
             try:
                 client.predict(*args, **kwargs, api_name=api_name)
@@ -112,6 +117,9 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=2000)
     parser.add_argument("--url", help="an already running hub (loopback); default: start one")
     parser.add_argument("--write", action="store_true", help="append the report to bench/RESULTS.md")
+    parser.add_argument("--default-client", action="store_true",
+                        help="gradio_client's default TLS setup (a new context per request) instead of one "
+                             "context per client, the README's advice for scripts")
     args = parser.parse_args()
 
     from tests.support.servers import serve_hub
@@ -122,7 +130,8 @@ def main() -> None:
             sampler.start()
         results, lock, budget = [], threading.Lock(), [args.max_requests]
         deadline = time.time() + args.seconds
-        threads = [threading.Thread(target=user, args=(url, deadline, budget, lock, results, k))
+        context = None if args.default_client else ssl.create_default_context(cafile=certifi.where())
+        threads = [threading.Thread(target=user, args=(url, deadline, budget, lock, results, k, context))
                    for k in range(args.users)]
         start = time.time()
         for t in threads:
@@ -171,7 +180,9 @@ def main() -> None:
         f"{sum(sampler.cpu_children.values()):.0f} s")
     lines = [
         "## Load test", "",
-        f"`python bench/stress.py --users {args.users} --seconds {args.seconds:g}`: {len(results)} requests in "
+        f"`python bench/stress.py --users {args.users} --seconds {args.seconds:g}"
+        f"{' --default-client' if args.default_client else ''}` (clients: "
+        f"{'a new TLS context per request' if args.default_client else 'one TLS context each'}): {len(results)} requests in "
         f"{elapsed:.0f} s against the hub on 127.0.0.1; {len(failures)} failed, {queue_full} rejected as queue full "
         f"(documented back-pressure); {where}{memory}.", "",
         "| endpoint | ok | p50 | p95 |", "|---|---|---|---|",
