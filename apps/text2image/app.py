@@ -16,14 +16,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import gradio as gr
 
 from core import ui
-from core.device import get_device
 from core.ui import reproduce
 from core.pipelines import text_to_image as t2i
 from core.pipelines.streaming import Progress
-from core.pipelines.text_to_image_loading import (default_fast_decode, import_in_background, load_pipeline, load_taesd,
+from core.pipelines.text_to_image_loading import (default_fast_decode, import_diffusers, load_pipeline, load_taesd,
                                                   missing_message)
 from core.pipelines.text_to_image_params import read_parameters as read_png_parameters
-from core.weights import availability, get_entry, models_for_app
+from core.weights import availability, get_entry, models_for_app, weights_present
 
 TITLE = "Text to image (diffusers)"
 DESCRIPTION = (
@@ -41,8 +40,8 @@ cancels = ui.Cancels()  # Stop ends the session's run after its running step
 # GPU seconds per denoising step of one 512x512 image on a ZeroGPU slice (estimate; guidance doubles it).
 GPU_SECONDS_PER_STEP = 0.1
 ui.preload_on_zero_gpu(MODEL_IDS, load=lambda m: load_pipeline(m) if m in GENERATORS else load_taesd())
-if not ui.uses_model_worker(get_device().type):  # with the model worker, generations (and diffusers) live there
-    import_in_background(GENERATORS)  # the first generation then does not wait ~7 s for diffusers' imports
+if any(weights_present(m) for m in GENERATORS):  # the first generation then does not wait ~7 s for the imports
+    ui.warm_up(import_diffusers)
 
 
 def gpu_seconds(model, prompt="", negative_prompt="", steps=25, guidance=7.5, width=512, height=512, seed=-1,

@@ -4,7 +4,7 @@ A pipeline is loaded once per process (``core.cache.MODEL_CACHE``) from the snap
 manifest pins (``core.weights.resolve_snapshot``: safetensors only, no remote code), in the
 dtype :func:`pipeline_dtype` picks for the device. Previews are decoded with TAESD
 (``diffusers.taesd``) when it is on this machine, otherwise with a linear latent->RGB map.
-diffusers is imported lazily: importing this module stays cheap (:func:`import_in_background`
+diffusers is imported lazily: importing this module stays cheap (:func:`import_diffusers`
 imports it ahead when a model's weights are here). On CPUs whose manifest row says so, the UNet
 runs on OpenVINO (:mod:`core.pipelines.text_to_image_openvino`): from its cached IR without
 building the torch UNet, or, on the first start with these weights, eager torch serves while the
@@ -99,21 +99,11 @@ def _pipeline_bytes(pipe) -> int:
                if isinstance(m, torch.nn.Module))
 
 
-def import_in_background(model_ids) -> threading.Thread | None:
-    """Import diffusers' pipeline machinery (and transformers) in a thread when one of ``model_ids``
-    has its weights here, so the first generation does not wait for the imports (~7 s)."""
-    from core.weights import weights_present
-
-    if not any(weights_present(m) for m in model_ids):
-        return None
-
-    def work():
-        from diffusers import StableDiffusionPipeline  # noqa: F401  (the import is the point)
-        from transformers import CLIPTextModel  # noqa: F401
-
-    thread = threading.Thread(target=work, name="import-diffusers", daemon=True)
-    thread.start()
-    return thread
+def import_diffusers() -> None:
+    """Import diffusers' pipeline machinery and transformers: ~7 s that the first load would otherwise
+    wait for (apps run it ahead with ``ui.warm_up`` when a model's weights are here)."""
+    from diffusers import StableDiffusionPipeline  # noqa: F401  (the import is the point)
+    from transformers import CLIPTextModel  # noqa: F401
 
 
 def load_pipeline(model_id: str, device: torch.device | None = None, dtype: torch.dtype | None = None,

@@ -18,11 +18,15 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 import gradio as gr
+
+_log = logging.getLogger(__name__)
 
 # gradio event settings of an app's jobs (see the module docstring).
 JOB_EVENTS = dict(concurrency_id="jobs", concurrency_limit=int(os.environ.get("GANHUB_APP_WORKERS", "4")))
@@ -155,6 +159,29 @@ def offload_stream(fn: Callable, *args, **kwargs) -> Iterator:
     if device_type is None:
         return fn(*args, **kwargs)
     return model_worker.worker(device_type).stream(fn, *args, **kwargs)
+
+
+def warm_up(fn: Callable, *args, **kwargs) -> threading.Thread:
+    """Run ``fn(*args, **kwargs)`` (imports, a model load) in a background thread, in the process where
+    heavy jobs' model work runs: the model worker when :func:`uses_model_worker` says so for this
+    device, else here. A failure is logged, never raised: the first job then pays for it instead."""
+    from core.device import get_device
+
+    def work():
+        try:
+            device_type = get_device().type
+            if uses_model_worker(device_type):
+                from core import model_worker
+
+                model_worker.worker(device_type).call(fn, *args, **kwargs)
+            else:
+                fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001  (a warm-up is an optimisation)
+            _log.warning("warming up %s failed: %s", getattr(fn, "__qualname__", fn), e)
+
+    thread = threading.Thread(target=work, name=f"warm-up-{getattr(fn, '__name__', 'fn')}", daemon=True)
+    thread.start()
+    return thread
 
 
 def on_zero_gpu() -> bool:

@@ -19,3 +19,9 @@ def squares(n, progress=None):
         if progress is not None:
             progress(i, total=n)
         yield i * i
+
+
+def write_pid(path) -> None:
+    """Write this process's id to ``path`` (shows where a warm-up ran)."""
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))

@@ -100,3 +100,24 @@ def test_the_model_worker_is_used_on_a_cpu_by_default_and_never_on_zero_gpu(monk
     monkeypatch.setenv("GANHUB_MODEL_WORKER", "threads")
     with pytest.raises(ValueError, match="GANHUB_MODEL_WORKER must be process, inline or auto"):
         ui.uses_model_worker("cpu")
+
+
+def test_a_warm_up_runs_where_the_heavy_model_work_runs_and_never_raises(monkeypatch, tmp_path, caplog):
+    import os
+
+    from core import model_worker
+    from tests.support.worker_jobs import write_pid
+
+    monkeypatch.setenv("GANHUB_MODEL_WORKER", "inline")
+    ui.warm_up(write_pid, tmp_path / "inline").join(30)
+    assert (tmp_path / "inline").read_text() == str(os.getpid())
+    monkeypatch.setenv("GANHUB_MODEL_WORKER", "process")
+    try:
+        ui.warm_up(write_pid, tmp_path / "worker").join(120)
+        pid = int((tmp_path / "worker").read_text())
+        assert pid != os.getpid() and pid == model_worker.status()["cpu"]["pid"]
+        thread = ui.warm_up(write_pid, tmp_path / "missing" / "file")  # the worker's OSError is logged
+        thread.join(60)
+        assert not thread.is_alive() and "warming up write_pid failed" in caplog.text
+    finally:
+        model_worker.shutdown()
