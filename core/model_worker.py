@@ -23,6 +23,11 @@ server's own threads first.
   threads as this process; when one of the variables that choose weights, caches and devices
   (:data:`ENV_PREFIXES`) changes, or the torch thread count, the next job gets a fresh worker.
 
+Pickle is safe here, unlike for weights files: the two ends talk only over a ``socketpair`` this
+process creates and hands to its own child (no address anyone else can connect to), and every
+pickle on it was made by the other end of the same code. User uploads cross it as decoded images
+that the apps have already admitted, never as bytes read back with pickle.
+
 The worker's end is :mod:`core.model_worker_process`, run in a fresh interpreter (``python -c``)
 rather than by ``multiprocessing``'s "spawn", which would import the parent's ``__main__`` module
 in the child: the whole hub with every app.
