@@ -5,7 +5,7 @@ Every job the hub runs enters one of two process-wide lanes, shared by all apps 
 - ``heavy``, one per device type: at most ``GANHUB_DEVICE_CONCURRENCY`` (default 1) jobs run on a
   device at once, so big models never run side by side and exhaust its memory;
 - ``light``: jobs expected to take under :data:`LIGHT_SECONDS` (classical OpenCV methods that use
-  no model, 64 px generators, short searches), ``GANHUB_LIGHT_CONCURRENCY`` (default 2) at once.
+  no model, 64 px generators, short searches), ``GANHUB_LIGHT_CONCURRENCY`` (default 4) at once.
 
 A lane is a FIFO queue: each waiting job knows its position and an estimated wait (from the
 measured durations of the jobs ahead of it), and a lane refuses new jobs once
@@ -106,7 +106,7 @@ def lane(kind: str, device_type: str | None = None) -> Lane:
             device_type = get_device().type
         key, slots, name = f"heavy:{device_type}", _setting("GANHUB_DEVICE_CONCURRENCY", 1), f"{device_type} device"
     elif kind == "light":
-        key, slots, name = "light", _setting("GANHUB_LIGHT_CONCURRENCY", 2), "quick-job"
+        key, slots, name = "light", _setting("GANHUB_LIGHT_CONCURRENCY", 4), "quick-job"
     else:
         raise ValueError(f"Unknown lane {kind!r}: 'light' or 'heavy'.")
     with _lanes_guard:
