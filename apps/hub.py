@@ -139,7 +139,9 @@ def main(argv=None) -> None:
 
     args = ui.parse_launch_args(argv)
     tune_allocator()
-    uvicorn.run(create_app(), host=args.host, port=args.port, root_path=args.root_path or "")
+    server = create_app()
+    ui.start_warm_ups()
+    uvicorn.run(server, host=args.host, port=args.port, root_path=args.root_path or "")
 
 
 if __name__ == "__main__":

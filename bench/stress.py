@@ -2,18 +2,21 @@
 
     python bench/stress.py [--users 16] [--seconds 60] [--max-requests 2000]
 
-Starts the hub on a free 127.0.0.1 port (or uses --url), then each user loops over the apps that
-work offline (season swap, photo -> sketch, sketch -> photo, inpainting, PULSE), sending real
-requests through gradio_client until the time or the request budget runs out. Reports failures
-(documented queue-full rejections counted apart), p50/p95 latency per endpoint, the peak memory of
-the hub process and of its model worker (RSS, sampled every 0.25 s) and, from the hub's
-``/health``, where its heavy jobs ran (``GANHUB_MODEL_WORKER``) and how many the worker finished.
+Starts the hub on a free 127.0.0.1 port (or uses --url), sends one warm-up request per endpoint
+(not counted: a server that has just started pays its first loads once, whoever calls), then each
+user, a process of its own, loops over the apps that work offline (season swap, photo -> sketch,
+sketch -> photo, inpainting, PULSE), sending real requests through gradio_client until the time or
+the request budget runs out. Reports failures (documented queue-full rejections counted apart),
+p50/p95 latency per endpoint, the peak memory of the hub process and of its model workers (RSS,
+sampled every 0.25 s) and, from the hub's ``/health``, where its jobs' model work ran
+(``GANHUB_MODEL_WORKER``) and how many jobs each worker finished.
 Appends a section to bench/RESULTS.md with --write.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import ssl
 import sys
@@ -46,7 +49,7 @@ def requests_for(handle_file):
 
 
 class Sampler(threading.Thread):
-    """Peak RSS of a process, of its children (the model worker) and of both together, and the CPU
+    """Peak RSS of a process, of its children (the model workers) and of all together, and the CPU
     seconds each used, sampled until stopped."""
 
     def __init__(self, pid: int, interval: float = 0.25):
@@ -76,38 +79,64 @@ class Sampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def user(url: str, deadline: float, budget: list[int], lock: threading.Lock, results: list, offset: int,
-         ssl_context=None) -> None:
-    from gradio_client import Client, handle_file
+def _client(url: str, app: str, ssl_context):
+    from gradio_client import Client
+
+    return Client(f"{url}/{app}/", verbose=False, analytics_enabled=False,
+                  **({"ssl_verify": ssl_context} if ssl_context is not None else {}))
+
+
+def user(url: str, seconds: float, budget, ready, offset: int, default_client: bool, results) -> None:
+    """One user, in a process of its own (as real users are: 16 gradio_clients in one process would
+    spend the seconds measured waiting for each other's GIL, not for the server): connects to each app,
+    waits for the others, then sends the workload from its ``offset`` until ``seconds`` have passed or
+    the shared ``budget`` of requests is spent. Puts ``(endpoint, outcome, seconds)`` on ``results``,
+    then None."""
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
+    context = None if default_client else ssl.create_default_context(cafile=certifi.where())
     workload = requests_for(handle_file)
     clients = {}
-    i = offset
     try:
+        for app in {app for app, *_ in workload}:
+            clients[app] = _client(url, app, context)
+        ready.wait()
+        deadline, i = time.time() + seconds, offset
         while time.time() < deadline:
-            with lock:
-                if budget[0] <= 0:
+            with budget.get_lock():
+                if budget.value <= 0:
                     return
-                budget[0] -= 1
+                budget.value -= 1
             app, api_name, args, kwargs = workload[i % len(workload)]
             i += 1
-            client = clients.get(app) or clients.setdefault(
-                app, Client(f"{url}/{app}/", verbose=False, analytics_enabled=False,
-                            **({"ssl_verify": ssl_context} if ssl_context is not None else {})))
             start = time.perf_counter()
             try:
-                client.predict(*args, **kwargs, api_name=api_name)
+                clients[app].predict(*args, **kwargs, api_name=api_name)
                 outcome = "ok"
             except AppError as e:
                 outcome = "queue_full" if "queue is full" in str(e).lower() else f"error: {str(e)[:120]}"
             except Exception as e:  # connection problems etc. count as failures
                 outcome = "queue_full" if "queue" in str(e).lower() and "full" in str(e).lower() else \
                     f"error: {type(e).__name__}: {str(e)[:120]}"
-            results.append((f"{app}{api_name}", outcome, time.perf_counter() - start))
+            results.put((f"{app}{api_name}", outcome, time.perf_counter() - start))
     finally:
         for client in clients.values():
             client.close()
+        results.put(None)
+
+
+def warm_up(url: str, ssl_context=None) -> float:
+    """One request per endpoint of the workload, one after another; returns the seconds they took."""
+    from gradio_client import handle_file
+
+    start, clients = time.perf_counter(), {}
+    for app, api_name, args, kwargs in requests_for(handle_file):
+        client = clients.get(app) or clients.setdefault(app, _client(url, app, ssl_context))
+        client.predict(*args, **kwargs, api_name=api_name)
+    for client in clients.values():
+        client.close()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -128,20 +157,28 @@ def main() -> None:
         sampler = Sampler(pid) if pid else None
         if sampler:
             sampler.start()
-        results, lock, budget = [], threading.Lock(), [args.max_requests]
-        deadline = time.time() + args.seconds
         context = None if args.default_client else ssl.create_default_context(cafile=certifi.where())
-        threads = [threading.Thread(target=user, args=(url, deadline, budget, lock, results, k, context))
-                   for k in range(args.users)]
-        start = time.time()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(args.seconds + 600)
+        warm_seconds = warm_up(url, context)
+        spawn = multiprocessing.get_context("spawn")
+        budget, ready, queue = spawn.Value("i", args.max_requests), spawn.Barrier(args.users + 1), spawn.Queue()
+        users = [spawn.Process(target=user, args=(url, args.seconds, budget, ready, k, args.default_client, queue),
+                               daemon=True) for k in range(args.users)]
+        for process in users:
+            process.start()
+        ready.wait(300)  # every user connected to every app
+        start, results, running = time.time(), [], args.users
+        while running:
+            item = queue.get(timeout=args.seconds + 600)
+            if item is None:
+                running -= 1
+            else:
+                results.append(item)
         elapsed = time.time() - start
+        for process in users:
+            process.join(30)
         if sampler:
             sampler.stop.set()
-        return results, elapsed, sampler
+        return results, elapsed, sampler, warm_seconds
 
     def worker_state(url: str) -> str:
         import json
@@ -151,10 +188,10 @@ def main() -> None:
             state = json.load(response).get("model_worker", {})
         workers = state.get("workers", {})
         done = ", ".join(f"{d}: {w['jobs_done']} jobs" for d, w in workers.items()) or "none started"
-        return f"heavy jobs ran {'in the model worker' if state.get('mode') == 'process' else 'in the hub'} ({done})"
+        return f"model work ran {'in the model workers' if state.get('mode') == 'process' else 'in the hub'} ({done})"
 
     if args.url:
-        results, elapsed, sampler = run(args.url.rstrip("/"), None)
+        results, elapsed, sampler, warm_seconds = run(args.url.rstrip("/"), None)
         where = worker_state(args.url.rstrip("/"))
     else:
         import psutil
@@ -163,7 +200,7 @@ def main() -> None:
             port = int(url.rsplit(":", 1)[1])
             pid = next(c.pid for c in psutil.net_connections("tcp")
                        if c.laddr and c.laddr.port == port and c.status == "LISTEN")
-            results, elapsed, sampler = run(url, pid)
+            results, elapsed, sampler, warm_seconds = run(url, pid)
             where = worker_state(url)
 
     by_endpoint = defaultdict(list)
@@ -175,14 +212,15 @@ def main() -> None:
             failures.append((endpoint, outcome))
     queue_full = sum(1 for _, o, _ in results if o == "queue_full")
     memory = "" if sampler is None else (
-        f"; peak RSS: hub {sampler.peak_process / 2**20:.0f} MB, model worker {sampler.peak_children / 2**20:.0f} MB, "
-        f"both together {sampler.peak / 2**20:.0f} MB; CPU time: hub {sampler.cpu_process:.0f} s, model worker "
+        f"; peak RSS: hub {sampler.peak_process / 2**20:.0f} MB, model workers {sampler.peak_children / 2**20:.0f} MB, "
+        f"both together {sampler.peak / 2**20:.0f} MB; CPU time: hub {sampler.cpu_process:.0f} s, model workers "
         f"{sum(sampler.cpu_children.values()):.0f} s")
     lines = [
         "## Load test", "",
         f"`python bench/stress.py --users {args.users} --seconds {args.seconds:g}"
-        f"{' --default-client' if args.default_client else ''}` (clients: "
-        f"{'a new TLS context per request' if args.default_client else 'one TLS context each'}): {len(results)} requests in "
+        f"{' --default-client' if args.default_client else ''}` (each user a "
+        f"process with its gradio_clients, {'a new TLS context per request' if args.default_client else 'one TLS context each'}), after one warm-up "
+        f"request per endpoint ({warm_seconds:.1f} s in all): {len(results)} requests in "
         f"{elapsed:.0f} s against the hub on 127.0.0.1; {len(failures)} failed, {queue_full} rejected as queue full "
         f"(documented back-pressure); {where}{memory}.", "",
         "| endpoint | ok | p50 | p95 |", "|---|---|---|---|",

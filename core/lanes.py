@@ -7,15 +7,17 @@ Every job the hub runs enters one of two process-wide lanes, shared by all apps 
 - ``light``: jobs expected to take under :data:`LIGHT_SECONDS` (classical OpenCV methods that use
   no model, 64 px generators, short searches), ``GANHUB_LIGHT_CONCURRENCY`` (default 4) at once.
 
-A lane is a FIFO queue: each waiting job knows its position and an estimated wait (from the
-measured durations of the jobs ahead of it), and a lane refuses new jobs once
-``GANHUB_LANE_MAX_WAITING`` (default 16) are waiting, so the queue bounds the memory its
+The heavy lane is a FIFO queue. The light lane serves the shortest jobs first, with ageing: a job
+expected to take ``e`` seconds waits as if it had arrived :data:`SHORTEST_FIRST_WEIGHT` x ``e``
+seconds later, so a 0.1 s inpainting passes the 1 s searches queued just before it, and a search
+waits a few seconds more at most, never forever. Each waiting job knows its position and an
+estimated wait (from the measured durations of the jobs ahead of it), and a lane refuses new jobs
+once ``GANHUB_LANE_MAX_WAITING`` (default 16) are waiting, so the queue bounds the memory its
 waiting jobs hold.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import threading
@@ -23,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 
 LIGHT_SECONDS = 1.0
+SHORTEST_FIRST_WEIGHT = 4.0  # the light lane's ageing (see the module docstring)
 
 
 class LaneFullError(RuntimeError):
@@ -30,20 +33,26 @@ class LaneFullError(RuntimeError):
 
 
 class Lane:
-    """A FIFO queue with ``slots`` jobs running at once and at most ``max_waiting`` waiting."""
+    """A queue with ``slots`` jobs running at once and at most ``max_waiting`` waiting: first come, first
+    served, or with ``shortest_first`` > 0 the shortest first, with ageing (see the module docstring)."""
 
-    def __init__(self, name: str, slots: int, max_waiting: int):
+    def __init__(self, name: str, slots: int, max_waiting: int, shortest_first: float = 0.0):
         self.name, self.slots, self.max_waiting = name, max(1, slots), max(0, max_waiting)
+        self.shortest_first = max(0.0, shortest_first)
         self._cond = threading.Condition()
-        self._waiting: collections.deque = collections.deque()
+        self._waiting: list = []  # tickets in order of arrival
         self._running: dict[object, tuple[float, float]] = {}  # ticket -> (started, expected seconds)
         self._expected: dict[object, float] = {}
+        self._turn: dict[object, float] = {}  # ticket -> when it would have arrived, for the order
+
+    def _ahead(self, ticket) -> list:
+        return [t for t in self._waiting if self._turn[t] < self._turn[ticket]]
 
     def _wait_estimate(self, ticket) -> tuple[int, float]:
         """(position, seconds) of ``ticket``: the jobs ahead of it and the running jobs' remaining time,
         shared among the slots."""
         now = time.monotonic()
-        ahead = list(self._waiting)[: list(self._waiting).index(ticket)]
+        ahead = self._ahead(ticket)
         remaining = sum(max(0.0, expected - (now - started)) for started, expected in self._running.values())
         return len(ahead) + 1, (remaining + sum(self._expected[t] for t in ahead)) / self.slots
 
@@ -60,17 +69,20 @@ class Lane:
                     "this server. Please try again in a minute.")
             self._waiting.append(ticket)
             self._expected[ticket] = expected_seconds
+            self._turn[ticket] = time.monotonic() + self.shortest_first * expected_seconds
             try:
-                while self._waiting[0] is not ticket or len(self._running) >= self.slots:
+                while self._ahead(ticket) or len(self._running) >= self.slots:
                     if on_wait is not None:
                         on_wait(*self._wait_estimate(ticket))
                     self._cond.wait(1.0)
             except BaseException:
                 self._waiting.remove(ticket)
                 self._expected.pop(ticket)
+                self._turn.pop(ticket)
                 self._cond.notify_all()
                 raise
-            self._waiting.popleft()
+            self._waiting.remove(ticket)
+            self._turn.pop(ticket)
             self._running[ticket] = (time.monotonic(), self._expected.pop(ticket))
             self._cond.notify_all()
         try:
@@ -111,7 +123,8 @@ def lane(kind: str, device_type: str | None = None) -> Lane:
         raise ValueError(f"Unknown lane {kind!r}: 'light' or 'heavy'.")
     with _lanes_guard:
         if key not in _lanes:
-            _lanes[key] = Lane(name, slots, _setting("GANHUB_LANE_MAX_WAITING", 16))
+            _lanes[key] = Lane(name, slots, _setting("GANHUB_LANE_MAX_WAITING", 16),
+                               shortest_first=SHORTEST_FIRST_WEIGHT if kind == "light" else 0.0)
         return _lanes[key]
 
 

@@ -115,8 +115,10 @@ def _exit_reason(code: int | None) -> str:
 class Worker:
     """One model worker process and the jobs running in it (see the module docstring)."""
 
-    def __init__(self, device_type: str):
-        self.device_type, self.key = device_type, environment_key()
+    def __init__(self, device_type: str, lane: str = "heavy"):
+        self.device_type, self.lane, self.key = device_type, lane, environment_key()
+        nice = int(os.environ.get("GANHUB_MODEL_WORKER_NICE" if lane == "heavy" else "GANHUB_LIGHT_WORKER_NICE", "").strip()
+                   or (10 if lane == "heavy" else 5))
         ours, theirs = socket.socketpair()
         command = f"import core.model_worker_process as w; w.serve({theirs.fileno()})"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")]))}
@@ -133,7 +135,8 @@ class Worker:
         self.jobs_done = 0
         self.pid = self.process.pid
         try:
-            self._send("start", 0, (list(sys.path), self.key[1]))
+            threads = self.key[1] if lane == "heavy" else int(os.environ.get("GANHUB_LIGHT_WORKER_THREADS", "").strip() or 1)
+            self._send("start", 0, (list(sys.path), threads, nice))
             if not self._conn.poll(START_SECONDS):
                 self.close()
                 raise WorkerStoppedError(f"The model worker did not start within {START_SECONDS:g} s; try again.")
@@ -286,16 +289,21 @@ class Worker:
 _workers: dict[str, Worker] = {}
 _retired: list[Worker] = []
 _workers_lock = threading.Lock()
+LANES = ("heavy", "light")
 
 
-def worker(device_type: str) -> Worker:
-    """The live model worker of ``device_type`` for this environment: started, or restarted, as needed.
-    A worker left behind by a change of environment is closed once its running jobs have ended."""
+def worker(device_type: str, lane: str = "heavy") -> Worker:
+    """The live model worker of ``device_type`` and ``lane`` (``core.lanes``) for this environment:
+    started, or restarted, as needed. A worker left behind by a change of environment is closed once
+    its running jobs have ended."""
+    if lane not in LANES:
+        raise ValueError(f"Unknown lane {lane!r}: 'light' or 'heavy'.")
+    name = device_type if lane == "heavy" else f"{device_type}:{lane}"
     with _workers_lock:
         for old in [w for w in _retired if not w.busy()]:
             _retired.remove(old)
             old.close()
-        current = _workers.get(device_type)
+        current = _workers.get(name)
         if current is not None and current.alive and current.key == environment_key():
             return current
         if current is not None:
@@ -303,8 +311,8 @@ def worker(device_type: str) -> Worker:
                 _retired.append(current)
             else:
                 current.close()
-        _workers[device_type] = Worker(device_type)
-        return _workers[device_type]
+        _workers[name] = Worker(device_type, lane)
+        return _workers[name]
 
 
 def _device_type() -> str:
@@ -324,8 +332,8 @@ def stream(fn: Callable, *args, **kwargs) -> Iterator:
 
 
 def status() -> dict[str, Any]:
-    """device type -> the worker's process id, whether it is alive and the jobs it finished (without
-    waiting for a worker that is starting)."""
+    """The device type (``"cpu:light"`` for the light lane's worker) -> the worker's process id, whether
+    it is alive and the jobs it finished (without waiting for a worker that is starting)."""
     return {d: {"pid": w.pid, "alive": w.alive, "jobs_done": w.jobs_done} for d, w in list(_workers.items())}
 
 

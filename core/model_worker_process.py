@@ -28,6 +28,18 @@ class CallbackStandIn:
         self.index = index
 
 
+def for_effect(target: str, *args, **kwargs) -> None:
+    """Call the function named ``target`` (``"module:qualified.name"``; a function itself would be a
+    callback run in the server) and drop its result: a warm-up's loaded model stays in the worker."""
+    import importlib
+
+    module, _, name = target.partition(":")
+    fn = importlib.import_module(module)
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    fn(*args, **kwargs)
+
+
 def send_message(conn: Connection, lock: threading.Lock, kind: str, job: int, body) -> None:
     """One message: ``(kind, job, pickled body)``; the body is unpickled by the job's own thread, so a
     body that cannot be read fails that job only."""
@@ -124,12 +136,12 @@ class _Served:
 
 
 def serve(fd: int) -> None:
-    """The model worker's main loop (run by ``core.model_worker.Worker`` in a fresh interpreter): lower its CPU
+    """The model worker's main loop (run by ``core.model_worker.Worker`` in a fresh interpreter): set its CPU
     priority, set up like the server, then serve jobs until the server's end of the connection closes."""
     conn = Connection(fd)
-    path, threads = pickle.loads(pickle.loads(conn.recv_bytes())[2])
+    path, threads, nice = pickle.loads(pickle.loads(conn.recv_bytes())[2])
     sys.path[:] = path
-    os.nice(int(os.environ.get("GANHUB_MODEL_WORKER_NICE", "").strip() or 10))
+    os.nice(nice)
     import torch
 
     from core.device import tune_allocator

@@ -11,6 +11,7 @@ dilation, strategy, working_size, margin) -> (gallery, [first, second], mask PNG
 ``/extend_canvas`` (image, left, top, right, bottom, method) -> (result, mask PNG, notes).
 """
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ DESCRIPTION = (
 MODEL_IDS = models_for_app("inpaint")
 ui.preload_on_zero_gpu(inpaint_models.fill_model_ids())  # ZeroGPU only: models go on the GPU at start-up
 ui.preload_on_zero_gpu(inpaint_models.selector_ids(), load=lambda model_id: api.load_selector(model_id, "cuda"))
+ui.warm_up(importlib.import_module, "core.pipelines.inpaint_fill", lane="light")  # OpenCV, at start-up
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 METHODS = [("Auto: MI-GAN, else LaMa if downloaded, else Telea", "auto"), ("MI-GAN 512 (fast)", "migan"),
            ("LaMa big-lama", "lama"), ("OpenCV Telea", "telea"), ("OpenCV Navier-Stokes", "ns")]

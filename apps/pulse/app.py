@@ -48,6 +48,9 @@ cancels = ui.Cancels()  # "Finish now" and "Stop" end the session's search with 
 # GPU seconds per search step and sample on a ZeroGPU slice by architecture (estimates; bench/gpu_check.py).
 GPU_SECONDS_PER_STEP = {"dcgan": 0.005, "stylegan2": 0.08}
 ui.preload_on_zero_gpu(MODEL_IDS, load=load_generator)
+for _model_id in [m for m in GENERATORS if get_entry(m).arch == "dcgan" and availability(m)[0]]:
+    for _lane in ("light", "heavy"):  # short searches are quick jobs, the default one is heavy
+        ui.warm_up(load_generator, _model_id, lane=_lane)
 
 
 def gpu_seconds(image, generator=GENERATORS[0], size=16, steps=100, eps=None, samples=4, *args, **kwargs) -> float:
@@ -69,8 +72,7 @@ def expected_time(generator, steps, samples, search="256+1024") -> str:
 def job_cost(image, generator=GENERATORS[0], size=16, steps=100, eps=None, samples=4, seed=-1, face=0,
              stylegan2_search="256+1024", *rest, **kwargs):
     try:
-        return (pulse.clock_kind(generator, stylegan2_search),
-                pulse.expected_seconds(generator, steps, samples, stylegan2_search))
+        return pulse.clock_kind(generator, stylegan2_search), pulse.work_seconds(generator, steps, samples)
     except (TypeError, ValueError):
         return "pulse", ui.HEAVY_PRIOR_SECONDS
 

@@ -21,9 +21,11 @@ import gradio as gr
 
 from core import ui
 from core.ui import reproduce
+from core.pipelines import sketch as sketch_pipeline
+from core.pipelines import sketch_to_photo as photo_pipeline
 from core.pipelines.sketch import pad_guide
 from core.pipelines.sketch_to_photo import DIFFERENCE_GAIN
-from core.weights import get_entry, models_for_app
+from core.weights import get_entry, models_for_app, weights_present
 
 TITLE = "Sketch to photo (pix2pix)"
 DESCRIPTION = (
@@ -44,6 +46,13 @@ def job_cost(model_id) -> tuple[str, float]:
 
     small = model_id in MODEL_IDS and native_size(model_id) <= 64
     return f"sketch:{model_id}", 0.1 if small else 3.0
+
+
+# When the server starts, the quick jobs' models are loaded (and their first run paid) where they run.
+ui.warm_up(sketch_pipeline.run, str(EXAMPLES / "astronaut.jpg"), sketch_pipeline.Settings(), lane="light")
+for _model_id in [m for m in MODEL_IDS if job_cost(m)[1] < 1 and weights_present(m)]:
+    ui.warm_up(photo_pipeline.run, str(EXAMPLES / "face_sketch_1.png"), photo_pipeline.Settings(_model_id),
+               lane="light")
 
 
 def _run(call, sketch, model_id, paper_mode, variations, seed):
@@ -120,9 +129,7 @@ def photo_to_sketch(photo, detail=0.4, frame_face=True):
 
     ``frame_face``: detect the photo's one face and frame it like the faces model's training crops
     (a 256 px sketch); otherwise the whole photo is sketched (512 px at most)."""
-    from core.pipelines import sketch
-
-    return sketch.run(photo, sketch.Settings(detail, frame_face)).sketch
+    return ui.offload(sketch_pipeline.run, photo, sketch_pipeline.Settings(detail, frame_face)).sketch
 
 
 def difference_map(gallery):

@@ -253,7 +253,10 @@ def upsample(image, settings: Settings = Settings(), *, model=None, cancel: thre
 
 # Seconds per step and sample on a 2-core CPU by architecture (apps/pulse/README.md, bench/pulse_speed.py);
 # refined by the durations measured on the server (core.limits.JOB_CLOCK).
-SECONDS_PER_STEP_SAMPLE = {"dcgan": 0.005, "stylegan2": 0.6}
+SECONDS_PER_STEP_SAMPLE = {"dcgan": 0.014, "stylegan2": 0.6}
+# The part of a search that does not grow with steps x samples (the face step, the first render), warm,
+# on the same CPU: DCGAN 20 x 2 took 0.75-0.85 s and 100 x 4 5.9 s (2026-12-01).
+SEARCH_OVERHEAD_SECONDS = {"dcgan": 0.25, "stylegan2": 2.0}
 
 
 def clock_kind(generator: str, search: str) -> str:
@@ -261,6 +264,16 @@ def clock_kind(generator: str, search: str) -> str:
     from core.weights import get_entry
 
     return f"pulse:{generator}" + (f":{search}" if get_entry(generator).arch == "stylegan2" else "")
+
+
+def work_seconds(generator: str, steps, samples) -> float:
+    """What a search costs on a 2-core CPU whatever the server's load: it picks the job's lane
+    (``core.lanes``), so a short search stays a quick job while the server is busy, when the measured
+    durations of :func:`expected_seconds` grow. Raises ValueError on unreadable numbers."""
+    from core.weights import get_entry
+
+    arch = get_entry(generator).arch
+    return SEARCH_OVERHEAD_SECONDS.get(arch, 2.0) + int(steps) * int(samples) * SECONDS_PER_STEP_SAMPLE.get(arch, 1.0)
 
 
 def expected_seconds(generator: str, steps, samples, search: str = "256+1024") -> float:

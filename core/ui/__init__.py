@@ -41,6 +41,7 @@ from core.ui.jobs import (
     offload_stream,
     preload_on_zero_gpu,
     uses_model_worker,
+    start_warm_ups,
     warm_up,
 )
 from core.ui.outputs import (
@@ -81,5 +82,5 @@ __all__ = [
     "health", "heavy", "in_lane", "launch", "light", "missing_models", "missing_weights_message", "model_card",
     "model_card_markdown", "offload", "offload_stream", "parse_launch_args", "preload_on_zero_gpu", "preview",
     "preview_file", "reproduce", "reuse_settings", "seed_field", "sees_previews", "stamp_result", "user_errors",
-    "uses_model_worker", "warm_up", "weights_notice", "weights_status",
+    "start_warm_ups", "uses_model_worker", "warm_up", "weights_notice", "weights_status",
 ]

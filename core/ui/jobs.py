@@ -7,9 +7,10 @@ device for handlers that are always heavy. Decorate a handler as
 ``@ui.user_errors`` / ``@ui.in_lane(cost)`` (or ``@ui.heavy``) / ``@ui.gpu(...)``, in that order,
 and register it with ``**ui.JOB_EVENTS`` (or ``**ui.HEAVY_EVENTS``).
 
-Inside a heavy-lane job, the handler runs its pipeline with ``ui.offload(pipeline.run, ...)`` (or
-``ui.offload_stream(pipeline.stream, ...)``): on a CPU that is the model worker process
-(``core.model_worker``), so the server's own threads and the light lane keep the CPU and the GIL.
+Inside a job, the handler runs its pipeline with ``ui.offload(pipeline.run, ...)`` (or
+``ui.offload_stream(pipeline.stream, ...)``): on a CPU that is the lane's model worker process
+(``core.model_worker``; the heavy lane's at a lower priority), so the server's own threads keep the
+GIL for serving requests and a quick job never waits for the CPU behind a long one.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ HEAVY_PRIOR_SECONDS = 30.0  # the wait announced for a heavy job of a kind not m
 GPU_SECONDS_MAX = 180
 
 
-# The device type of the heavy lane the current job holds a slot of (None outside a heavy lane).
-_HEAVY_LANE_DEVICE: contextvars.ContextVar[str | None] = contextvars.ContextVar("ganhub_heavy_lane", default=None)
+# (device type, lane) of the lane slot the current job holds (None outside a lane).
+_JOB_LANE: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("ganhub_job_lane", default=None)
 MODEL_WORKER_VARIABLE = "GANHUB_MODEL_WORKER"
 
 
@@ -62,20 +63,22 @@ def _lane_slot(cost: Callable[..., tuple[str, float]], args, kwargs):
             progress(0, desc=f"Waiting for the {chosen.name}: queue position {position}, about "
                              f"{max(1, round(seconds))} s")
 
+    entered = time.monotonic()
     try:
         job = f"job:{kind}"  # seconds per job (apps may measure their own units under ``kind``)
         with chosen.enter(JOB_CLOCK.estimate(job, 1, prior=expected), on_wait):
-            started = time.monotonic()
-            outer = _HEAVY_LANE_DEVICE.get()
-            if lane_kind == "heavy":
-                from core.device import get_device
+            from core.device import get_device
 
-                _HEAVY_LANE_DEVICE.set(get_device().type)
+            started = time.monotonic()
+            outer = _JOB_LANE.get()
+            _JOB_LANE.set((get_device().type, lane_kind))
             try:
                 yield
             finally:
-                _HEAVY_LANE_DEVICE.set(outer)  # set, not reset: a generator's steps may run in other contexts
-            JOB_CLOCK.record(job, 1, time.monotonic() - started)
+                _JOB_LANE.set(outer)  # set, not reset: a generator's steps may run in other contexts
+            ran = time.monotonic() - started
+            JOB_CLOCK.record(job, 1, ran)
+            _log.debug("%s lane, %s: waited %.3f s, ran %.3f s", lane_kind, kind, started - entered, ran)
     except LaneFullError as e:
         raise gr.Error(str(e), title="Server busy", print_exception=False) from None
 
@@ -119,7 +122,7 @@ def light(fn: Callable) -> Callable:
 
 
 def uses_model_worker(device_type: str) -> bool:
-    """Whether heavy jobs on ``device_type`` run in the model worker process: by default on a CPU only
+    """Whether jobs' model work on ``device_type`` runs in the lanes' model worker processes: by default on a CPU only
     (an accelerator does the work itself, the server's CPU stays free); ``GANHUB_MODEL_WORKER=process``
     or ``inline`` decides for every device. Never on ZeroGPU, whose ``spaces.GPU`` attaches the GPU to
     the handler's own process, nor outside POSIX."""
@@ -131,40 +134,53 @@ def uses_model_worker(device_type: str) -> bool:
     return device_type == "cpu" if setting == "auto" else setting == "process"
 
 
-def _worker_device() -> str | None:
-    """The device whose model worker this job's model work goes to, or None to run it here."""
-    device_type = _HEAVY_LANE_DEVICE.get()
-    return device_type if device_type is not None and uses_model_worker(device_type) else None
+def _job_worker() -> tuple[str, str] | None:
+    """(device type, lane) of the model worker this job's model work goes to, or None to run it here."""
+    job_lane = _JOB_LANE.get()
+    return job_lane if job_lane is not None and uses_model_worker(job_lane[0]) else None
 
 
 def offload(fn: Callable, *args, **kwargs):
-    """``fn(*args, **kwargs)`` where the job's model work belongs: in the model worker process when the
-    job holds a heavy-lane slot and :func:`uses_model_worker` says so, else here. ``fn`` must be a
+    """``fn(*args, **kwargs)`` where the job's model work belongs: in its lane's model worker process
+    when the job holds a lane slot and :func:`uses_model_worker` says so, else here. ``fn`` must be a
     module-level function; arguments and result must pickle (``threading.Event`` and function arguments
     stay here, see ``core.model_worker``); a ``model=`` object is never sent (the worker loads its own).
     Call it from the handler's body, inside its lane."""
     from core import model_worker
 
-    device_type = _worker_device()
-    if device_type is None:
+    where = _job_worker()
+    if where is None:
         return fn(*args, **kwargs)
-    return model_worker.worker(device_type).call(fn, *args, **kwargs)
+    return model_worker.worker(*where).call(fn, *args, **kwargs)
 
 
 def offload_stream(fn: Callable, *args, **kwargs) -> Iterator:
     """:func:`offload` for a generator function (``pipeline.stream``): its items, as they come."""
     from core import model_worker
 
-    device_type = _worker_device()
-    if device_type is None:
+    where = _job_worker()
+    if where is None:
         return fn(*args, **kwargs)
-    return model_worker.worker(device_type).stream(fn, *args, **kwargs)
+    return model_worker.worker(*where).stream(fn, *args, **kwargs)
 
 
-def warm_up(fn: Callable, *args, **kwargs) -> threading.Thread:
-    """Run ``fn(*args, **kwargs)`` (imports, a model load) in a background thread, in the process where
-    heavy jobs' model work runs: the model worker when :func:`uses_model_worker` says so for this
-    device, else here. A failure is logged, never raised: the first job then pays for it instead."""
+_warm_ups: list[tuple[Callable, tuple, dict, str]] = []
+_started = threading.Event()
+
+
+def warm_up(fn: Callable, *args, lane: str = "heavy", **kwargs) -> None:
+    """Run the module-level function ``fn(*args, **kwargs)`` (imports, a model load; its result is dropped)
+    when the server starts (:func:`start_warm_ups`;
+    at once if it has started), in a background thread, in the process where the model work of
+    ``lane``'s jobs runs: that lane's model worker when :func:`uses_model_worker` says so for this
+    device, else here. Apps call it at import: importing an app stays light. A failure is logged,
+    never raised: the first job then pays for it instead."""
+    _warm_ups.append((fn, args, kwargs, lane))
+    if _started.is_set():
+        _run_warm_up(fn, args, kwargs, lane)
+
+
+def _run_warm_up(fn: Callable, args: tuple, kwargs: dict, lane: str) -> threading.Thread:
     from core.device import get_device
 
     def work():
@@ -172,8 +188,10 @@ def warm_up(fn: Callable, *args, **kwargs) -> threading.Thread:
             device_type = get_device().type
             if uses_model_worker(device_type):
                 from core import model_worker
+                from core.model_worker_process import for_effect
 
-                model_worker.worker(device_type).call(fn, *args, **kwargs)
+                target = f"{fn.__module__}:{fn.__qualname__}"
+                model_worker.worker(device_type, lane).call(for_effect, target, *args, **kwargs)
             else:
                 fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001  (a warm-up is an optimisation)
@@ -182,6 +200,15 @@ def warm_up(fn: Callable, *args, **kwargs) -> threading.Thread:
     thread = threading.Thread(target=work, name=f"warm-up-{getattr(fn, '__name__', 'fn')}", daemon=True)
     thread.start()
     return thread
+
+
+def start_warm_ups() -> list[threading.Thread]:
+    """Start the model workers of both lanes (when this device uses them) and every registered
+    :func:`warm_up`, in background threads; the server calls it as it starts serving, so its first
+    requests find the workers started and the quick jobs' models loaded. Returns the threads."""
+    _started.set()
+    tasks = [(os.getpid, (), {}, lane) for lane in ("light", "heavy")]  # a no-op: starts the worker
+    return [_run_warm_up(*task) for task in [*tasks, *_warm_ups]]
 
 
 def on_zero_gpu() -> bool:

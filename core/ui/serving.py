@@ -55,8 +55,11 @@ def launch(demo: gr.Blocks, argv: list[str] | None = None) -> None:
     """Launch one app with the hub's defaults and the command-line flags."""
     from core.device import tune_allocator
 
+    from core.ui.jobs import start_warm_ups
+
     args = parse_launch_args(argv)
     tune_allocator()
+    start_warm_ups()
     demo.queue(max_size=QUEUE_MAX_SIZE).launch(
         server_name=args.host, server_port=args.port, share=args.share, root_path=args.root_path,
         app_kwargs=app_kwargs(demo), **LAUNCH_KWARGS

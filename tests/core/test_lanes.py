@@ -128,3 +128,39 @@ def test_a_full_lane_is_a_clear_gradio_error(monkeypatch):
     finally:
         release.set()
         holder.join(5)
+
+
+def test_the_light_lane_serves_the_shortest_job_first_and_ages_the_long_ones():
+    lane = lanes.Lane("test", slots=1, max_waiting=8, shortest_first=4.0)
+    order, release = [], threading.Event()
+
+    def job(name, expected):
+        with lane.enter(expected):
+            order.append(name)
+            if name == "running":
+                release.wait(5)
+
+    def queue(name, expected):
+        thread = threading.Thread(target=job, args=(name, expected))
+        waiting = lane.waiting()
+        thread.start()
+        while lane.waiting() == waiting:
+            time.sleep(0.01)
+        return thread
+
+    running = threading.Thread(target=job, args=("running", 0.1))
+    running.start()
+    while not order:
+        time.sleep(0.01)
+    threads = [queue("search", 1.0), queue("inpaint", 0.05)]  # the search waits as if it came 4 s later
+    threads.append(queue("old", 0.05))
+    time.sleep(0.6)  # "old" has waited longer than 4 x 0.05 s when the next short job comes
+    threads.append(queue("new", 0.05))
+    release.set()
+    for thread in [running, *threads]:
+        thread.join(5)
+    assert order == ["running", "inpaint", "old", "new", "search"]
+
+
+def test_the_heavy_lane_keeps_arrival_order_whatever_the_jobs_cost():
+    assert lanes.lane("heavy", "cpu").shortest_first == 0 and lanes.lane("light").shortest_first > 0

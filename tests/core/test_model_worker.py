@@ -164,3 +164,15 @@ def _alive(pid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_the_light_lane_has_its_own_worker_at_the_server_priority_with_one_torch_thread(monkeypatch):
+    monkeypatch.delenv("GANHUB_LIGHT_WORKER_NICE", raising=False)
+    monkeypatch.delenv("GANHUB_LIGHT_WORKER_THREADS", raising=False)
+    heavy, light = model_worker.worker("cpu").call(where), model_worker.worker("cpu", "light").call(where)
+    assert os.getpid() != light["pid"] != heavy["pid"]
+    assert light["nice"] == min(19, os.nice(0) + 5) and heavy["nice"] == min(19, os.nice(0) + 10)
+    assert light["torch_threads"] == 1
+    assert model_worker.status()["cpu:light"]["pid"] == light["pid"]
+    with pytest.raises(ValueError, match="Unknown lane 'medium'"):
+        model_worker.worker("cpu", "medium")

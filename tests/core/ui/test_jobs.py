@@ -1,5 +1,8 @@
 """Lanes glue and ZeroGPU: ``core.ui.jobs``."""
 
+import threading
+import time
+
 from core import ui
 
 
@@ -57,7 +60,7 @@ def test_models_are_preloaded_on_zero_gpu_only_and_only_when_their_weights_are_h
     assert loaded == ["cyclegan.vintage"]
 
 
-def test_model_work_goes_to_the_worker_process_only_inside_a_heavy_lane(monkeypatch):
+def test_model_work_goes_to_its_lanes_worker_process_only_inside_a_lane(monkeypatch):
     import os
 
     from core import model_worker
@@ -78,11 +81,13 @@ def test_model_work_goes_to_the_worker_process_only_inside_a_heavy_lane(monkeypa
         return ui.offload(where)["pid"]
 
     try:
-        assert heavy_job() != os.getpid()
+        heavy_pid, light_pid = heavy_job(), light_job()
+        assert len({heavy_pid, light_pid, os.getpid()}) == 3
+        assert heavy_pid == model_worker.status()["cpu"]["pid"] and light_pid == model_worker.status()["cpu:light"]["pid"]
         assert list(heavy_stream()) == [0, 1, 4]
-        assert light_job() == os.getpid() and ui.offload(where)["pid"] == os.getpid()
+        assert ui.offload(where)["pid"] == os.getpid()  # outside a lane: here
         monkeypatch.setenv("GANHUB_MODEL_WORKER", "inline")
-        assert heavy_job() == os.getpid()
+        assert heavy_job() == os.getpid() and light_job() == os.getpid()
     finally:
         model_worker.shutdown()
 
@@ -102,22 +107,35 @@ def test_the_model_worker_is_used_on_a_cpu_by_default_and_never_on_zero_gpu(monk
         ui.uses_model_worker("cpu")
 
 
-def test_a_warm_up_runs_where_the_heavy_model_work_runs_and_never_raises(monkeypatch, tmp_path, caplog):
+def test_warm_ups_wait_for_the_server_to_start_then_run_where_their_lanes_work_runs(monkeypatch, tmp_path, caplog):
     import os
 
     from core import model_worker
+    from core.ui import jobs
     from tests.support.worker_jobs import write_pid
 
-    monkeypatch.setenv("GANHUB_MODEL_WORKER", "inline")
-    ui.warm_up(write_pid, tmp_path / "inline").join(30)
-    assert (tmp_path / "inline").read_text() == str(os.getpid())
+    monkeypatch.setattr(jobs, "_warm_ups", [])
+    monkeypatch.setattr(jobs, "_started", threading.Event())
     monkeypatch.setenv("GANHUB_MODEL_WORKER", "process")
+    ui.warm_up(write_pid, tmp_path / "heavy")
+    ui.warm_up(write_pid, tmp_path / "light", lane="light")
+    ui.warm_up(write_pid, tmp_path / "missing" / "file", lane="light")  # the worker's OSError is logged
+    time.sleep(0.5)
+    assert not list(tmp_path.iterdir()), "an app's import must not start its warm-ups"
     try:
-        ui.warm_up(write_pid, tmp_path / "worker").join(120)
-        pid = int((tmp_path / "worker").read_text())
-        assert pid != os.getpid() and pid == model_worker.status()["cpu"]["pid"]
-        thread = ui.warm_up(write_pid, tmp_path / "missing" / "file")  # the worker's OSError is logged
-        thread.join(60)
-        assert not thread.is_alive() and "warming up write_pid failed" in caplog.text
+        threads = ui.start_warm_ups()
+        for thread in threads:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in threads)
+        workers = model_worker.status()
+        assert int((tmp_path / "heavy").read_text()) == workers["cpu"]["pid"] != os.getpid()
+        assert int((tmp_path / "light").read_text()) == workers["cpu:light"]["pid"] != os.getpid()
+        assert "warming up write_pid failed" in caplog.text
+        monkeypatch.setenv("GANHUB_MODEL_WORKER", "inline")
+        ui.warm_up(write_pid, tmp_path / "inline")  # once started, a warm-up runs at once
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "inline").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "inline").read_text() == str(os.getpid())
     finally:
         model_worker.shutdown()
