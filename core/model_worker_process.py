@@ -30,14 +30,19 @@ class CallbackStandIn:
 
 def for_effect(target: str, *args, **kwargs) -> None:
     """Call the function named ``target`` (``"module:qualified.name"``; a function itself would be a
-    callback run in the server) and drop its result: a warm-up's loaded model stays in the worker."""
+    callback run in the server) and drop its result, after running it to its end if it is a generator:
+    a warm-up's loaded model stays in the worker."""
     import importlib
+    import inspect
 
     module, _, name = target.partition(":")
     fn = importlib.import_module(module)
     for part in name.split("."):
         fn = getattr(fn, part)
-    fn(*args, **kwargs)
+    result = fn(*args, **kwargs)
+    if inspect.isgenerator(result):
+        for _ in result:
+            pass
 
 
 def send_message(conn: Connection, lock: threading.Lock, kind: str, job: int, body) -> None:

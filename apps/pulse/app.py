@@ -49,8 +49,9 @@ cancels = ui.Cancels()  # "Finish now" and "Stop" end the session's search with 
 GPU_SECONDS_PER_STEP = {"dcgan": 0.005, "stylegan2": 0.08}
 ui.preload_on_zero_gpu(MODEL_IDS, load=load_generator)
 for _model_id in [m for m in GENERATORS if get_entry(m).arch == "dcgan" and availability(m)[0]]:
-    for _lane in ("light", "heavy"):  # short searches are quick jobs, the default one is heavy
-        ui.warm_up(load_generator, _model_id, lane=_lane)
+    for _lane in ("light", "heavy"):  # short searches are quick jobs, the default one is heavy: a 2-step search
+        ui.warm_up(pulse.upsample, str(EXAMPLES / "dcgan_face_16.png"),
+                   pulse.Settings(_model_id, steps=2, samples=1, seed=0), lane=_lane)
 
 
 def gpu_seconds(image, generator=GENERATORS[0], size=16, steps=100, eps=None, samples=4, *args, **kwargs) -> float:

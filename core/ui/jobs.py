@@ -169,7 +169,8 @@ _started = threading.Event()
 
 
 def warm_up(fn: Callable, *args, lane: str = "heavy", **kwargs) -> None:
-    """Run the module-level function ``fn(*args, **kwargs)`` (imports, a model load; its result is dropped)
+    """Run the module-level function ``fn(*args, **kwargs)`` (imports, a model load, a tiny job; its result
+    is dropped, a generator is run to its end)
     when the server starts (:func:`start_warm_ups`;
     at once if it has started), in a background thread, in the process where the model work of
     ``lane``'s jobs runs: that lane's model worker when :func:`uses_model_worker` says so for this
@@ -193,7 +194,10 @@ def _run_warm_up(fn: Callable, args: tuple, kwargs: dict, lane: str) -> threadin
                 target = f"{fn.__module__}:{fn.__qualname__}"
                 model_worker.worker(device_type, lane).call(for_effect, target, *args, **kwargs)
             else:
-                fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                if inspect.isgenerator(result):
+                    for _ in result:
+                        pass
         except Exception as e:  # noqa: BLE001  (a warm-up is an optimisation)
             _log.warning("warming up %s failed: %s", getattr(fn, "__qualname__", fn), e)
 

@@ -33,3 +33,12 @@ class HoldsALock(Exception):
 def test_an_error_that_cannot_be_pickled_becomes_a_runtime_error_that_names_it():
     received = _received(HoldsALock("the lock was held"))
     assert type(received) is RuntimeError and str(received) == "HoldsALock: the lock was held"
+
+
+def test_a_warm_up_target_is_named_not_sent_and_a_generator_runs_to_its_end(tmp_path):
+    import os
+
+    from core.model_worker_process import for_effect
+
+    assert for_effect("tests.support.worker_jobs:write_pid_at_the_end", tmp_path / "pid") is None
+    assert (tmp_path / "pid").read_text() == str(os.getpid())

@@ -25,3 +25,10 @@ def write_pid(path) -> None:
     """Write this process's id to ``path`` (shows where a warm-up ran)."""
     with open(path, "w") as f:
         f.write(str(os.getpid()))
+
+
+def write_pid_at_the_end(path, steps: int = 3):
+    """A generator that writes this process's id to ``path`` after its last item (a streamed job's warm-up)."""
+    for i in range(steps):
+        yield i
+    write_pid(path)
