@@ -123,3 +123,18 @@ def test_status_page_says_which_weights_are_missing_and_how_to_fetch_them(isolat
     page = landing_page({"season": app}, {"broken": "RuntimeError: <boom>"})
     assert "weights missing" in page and "<code>python -m core.weights fetch cyclegan.summer2winter</code>" in page
     assert "RuntimeError: &lt;boom&gt;" in page  # the reason is shown, escaped
+
+
+def test_the_hub_starts_both_model_workers_as_it_starts_serving():
+    import json
+
+    from tests.support.servers import serve_hub
+
+    with serve_hub(env={"GANHUB_MODEL_WORKER": "process"}) as url:
+        deadline, workers = time.time() + 120, {}
+        while time.time() < deadline and not {"cpu", "cpu:light"} <= set(workers):
+            time.sleep(0.5)
+            with urllib.request.urlopen(url + "/health", timeout=10) as response:
+                workers = json.load(response)["model_worker"]["workers"]
+        assert {"cpu", "cpu:light"} <= set(workers), workers  # before any request asked for one
+        assert all(w["alive"] for w in workers.values())
