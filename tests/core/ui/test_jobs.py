@@ -134,7 +134,8 @@ def test_warm_ups_wait_for_the_server_to_start_then_run_where_their_lanes_work_r
         monkeypatch.setenv("GANHUB_MODEL_WORKER", "inline")
         ui.warm_up(write_pid, tmp_path / "inline")  # once started, a warm-up runs at once
         deadline = time.monotonic() + 30
-        while not (tmp_path / "inline").exists() and time.monotonic() < deadline:
+        while not ((tmp_path / "inline").exists() and (tmp_path / "inline").read_text()) \
+                and time.monotonic() < deadline:  # written by the warm-up's thread: wait for the whole id
             time.sleep(0.05)
         assert (tmp_path / "inline").read_text() == str(os.getpid())
     finally:
