@@ -185,19 +185,17 @@ def _run_warm_up(fn: Callable, args: tuple, kwargs: dict, lane: str) -> threadin
     from core.device import get_device
 
     def work():
+        from core.model_worker_process import for_effect
+
         try:
             device_type = get_device().type
+            target = f"{fn.__module__}:{fn.__qualname__}"
             if uses_model_worker(device_type):
                 from core import model_worker
-                from core.model_worker_process import for_effect
 
-                target = f"{fn.__module__}:{fn.__qualname__}"
                 model_worker.worker(device_type, lane).call(for_effect, target, *args, **kwargs)
             else:
-                result = fn(*args, **kwargs)
-                if inspect.isgenerator(result):
-                    for _ in result:
-                        pass
+                for_effect(target, *args, **kwargs)
         except Exception as e:  # noqa: BLE001  (a warm-up is an optimisation)
             _log.warning("warming up %s failed: %s", getattr(fn, "__qualname__", fn), e)
 
