@@ -32,6 +32,7 @@ MODEL_IDS = models_for_app("glasses")  # GeneGAN, its classifier and the face de
 # ZeroGPU only: GeneGAN and the classifier go on the GPU at start-up (the face detector runs on the CPU).
 ui.preload_on_zero_gpu([model_for_role("glasses", role) for role in ("generator", "classifier")])
 EXAMPLES = Path(__file__).resolve().parent / "examples"
+CROPS = (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))
 BLENDS = {
     "Photo (A's real frames, inpainted removal)": "photo",
     "Auto (add the change to B, paste the output on A)": "auto",
@@ -54,15 +55,15 @@ def swap(image_a, image_b, strength, blend, passes=2):
         passes: "Removal passes", 1-3: 1 = the paper's join(A, 0); more passes take off more of thick frames (more blur).
 
     Returns:
-        B with A's glasses and A without glasses (PNGs with the settings in their metadata), the aligned 64x64 crops, and notes ending with the gradio_client call that reproduces them.
+        B with A's glasses and A without glasses (PNGs with the settings in their metadata), the aligned 64x64 crops and the masks used (one captioned image), and notes ending with the gradio_client call that reproduces them.
     """
     from core.pipelines.glasses import swap as glasses
 
     settings = glasses.Settings(strength=float(strength), mode=BLENDS.get(blend, "photo"), removal_passes=int(passes))
     result = glasses.run(image_a, image_b, settings)
-    crops = [(result.crops[k].resize((192, 192), 0), label) for k, label in
-             (("a", "A aligned"), ("b", "B aligned"), ("b_with", "B + A's glasses"), ("a_without", "A - glasses"))]
-    crops += [(ui.preview_file(image), caption) for image, caption in result.previews]  # photo crops: JPEG
+    # One captioned image, not a gallery: each file a call returns costs a script one more request.
+    crops = ui.contact_sheet([[(result.crops[k].resize((192, 192), 0), label) for k, label in CROPS],
+                              result.previews], heights=(192, 128))
     call = reproduce.Call("/swap", {**reproduce.files("image_a", "image_b"), "strength": float(strength),
                                     "blend": blend, "passes": int(passes)})
     notes = ("\n".join(f"- {n}" for n in result.notes) or "Done.") + "\n\n" + call.markdown()
@@ -85,8 +86,8 @@ with gr.Blocks(title=TITLE, delete_cache=ui.DELETE_CACHE) as demo:
     with gr.Row():
         b_with = gr.Image(label="B with A's glasses", format="png", type="pil")
         a_without = gr.Image(label="A without glasses", format="png", type="pil")
-    crops = gr.Gallery(label="Aligned 64x64 crops (model input and result), and the masks used", columns=4,
-                       format="png", height=240)  # the crops' pixels stay sharp; the masks come as JPEG files
+    crops = gr.Image(label="Aligned 64x64 crops (model input and result) and, for photos, the masks used",
+                     format="png", type="pil", buttons=["download", "fullscreen"])  # PNG: the crops' pixels stay sharp
     notes = gr.Markdown()
     run.click(swap, [image_a, image_b, strength, blend, passes], [b_with, a_without, crops, notes], api_name="swap",
               **ui.JOB_EVENTS)

@@ -39,6 +39,9 @@ EXAMPLES = Path(__file__).parent / "examples"
 # The page's previews of the leading face: two a second (the first at once) show the face forming while the
 # progress bar counts every step; each one costs the search CPU time (bench/RESULTS.md, "PULSE previews").
 PREVIEW_INTERVAL, PREVIEW_SIDE = 0.5, 512  # seconds; px (the box is 280 px tall)
+# Scripts and agents see no previews: the progress and the notes once a second. Each update wakes this
+# server and the client while the search runs (100 x 4: round trip 1.17x -> 0.98x, bench/RESULTS.md).
+SCRIPT_UPDATE_INTERVAL = 1.0  # seconds
 EXAMPLE_FILES = [("dcgan_face_16.png", 16), ("dcgan_face_8.png", 8), ("astronaut_photo.jpg", 16)]
 SEARCH_LABELS = [("256 px, then 1024 px for the last 10% of the steps", "256+1024"),
                  ("256 px only, render 1024 px once (fastest)", "256"), ("1024 px all the way (slowest)", "1024")]
@@ -117,12 +120,16 @@ def upsample(image, generator=GENERATORS[0], size=16, steps=100, eps=pulse.EPS_D
     settings = pulse.Settings(generator, size, steps, eps, samples, seed, face, stylegan2_search)
     first_use = "" if availability(generator)[0] else " (first use: downloading its weights)"
     progress(0, desc=f"Loading the generator{first_use}")
-    shown_at, watched = -PREVIEW_INTERVAL, ui.sees_previews(request)  # scripts and agents get the notes only
+    watched = ui.sees_previews(request)  # scripts and agents get the notes only
+    interval = PREVIEW_INTERVAL if watched else SCRIPT_UPDATE_INTERVAL
+    shown_at = -interval
     with cancels.running(request) as cancel:
         for event in ui.offload_stream(pulse.upsample, image, settings, cancel=cancel):
             if isinstance(event, Progress):
-                progress((event.step, event.total), desc="Searching", unit="steps")
-                if time.monotonic() - shown_at >= PREVIEW_INTERVAL:
+                due = time.monotonic() - shown_at >= interval
+                if watched or due:  # the page's progress bar counts every step
+                    progress((event.step, event.total), desc="Searching", unit="steps")
+                if due:
                     shown_at = time.monotonic()
                     face = ui.preview_file(event.preview, PREVIEW_SIDE) if watched else gr.skip()
                     yield face, gr.skip(), gr.skip(), event.note, gr.skip(), gr.skip()

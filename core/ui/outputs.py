@@ -42,6 +42,41 @@ def preview(image, side: int = PREVIEW_SIDE):
     return resize_max_side(image, side)
 
 
+def contact_sheet(rows, heights=(192,), gap: int = 8, caption_height: int = 22):
+    """Several captioned images as one RGB image: one output file instead of a gallery's many.
+
+    ``rows``: lists of (image, caption); row i is scaled to ``heights[i]`` px (the last height for
+    the rows after; an image already that tall keeps its pixels), captions are written above their image. Every file a call returns costs
+    a ``gradio_client`` script its own HTTP request (bench/RESULTS.md, "Round trip"), so views that
+    belong together ship as one PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    def scaled(tile, height):
+        if tile.height == height:
+            return tile
+        return tile.resize((max(1, round(tile.width * height / tile.height)), height), Image.Resampling.LANCZOS)
+
+    heights = list(heights)
+    rows = [(heights[min(i, len(heights) - 1)], row) for i, row in enumerate(rows)]
+    rows = [(height, [(scaled(tile, height), caption) for tile, caption in row]) for height, row in rows if row]
+    if not rows:
+        raise ValueError("a contact sheet needs at least one image")
+    width = max(sum(t.width for t, _ in row) + gap * (len(row) - 1) for _, row in rows)
+    total = sum(caption_height + height for height, _ in rows) + gap * (len(rows) - 1)
+    sheet = Image.new("RGB", (width, total), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=caption_height - 8)
+    y = 0
+    for height, row in rows:
+        x = 0
+        for tile, caption in row:
+            draw.text((x + 2, y + 3), caption, fill=(40, 40, 40), font=font)
+            sheet.paste(tile.convert("RGB"), (x, y + caption_height))
+            x += tile.width + gap
+        y += caption_height + height + gap
+    return sheet
+
+
 def preview_file(image, side: int = PREVIEW_SIDE) -> str:
     """A streamed preview as a JPEG at display size in gradio's cache; yield its path to an image
     or gallery output. gradio serves a cached file as it is, so the component's own format (PNG,

@@ -45,7 +45,14 @@ def test_aligned_faces_swap_inside_the_eye_band_only(client):
         assert out.shape == (64, 64, 3)
         assert (out[~band] == src[~band]).all()  # png output: bit-exact outside the band
         assert np.abs(out[band].astype(int) - src[band]).mean() > 2  # the glasses moved
-    assert len(crops) == 4 and notes
+    # one captioned image: the four aligned crops enlarged x3 with their pixels as they are (A, B, B + A's
+    # glasses, A - glasses); aligned 64 px inputs are their own crops
+    sheet, enlarged = np.asarray(Image.open(crops).convert("RGB")), lambda x: x.repeat(3, 0).repeat(3, 1)
+    assert Image.open(crops).format == "PNG" and sheet.shape == (22 + 192, 4 * 192 + 3 * 8, 3)
+    for left, image in ((0, EXAMPLES / "a_glasses.png"), (200, EXAMPLES / "b_face64.png"), (400, b_with),
+                        (600, a_without)):
+        assert (sheet[22:, left:left + 192] == enlarged(np.asarray(Image.open(image).convert("RGB")))).all()
+    assert notes
 
 
 def test_photos_in_photos_out(client):
@@ -68,9 +75,8 @@ def test_photo_mode_changes_only_the_frames_of_real_portraits(client):
         out, src = np.asarray(Image.open(out).convert("RGB")), np.asarray(Image.open(EXAMPLES / src).convert("RGB"))
         assert out.shape == src.shape
         assert 0.002 < (out != src).any(-1).mean() < 0.05  # frames only, not the eye band
-    assert len(crops) == 6  # the four 64 px crops (lossless, enlarged x3) and the two masks over the photos (JPEG)
-    assert [Image.open(c["image"]).format for c in crops] == ["PNG"] * 4 + ["JPEG"] * 2
-    assert all(Image.open(c["image"]).size == (192, 192) for c in crops[:4])
+    # one PNG: the four 64 px crops (enlarged x3) in a row, the two masks over the photos below them
+    assert Image.open(crops).format == "PNG" and Image.open(crops).size[1] == (22 + 192) + 8 + (22 + 128)
     assert Image.open(b_with).info["gradio_client"].startswith("client.predict(image_a=handle_file('image_a.png')")
     assert "Classifier" in notes and "after removal" in notes
 

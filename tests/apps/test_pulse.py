@@ -138,6 +138,7 @@ def test_the_page_gets_jpeg_previews_and_scripts_the_notes_only(app, monkeypatch
 
     module, client, _ = app
     monkeypatch.setattr(module, "PREVIEW_INTERVAL", 0.0)  # a preview at each progress event (every 5th step)
+    monkeypatch.setattr(module, "SCRIPT_UPDATE_INTERVAL", 0.0)  # and a note for scripts at each one
     args = (handle_file(str(APP_DIR / "examples" / "dcgan_face_16.png")), "dcgan.faces64", 16, 15, 2e-3, 2, 1, 0,
             "256")
     with page_client(client) as page:
@@ -207,3 +208,25 @@ def test_the_time_budget_ends_a_long_search_with_the_best_faces(app, monkeypatch
     assert "at most 0.5 s (GANHUB_JOB_SECONDS): the job was stopped after" in summary
     assert "of 500 steps, and the best result so far is shown" in summary
     assert module.expected_time("dcgan.faces64", 100, 4).startswith("Expected time: about ")
+
+
+@DCGAN
+def test_scripts_get_fewer_updates_than_the_page(app, monkeypatch):
+    """Scripts see no previews, so they get the progress notes at SCRIPT_UPDATE_INTERVAL, not the page's pace."""
+    from gradio_client import handle_file
+
+    from tests.support.live import page_client
+
+    module, client, _ = app
+    monkeypatch.setattr(module, "PREVIEW_INTERVAL", 0.0)
+    monkeypatch.setattr(module, "SCRIPT_UPDATE_INTERVAL", 3600.0)
+    args = (handle_file(str(APP_DIR / "examples" / "dcgan_face_16.png")), "dcgan.faces64", 16, 15, 2e-3, 1, 1, 0,
+            "256")
+    with page_client(client) as page:
+        job = page.submit(*args, api_name="/upsample")
+        job.result(timeout=120)
+        assert len(job.outputs()) == 4  # steps 5, 10 and 15, then the result
+    job = client.submit(*args, api_name="/upsample")
+    job.result(timeout=120)
+    streamed = job.outputs()[:-1]
+    assert [re.search(r"Step \d+ of 15", output[3])[0] for output in streamed] == ["Step 5 of 15"]  # the first only

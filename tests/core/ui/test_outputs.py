@@ -97,3 +97,29 @@ def test_gradios_frontend_still_sends_the_header_that_marks_its_page():
     assets = Path(gradio.__file__).parent / "templates" / "frontend" / "assets"
     marked = [p.name for p in assets.glob("*.js") if re.search(r"\"x-gradio-user\":\W?app\W", p.read_text("utf-8"))]
     assert marked, "gradio's page no longer sends x-gradio-user: app; core.ui.sees_previews must learn its new mark"
+
+
+def test_contact_sheet_places_each_row_at_its_height_with_a_caption_band():
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from core.ui.outputs import contact_sheet
+
+    rng = np.random.default_rng(1)
+    crop = Image.fromarray(rng.integers(0, 255, (192, 192, 3), dtype=np.uint8))
+    wide = Image.fromarray(rng.integers(0, 255, (30, 60, 3), dtype=np.uint8))
+    sheet = contact_sheet([[(crop, "first"), (crop, "second")], [(wide, "mask")]], heights=(192, 64), gap=8,
+                          caption_height=22)
+    assert sheet.mode == "RGB" and sheet.size == (192 + 8 + 192, 22 + 192 + 8 + 22 + 64)
+    pixels = np.asarray(sheet)
+    assert (pixels[22:214, :192] == np.asarray(crop)).all()  # a tile already at its row's height keeps its pixels
+    assert (pixels[22:214, 200:392] == np.asarray(crop)).all()
+    assert (pixels[22:214, 192:200] == 255).all()  # the gap stays white
+    assert (pixels[:22, :192] < 128).any() and (pixels[:22, :192] == 255).mean() > 0.5  # dark caption text on white
+    assert (pixels[244:, :128] != 255).any(-1).mean() > 0.9  # the 60x30 image, scaled to 128x64
+    assert (pixels[244:, 128:] == 255).all()
+    sheet = contact_sheet([[(crop, "only")], []])  # an empty row (no masks) is left out
+    assert sheet.size == (192, 22 + 192)
+    with pytest.raises(ValueError, match="at least one image"):
+        contact_sheet([[], []])
