@@ -64,6 +64,64 @@ def one_context_client(url: str):
             client.close()
 
 
+class KeepAliveClient:
+    """The gradio HTTP API on one keep-alive connection, as the app's page uses it: upload the files in
+    one request, join the queue, read the event stream, download the result's files. No client-side
+    work beyond that (gradio_client's own cost is the difference between the two columns); like a
+    script, it does not send the page's ``x-gradio-user: app``, so streaming handlers send no previews."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url, self.http = url.rstrip("/"), httpx.Client(timeout=600)
+        config = self.http.get(f"{self.url}/config").json()
+        self.fn_index = {d.get("api_name"): d["id"] for d in config["dependencies"]}
+        self.parameters = {name: [p["parameter_name"] for p in endpoint["parameters"]] for name, endpoint in
+                           self.http.get(f"{self.url}/gradio_api/info").json()["named_endpoints"].items()}
+
+    def predict(self, api_name: str, arguments: dict) -> list:
+        """The endpoint's outputs (a file output as its downloaded bytes); ``Path`` arguments are uploaded."""
+        import json
+        import uuid
+
+        names = self.parameters[api_name]
+        paths = [k for k in names if isinstance(arguments.get(k), Path)]
+        uploaded = {}
+        if paths:
+            response = self.http.post(f"{self.url}/gradio_api/upload",
+                                      files=[("files", arguments[k].open("rb")) for k in paths])
+            response.raise_for_status()
+            uploaded = {k: {"path": p, "meta": {"_type": "gradio.FileData"}} for k, p in zip(paths, response.json())}
+        session = uuid.uuid4().hex
+        self.http.post(f"{self.url}/gradio_api/queue/join", json={
+            "data": [uploaded.get(k, arguments.get(k)) for k in names], "fn_index": self.fn_index[api_name.lstrip("/")],
+            "session_hash": session}).raise_for_status()
+        message = {}
+        with self.http.stream("GET", f"{self.url}/gradio_api/queue/data", params={"session_hash": session}) as events:
+            for line in events.iter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    if message.get("msg") == "process_completed":
+                        break
+        if not message.get("success"):
+            raise RuntimeError(f"{api_name} failed: {message}")
+        return [self._download(value) for value in message["output"]["data"]]
+
+    def _download(self, value):
+        if isinstance(value, list):
+            return [self._download(v) for v in value]
+        if isinstance(value, dict) and value.get("url"):
+            response = self.http.get(value["url"])
+            response.raise_for_status()
+            return response.content
+        if isinstance(value, dict):
+            return {k: self._download(v) for k, v in value.items()}
+        return value
+
+    def close(self) -> None:
+        self.http.close()
+
+
 def _drain(result):
     """A streaming handler's last yield (what a client's predict() returns), or a plain result."""
     if hasattr(result, "__next__"):
@@ -116,7 +174,8 @@ def _handler(demo, api_name):
 
 
 def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = ()) -> list[str]:
-    """Markdown rows; ``results`` (if given) receives (label, direct seconds, round-trip seconds);
+    """Markdown rows; ``results`` (if given) receives (label, direct seconds, and the round trip's seconds
+    through gradio_client, with one TLS context, and on one keep-alive connection);
     ``only``: run just the cases whose label contains one of these strings."""
     from gradio_client import handle_file
 
@@ -127,20 +186,22 @@ def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = 
     out = ["## Gradio round trip vs direct call (every app's main endpoint)", "",
            "Direct: the app's handler in this process on the decoded inputs; round trip: the same call through "
            "`gradio_client` on 127.0.0.1 (upload, queue, encoding of every output, download); one TLS context: "
-           "the same with `Client(..., ssl_verify=<one SSL context>)` (the README's tip for scripts). Medians of "
+           "the same with `Client(..., ssl_verify=<one SSL context>)` (the README's tip for scripts); keep-alive HTTP: "
+           "gradio's HTTP API on one connection, as the app's page calls it (`KeepAliveClient`). Medians of "
            f"{max(repeats, 3)} calls each, timed alternately.", "",
-           "| call | direct (handler) | through gradio_client | ratio | one TLS context | ratio |",
-           "|---|---|---|---|---|---|"]
+           "| call | direct (handler) | through gradio_client | ratio | one TLS context | ratio | keep-alive HTTP | "
+           "ratio |", "|---|---|---|---|---|---|---|---|"]
     by_app: dict[str, list] = {}
     for case in cases():
         if not only or any(o in case[0] for o in only):
             by_app.setdefault(case[1], []).append(case)
     for app, app_cases in by_app.items():
         demo = importlib.import_module(f"apps.{app}.app").demo
-        with live_client(demo) as client, one_context_client(client.src) as quick_client:
+        with live_client(demo) as client, one_context_client(client.src) as quick_client, \
+                contextlib.closing(KeepAliveClient(client.src)) as http_client:
             for label, _, api_name, given, model_id in app_cases:
                 if model_id and not availability(model_id)[0]:
-                    out.append(f"| {label} | weights absent (`python -m core.weights fetch {model_id}`) | | | | |")
+                    out.append(f"| {label} | weights absent (`python -m core.weights fetch {model_id}`) | | | | | | |")
                     continue
                 arguments = _arguments(demo, api_name, given)
                 files = [k for k, v in arguments.items() if isinstance(v, Path)]
@@ -155,12 +216,15 @@ def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = 
                     sent = {k: handle_file(str(v)) if k in files else v for k, v in arguments.items()}
                     return client.predict(**sent, api_name=api_name)
 
-                direct_s, api_s, quick_s = _interleaved_medians(direct, api, lambda api=api: api(quick_client),
-                                                                repeats=repeats)
+                def http(arguments=arguments, api_name=api_name):
+                    return http_client.predict(api_name, arguments)
+
+                direct_s, api_s, quick_s, http_s = _interleaved_medians(
+                    direct, api, lambda api=api: api(quick_client), http, repeats=repeats)
                 out.append(f"| {label} | {direct_s:.2f} s | {api_s:.2f} s | {api_s / direct_s:.2f}x | {quick_s:.2f} s | "
-                           f"{quick_s / direct_s:.2f}x |")
+                           f"{quick_s / direct_s:.2f}x | {http_s:.2f} s | {http_s / direct_s:.2f}x |")
                 if results is not None:
-                    results.append((label, direct_s, api_s))
+                    results.append((label, direct_s, api_s, quick_s, http_s))
                 print(out[-1], flush=True)
     return out + ["", *encode_rows(), "", *floor_rows(repeats), ""]
 
@@ -190,7 +254,7 @@ def encode_rows(repeats: int = 5) -> list[str]:
 
 
 def floor_rows(repeats: int = 3) -> list[str]:
-    """What gradio_client costs around a handler that does no work: the round trip's floor."""
+    """What each client costs around handlers that do no work: the round trip's floor."""
     import gradio as gr
     from gradio_client import handle_file
     from PIL import Image
@@ -201,23 +265,28 @@ def floor_rows(repeats: int = 3) -> list[str]:
     with gr.Blocks() as demo:
         number, same = gr.Number(), gr.Number()
         number.change(lambda x: x, number, same, api_name="echo")
-        image = gr.Image(type="pil")
+        image, other = gr.Image(type="pil"), gr.Image(type="pil")
         outputs = [gr.Image(type="pil", format="png") for _ in range(3)]
         image.change(lambda x: x, image, outputs[0], api_name="one_png")
         image.change(lambda x: (x, x, x), image, outputs, api_name="three_pngs")
+        image.change(lambda x, y: (x, y, x), [image, other], outputs, api_name="two_in_three_out")
     path = Path(tempfile.mkdtemp()) / "photo.png"
     photo.save(path)
-    out = [f"Floor: the same client and server around handlers that do no work ({photo.width}x{photo.height} "
+    out = [f"Floor: the same clients and server around handlers that do no work ({photo.width}x{photo.height} "
            "photo, PNG outputs encoded as the apps encode them).", "",
-           "| handler | round trip | one TLS context |", "|---|---|---|"]
-    with live_client(demo) as client, one_context_client(client.src) as quick_client:
-        cases = [("a number in, the same number out", "/echo", (1,)),
-                 ("the photo in, one PNG out", "/one_png", (handle_file(str(path)),)),
-                 ("the photo in, three PNGs out", "/three_pngs", (handle_file(str(path)),))]
-        for label, api_name, args in cases:
-            default, quick = _interleaved_medians(*(lambda c=c: c.predict(*args, api_name=api_name)
-                                                    for c in (client, quick_client)), repeats=max(repeats, 7))
-            out.append(f"| {label} | {default:.3f} s | {quick:.3f} s |")
+           "| handler | gradio_client | one TLS context | keep-alive HTTP |", "|---|---|---|---|"]
+    with live_client(demo) as client, one_context_client(client.src) as quick_client, \
+            contextlib.closing(KeepAliveClient(client.src)) as http_client:
+        cases = [("a number in, the same number out", "/echo", {"x": 1}),
+                 ("the photo in, one PNG out", "/one_png", {"x": path}),
+                 ("the photo in, three PNGs out", "/three_pngs", {"x": path}),
+                 ("two photos in, three PNGs out (the glasses app's shape)", "/two_in_three_out", {"x": path, "y": path})]
+        for label, api_name, arguments in cases:
+            sent = {k: handle_file(str(v)) if isinstance(v, Path) else v for k, v in arguments.items()}
+            default, quick, http = _interleaved_medians(
+                *(lambda c=c: c.predict(**sent, api_name=api_name) for c in (client, quick_client)),
+                lambda: http_client.predict(api_name, arguments), repeats=max(repeats, 7))
+            out.append(f"| {label} | {default:.3f} s | {quick:.3f} s | {http:.3f} s |")
             print(out[-1], flush=True)
     return out
 
