@@ -62,6 +62,7 @@ from core.ui.serving import (
     LAUNCH_KWARGS,
     QUEUE_MAX_SIZE,
     install_mcp_multiple_outputs_fix,
+    install_queue_poll_intervals,
     launch,
     parse_launch_args,
 )
@@ -75,6 +76,7 @@ from core.ui.weights_notice import (
 
 install_atomic_image_cache()
 install_mcp_multiple_outputs_fix()
+install_queue_poll_intervals()
 
 __all__ = [
     "Cancels", "DELETE_CACHE", "GPU_SECONDS_MAX", "HEAVY_EVENTS", "HEAVY_PRIOR_SECONDS", "JOB_EVENTS", "JPEG_QUALITY",

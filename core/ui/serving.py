@@ -21,6 +21,31 @@ QUEUE_MAX_SIZE = int(os.environ.get("GANHUB_QUEUE_MAX_SIZE", "16"))
 DELETE_CACHE = (3600, 3600)
 
 
+# gradio's queue checks for new jobs every 1 ms and for progress every 10 ms, even when idle: an idle hub
+# (one queue per app) used 23 % of a core, and an idle app slowed a PULSE search in the model worker by
+# 20 % on 2 cores (bench/RESULTS.md, "gradio's idle polling"). At 10 ms a job waits 5 ms on average to
+# start; progress messages are coalesced 20 times a second.
+QUEUE_POLL_SECONDS, PROGRESS_POLL_SECONDS = 0.01, 0.05
+
+
+def install_queue_poll_intervals() -> None:
+    """Every gradio queue made from now on polls at :data:`QUEUE_POLL_SECONDS` and
+    :data:`PROGRESS_POLL_SECONDS` (installed when ``core.ui`` is imported)."""
+    from gradio import queueing
+
+    original = queueing.Queue.__init__
+    if getattr(original, "sets_poll_intervals", False):
+        return
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.sleep_when_free = max(self.sleep_when_free, QUEUE_POLL_SECONDS)
+        self.progress_update_sleep_when_free = max(self.progress_update_sleep_when_free, PROGRESS_POLL_SECONDS)
+
+    init.sets_poll_intervals = True
+    queueing.Queue.__init__ = init
+
+
 def install_mcp_multiple_outputs_fix() -> None:
     """gradio 6.31's MCP server, on a call without a progress token, wraps a multi-output endpoint's
     whole result tuple as one output: the client gets one text blob of server paths instead of the
