@@ -46,9 +46,9 @@ def contact_sheet(rows, heights=(192,), gap: int = 8, caption_height: int = 22):
     """Several captioned images as one RGB image: one output file instead of a gallery's many.
 
     ``rows``: lists of (image, caption); row i is scaled to ``heights[i]`` px (the last height for
-    the rows after; an image already that tall keeps its pixels), captions are written above their image. Every file a call returns costs
-    a ``gradio_client`` script its own HTTP request (bench/RESULTS.md, "Round trip"), so views that
-    belong together ship as one PNG."""
+    the rows after; an image already that tall keeps its pixels), captions are written above their
+    image, empty rows are left out. Every file a call returns costs a ``gradio_client`` script its
+    own HTTP request (bench/RESULTS.md, "Round trip"), so views that belong together ship as one PNG."""
     from PIL import Image, ImageDraw, ImageFont
 
     def scaled(tile, height):

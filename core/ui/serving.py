@@ -23,7 +23,7 @@ DELETE_CACHE = (3600, 3600)
 
 # gradio's queue checks for new jobs every 1 ms and for progress every 10 ms, even when idle: an idle hub
 # (one queue per app) used 23 % of a core, and an idle app slowed a PULSE search in the model worker by
-# 20 % on 2 cores (bench/RESULTS.md, "gradio's idle polling"). At 10 ms a job waits 5 ms on average to
+# 20 % on 2 cores (bench/RESULTS.md, "Round trip: fewer files and updates, quiet queues"). At 10 ms a job waits 5 ms on average to
 # start; progress messages are coalesced 20 times a second.
 QUEUE_POLL_SECONDS, PROGRESS_POLL_SECONDS = 0.01, 0.05
 
