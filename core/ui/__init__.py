@@ -11,7 +11,8 @@
 - ``reproduce``: the ``gradio_client`` call that reproduces a result, in its notes and PNGs.
 - ``health``: ``GET /health`` and the hub's status page data; ``serving``: launch flags and defaults.
 
-Importing the kit installs two fixes into gradio: race-free output files and MCP multi-output results.
+Importing the kit installs into gradio: race-free output files, a job's images encoded concurrently,
+MCP multi-output results and quieter queue polling.
 """
 
 from core.ui import health, reproduce
@@ -51,6 +52,7 @@ from core.ui.outputs import (
     contact_sheet,
     encode_image,
     install_atomic_image_cache,
+    install_concurrent_image_encoding,
     preview,
     preview_file,
     sees_previews,
@@ -75,6 +77,7 @@ from core.ui.weights_notice import (
 )
 
 install_atomic_image_cache()
+install_concurrent_image_encoding()
 install_mcp_multiple_outputs_fix()
 install_queue_poll_intervals()
 

@@ -1,6 +1,6 @@
 """How output images are shipped: the encodings gradio serves, display-size previews, streamed
-previews only for the page that shows them, and a race-free write into gradio's file cache
-(installed when ``core.ui`` is imported)."""
+previews only for the page that shows them, a race-free write into gradio's file cache and a
+job's images encoded at the same time (both installed when ``core.ui`` is imported)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 # Measured in bench/RESULTS.md ("What an image costs to ship"): PNG level 1 encodes ~3x faster than
 # PIL's default level 6 for ~3% more bytes; previews are JPEG (q90, 4:4:4), ~100x faster than PNG.
@@ -129,3 +130,59 @@ def install_atomic_image_cache() -> None:
     from gradio import processing_utils
 
     processing_utils.save_pil_to_cache = save_pil_to_cache_atomically
+
+
+def _own_images(block_fn, predictions, state) -> list[tuple[int, Any, Any]]:
+    """(output index, image component, PIL image) for each ``gr.Image`` output that gradio would
+    encode itself: a PIL value on a component without a watermark."""
+    import gradio as gr
+    from PIL import Image
+
+    if not block_fn.postprocess or not isinstance(predictions, (list, tuple)) \
+            or len(predictions) != len(block_fn.outputs):
+        return []
+    found = []
+    for index, (block, value) in enumerate(zip(block_fn.outputs, predictions)):
+        if state is not None and block._id in state:
+            block = state[block._id]  # the session's copy of the component, as gradio uses it
+        watermark = getattr(block, "watermark", None)
+        if isinstance(block, gr.Image) and isinstance(value, Image.Image) \
+                and getattr(watermark, "watermark", None) is None:
+            found.append((index, block, value))
+    return found
+
+
+def install_concurrent_image_encoding() -> None:
+    """A job's output images are encoded at the same time, not one after another.
+
+    gradio 6.31 postprocesses a job's outputs in turn; the glasses app's three PNGs took 9 + 9 + 21
+    ms that way (bench/RESULTS.md, "Round trip"). Pillow releases the GIL while it encodes, so
+    each image is written into the cache in its own thread first (as gradio would write it, through
+    ``processing_utils.save_pil_to_cache``) and gradio then ships the cached file as it is."""
+    import anyio
+    from gradio import image_utils
+    from gradio.blocks import Blocks
+
+    original = Blocks.postprocess_data
+    if getattr(original, "encodes_concurrently", False):
+        return
+
+    async def postprocess_data(self, block_fn, predictions, state):
+        images = _own_images(block_fn, predictions, state)
+        if len(images) > 1:
+            paths = [None] * len(images)
+
+            async def encode(slot, block, image):
+                paths[slot] = await anyio.to_thread.run_sync(
+                    image_utils.save_image, image, block.GRADIO_CACHE, block.format)
+
+            async with anyio.create_task_group() as group:
+                for slot, (_, block, image) in enumerate(images):
+                    group.start_soon(encode, slot, block, image)
+            predictions = list(predictions)
+            for (index, _, _), path in zip(images, paths):
+                predictions[index] = path
+        return await original(self, block_fn, predictions, state)
+
+    postprocess_data.encodes_concurrently = True
+    Blocks.postprocess_data = postprocess_data

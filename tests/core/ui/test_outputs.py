@@ -123,3 +123,50 @@ def test_contact_sheet_places_each_row_at_its_height_with_a_caption_band():
     assert sheet.size == (192, 22 + 192)
     with pytest.raises(ValueError, match="at least one image"):
         contact_sheet([[], []])
+
+
+def test_a_jobs_output_images_are_encoded_at_the_same_time_and_shipped_unchanged(monkeypatch):
+    # gradio 6.31 encodes a job's outputs one after another; Pillow releases the GIL while encoding,
+    # so the kit writes them into the cache in parallel threads first. What the client gets is the same.
+    import threading
+    import time
+
+    import gradio as gr
+    import numpy as np
+    from gradio import processing_utils
+    from PIL import Image
+
+    from core import ui  # noqa: F401  (installs the kit's gradio fixes)
+    from tests.support.live import live_client
+
+    rng = np.random.default_rng(1)
+    first, second = (Image.fromarray(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)) for _ in range(2))
+    first.info["parameters"] = "seed: 7"
+    spans, save = [], processing_utils.save_pil_to_cache
+
+    def slow_save(img, cache_dir, *args, **kwargs):
+        start = time.monotonic()
+        time.sleep(0.3)
+        path = save(img, cache_dir, *args, **kwargs)
+        spans.append((start, time.monotonic(), threading.get_ident()))
+        return path
+
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", slow_save)
+    with gr.Blocks() as demo:
+        trigger = gr.Number()
+        a, b, notes = gr.Image(format="png"), gr.Image(format="png"), gr.Markdown()
+        trigger.change(lambda _: (first, second, "done"), trigger, [a, b, notes], api_name="two")
+        trigger.change(lambda _: first, trigger, a, api_name="one")
+    with live_client(demo) as client:
+        path_a, path_b, text = client.predict(1, api_name="/two")
+        assert len(spans) == 2 and max(s for s, _, _ in spans) < min(e for _, e, _ in spans)  # overlapping
+        assert spans[0][2] != spans[1][2]
+        spans.clear()
+        client.predict(1, api_name="/one")
+        assert len(spans) == 1  # one image: gradio's own path
+        assert text == "done"
+        for path, expected in ((path_a, first), (path_b, second)):  # downloaded files: read before the client closes
+            with Image.open(path) as shipped:
+                assert shipped.format == "PNG"
+                assert np.array_equal(np.asarray(shipped.convert("RGB")), np.asarray(expected))
+                assert shipped.text == ({"parameters": "seed: 7"} if expected is first else {})
