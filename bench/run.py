@@ -107,10 +107,13 @@ def build_case(name):
 
 
 def repeats_for(run, repeats: int) -> int:
-    """More repeats for fast models (at least ~1 s of timing), so their medians are stable."""
+    """More repeats for fast models (at least ~1 s of timing), so their medians are stable; at most 3
+    for models slower than 1 s a run (LaMa takes 8 s: with 5 it alone took 4 of the run's 11 minutes)."""
     start = time.perf_counter()
     run()
     seconds = time.perf_counter() - start
+    if seconds > 1.0:
+        return min(repeats, 3)
     return max(repeats, min(50, int(1.0 / max(seconds, 1e-3))))
 
 
@@ -307,6 +310,13 @@ def main() -> None:
     native_bf16 = cpu_has_native_bfloat16() or args.bfloat16
     torch.set_num_threads(args.threads)
     repeats = 1 if args.quick else args.repeats
+    started = section_started = time.perf_counter()
+    sections: dict[str, float] = {}
+
+    def section_done(name: str) -> None:  # wall time per part, printed and written: the run should stay ~10 min
+        nonlocal section_started
+        sections[name], section_started = time.perf_counter() - section_started, time.perf_counter()
+        print(f"[{name}: {sections[name]:.0f} s]", flush=True)
 
     default_peak, _ = conv_peak(repeats)
     default_malloc = default_allocator_latencies(repeats, args.quick)
@@ -315,14 +325,18 @@ def main() -> None:
     bf16_peak, bf16_shape = conv_peak(repeats, bfloat16=True) if native_bf16 else (None, "")
     print(f"conv peak {peak:.1f} GFLOP/s ({peak_shape}), default malloc {default_peak:.1f}; "
           + (f"bf16 {bf16_peak:.1f} ({bf16_shape})" if native_bf16 else "bf16 skipped: not native here"), flush=True)
+    section_done("convolution peaks and allocator")
     generator_table = generator_rows(repeats, peak, bf16_peak, args.quick, default_malloc)
+    section_done("generators")
     quality_table = bf16_quality_rows(repeats) if native_bf16 else [
         "| skipped: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so the apps keep fp32 here "
         "(`python bench/run.py --bfloat16` times the emulation anyway) | | | | | | |"]
     bf16_summary = (f"{bf16_peak:.1f} GFLOP/s under bfloat16 autocast ({bf16_shape})" if native_bf16 else
                     "bfloat16 **skipped**: this CPU has no native bfloat16 (AVX512-BF16 or AMX) and the apps keep fp32 "
                     "on it (`core.device.cpu_has_native_bfloat16`)")
+    section_done("bfloat16 quality")
     load_table = load_rows(repeats)
+    section_done("model loads")
     extra = []
     round_trip = Path(__file__).with_name("round_trip.py")
     if round_trip.is_file():
@@ -337,11 +351,14 @@ def main() -> None:
                                f"{label}: {http / direct:.2f}x on one keep-alive connection ({http - direct:.2f} s "
                                f"over {direct:.2f} s); gradio_client {one_context / direct:.2f}x with one TLS context, "
                                f"{api / direct:.2f}x with its default set-up", http / direct <= ROUND_TRIP_TARGET))
+        section_done("round trips")
+    total = time.perf_counter() - started
 
     lines = [
         "# CPU benchmark results", "",
         f"Written by `python bench/run.py` on {time.strftime('%Y-%m-%d %H:%M')}: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, median of {repeats} runs.", "",
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, median of {repeats} runs. "
+        f"The run took {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in sections.items()) + ").", "",
         f"Convolution peak measured in this run: **{peak:.1f} GFLOP/s** fp32 ({peak_shape}); "
         f"{bf16_summary}; {default_peak:.1f} GFLOP/s fp32 "
         "with glibc's default malloc.", "",
