@@ -182,9 +182,14 @@ def _handler(demo, api_name):
     return next(f.fn for f in demo.fns.values() if f.api_name == api_name.lstrip("/"))
 
 
-def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = ()) -> list[str]:
-    """Markdown rows; ``results`` (if given) receives (label, direct seconds, and the round trip's seconds
-    through gradio_client, with one TLS context, and on one keep-alive connection);
+CLIENTS = ("gradio_client", "one TLS context", "keep-alive HTTP")
+
+
+def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = (),
+         clients: tuple[str, ...] = CLIENTS) -> list[str]:
+    """Markdown rows; ``results`` (if given) receives one dict per call: its label, the direct call's
+    seconds ("direct") and the round trip's seconds through each of ``clients`` (of :data:`CLIENTS`:
+    gradio_client, the same with one TLS context, gradio's HTTP API on one keep-alive connection);
     ``only``: run just the cases whose label contains one of these strings."""
     from gradio_client import handle_file
 
@@ -192,14 +197,16 @@ def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = 
     from core.weights import availability
     from tests.support.live import live_client
 
+    described = {
+        "gradio_client": "through `gradio_client` on 127.0.0.1 (upload, queue, encoding of every output, download)",
+        "one TLS context": "the same with `Client(..., ssl_verify=<one SSL context>)` (the README's tip for scripts)",
+        "keep-alive HTTP": "gradio's HTTP API on one connection, as the app's page calls it (`KeepAliveClient`)"}
     out = ["## Gradio round trip vs direct call (every app's main endpoint)", "",
-           "Direct: the app's handler in this process on the decoded inputs; round trip: the same call through "
-           "`gradio_client` on 127.0.0.1 (upload, queue, encoding of every output, download); one TLS context: "
-           "the same with `Client(..., ssl_verify=<one SSL context>)` (the README's tip for scripts); keep-alive HTTP: "
-           "gradio's HTTP API on one connection, as the app's page calls it (`KeepAliveClient`). Medians of "
-           f"{max(repeats, 3)} calls each ({max(repeats, 9)} for calls of 0.4-1.5 s), timed alternately.", "",
-           "| call | direct (handler) | through gradio_client | ratio | one TLS context | ratio | keep-alive HTTP | "
-           "ratio |", "|---|---|---|---|---|---|---|---|"]
+           "Direct: the app's handler in this process on the decoded inputs; round trip: "
+           + "; ".join(f"{c}: {described[c]}" for c in clients) + f". Medians of {max(repeats, 3)} calls each "
+           f"({max(repeats, 9)} for calls of 0.4-1.5 s), timed alternately.", "",
+           "| call | direct (handler) | " + " | ".join(f"{c} | ratio" for c in clients) + " |",
+           "|---|---|" + "---|---|" * len(clients)]
     by_app: dict[str, list] = {}
     for case in cases():
         if not only or any(o in case[0] for o in only):
@@ -210,7 +217,8 @@ def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = 
                 contextlib.closing(KeepAliveClient(client.src)) as http_client:
             for label, _, api_name, given, model_id in app_cases:
                 if model_id and not availability(model_id)[0]:
-                    out.append(f"| {label} | weights absent (`python -m core.weights fetch {model_id}`) | | | | | | |")
+                    out.append(f"| {label} | weights absent (`python -m core.weights fetch {model_id}`) |"
+                               + " |" * (2 * len(clients)))
                     continue
                 arguments = _arguments(demo, api_name, given)
                 files = [k for k, v in arguments.items() if isinstance(v, Path)]
@@ -221,19 +229,18 @@ def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = 
                                for k, v in arguments.items()}
                     return _drain(handler(**decoded))
 
-                def api(client=client, arguments=arguments, files=files, api_name=api_name):
+                def api(gradio_client, arguments=arguments, files=files, api_name=api_name):
                     sent = {k: handle_file(str(v)) if k in files else v for k, v in arguments.items()}
-                    return client.predict(**sent, api_name=api_name)
+                    return gradio_client.predict(**sent, api_name=api_name)
 
-                def http(arguments=arguments, api_name=api_name):
-                    return http_client.predict(api_name, arguments)
-
-                direct_s, api_s, quick_s, http_s = _interleaved_medians(
-                    direct, api, lambda api=api: api(quick_client), http, repeats=repeats)
-                out.append(f"| {label} | {direct_s:.2f} s | {api_s:.2f} s | {api_s / direct_s:.2f}x | {quick_s:.2f} s | "
-                           f"{quick_s / direct_s:.2f}x | {http_s:.2f} s | {http_s / direct_s:.2f}x |")
+                calls = {"gradio_client": lambda api=api: api(client),
+                         "one TLS context": lambda api=api: api(quick_client),
+                         "keep-alive HTTP": lambda a=arguments, name=api_name: http_client.predict(name, a)}
+                direct_s, *trip_s = _interleaved_medians(direct, *(calls[c] for c in clients), repeats=repeats)
+                out.append(f"| {label} | {direct_s:.2f} s | "
+                           + " | ".join(f"{t:.2f} s | {t / direct_s:.2f}x" for t in trip_s) + " |")
                 if results is not None:
-                    results.append((label, direct_s, api_s, quick_s, http_s))
+                    results.append({"label": label, "direct": direct_s, **dict(zip(clients, trip_s))})
                 print(out[-1], flush=True)
     return out + ["", *encode_rows(), "", *floor_rows(repeats), ""]
 
