@@ -155,7 +155,7 @@ def _own_images(block_fn, predictions, state) -> list[tuple[int, Any, Any]]:
 def install_concurrent_image_encoding() -> None:
     """A job's output images are encoded at the same time, not one after another.
 
-    gradio 6.31 postprocesses a job's outputs in turn; the glasses app's three PNGs took 9 + 9 + 21
+    gradio 6.31 postprocesses a job's outputs in turn; the glasses app's three PNGs took 9 + 9 + 15
     ms that way (bench/RESULTS.md, "Round trip"). Pillow releases the GIL while it encodes, so
     each image is written into the cache in its own thread first (as gradio would write it, through
     ``processing_utils.save_pil_to_cache``) and gradio then ships the cached file as it is."""
@@ -176,9 +176,12 @@ def install_concurrent_image_encoding() -> None:
                 paths[slot] = await anyio.to_thread.run_sync(
                     image_utils.save_image, image, block.GRADIO_CACHE, block.format)
 
-            async with anyio.create_task_group() as group:
-                for slot, (_, block, image) in enumerate(images):
-                    group.start_soon(encode, slot, block, image)
+            try:
+                async with anyio.create_task_group() as group:
+                    for slot, (_, block, image) in enumerate(images):
+                        group.start_soon(encode, slot, block, image)
+            except Exception:  # e.g. a mode PNG cannot hold: gradio's own path reports it as it always does
+                return await original(self, block_fn, predictions, state)
             predictions = list(predictions)
             for (index, _, _), path in zip(images, paths):
                 predictions[index] = path

@@ -170,3 +170,31 @@ def test_a_jobs_output_images_are_encoded_at_the_same_time_and_shipped_unchanged
                 assert shipped.format == "PNG"
                 assert np.array_equal(np.asarray(shipped.convert("RGB")), np.asarray(expected))
                 assert shipped.text == ({"parameters": "seed: 7"} if expected is first else {})
+
+
+def test_an_output_image_that_cannot_be_encoded_fails_as_in_gradio_and_the_app_keeps_serving():
+    import asyncio
+
+    import gradio as gr
+    import pytest
+    from gradio.exceptions import ComponentProcessingError
+    from gradio_client.exceptions import AppError
+    from PIL import Image
+
+    from core import ui  # noqa: F401  (installs the kit's gradio fixes)
+    from tests.support.live import live_client
+
+    good, cmyk = Image.new("RGB", (8, 8), "red"), Image.new("CMYK", (8, 8))  # PNG cannot hold CMYK
+
+    with gr.Blocks() as demo:
+        trigger = gr.Number()
+        a, b = gr.Image(format="png"), gr.Image(format="png")
+        trigger.change(lambda x: (good, cmyk if x else good), trigger, [a, b], api_name="pair")
+    pair = next(f for f in demo.fns.values() if f.api_name == "pair")
+    with pytest.raises(ComponentProcessingError, match="CMYK"):  # gradio's own error, naming the output
+        asyncio.run(demo.postprocess_data(pair, [good, cmyk], None))
+    with live_client(demo) as client:
+        with pytest.raises(AppError):
+            client.predict(1, api_name="/pair")
+        first, second = client.predict(0, api_name="/pair")  # the server still serves the next job
+        assert Image.open(first).size == Image.open(second).size == (8, 8)
