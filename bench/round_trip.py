@@ -213,7 +213,8 @@ def rows(repeats: int = 5, results: list | None = None, only: tuple[str, ...] = 
             by_app.setdefault(case[1], []).append(case)
     for app, app_cases in by_app.items():
         demo = importlib.import_module(f"apps.{app}.app").demo
-        with live_client(demo) as client, one_context_client(client.src) as quick_client, \
+        with live_client(demo) as client, (one_context_client(client.src) if "one TLS context" in clients else
+                                           contextlib.nullcontext()) as quick_client, \
                 contextlib.closing(KeepAliveClient(client.src)) as http_client:
             for label, _, api_name, given, model_id in app_cases:
                 if model_id and not availability(model_id)[0]:
